@@ -1,0 +1,37 @@
+# Ferry: `make demo` runs every DAG end to end on local services; `make test` runs the test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
+export PYTHON VENV
+
+.PHONY: setup demo test test-fast bench up down constraints clean
+
+setup:  ## create .venv and install pinned requirements (idempotent)
+	@bash scripts/setup.sh
+
+demo: setup  ## start local services, seed demo data, run every DAG, print a summary
+	@$(PY) -m ferry.demo
+
+test: setup  ## the whole test suite against real local services (what CI runs)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup  ## unit tests only (no services)
+	@$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+bench: setup  ## benchmarks (on demand; prints figures and ratios against same-run baselines)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+up:  ## full stack with Docker (Airflow, PostgreSQL, MongoDB, MinIO)
+	docker compose up -d
+
+down:
+	docker compose down
+
+constraints:  ## re-freeze constraints.txt from the current .venv
+	@(echo "# Frozen from a verified install of requirements-dev.txt (pip check clean, Python 3.11)."; \
+	  echo "# Regenerate: make constraints"; $(VENV)/bin/pip freeze | grep -v "@ file") > constraints.txt
+
+clean:
+	rm -rf .ferry

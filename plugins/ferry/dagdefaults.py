@@ -1,0 +1,20 @@
+"""Defaults every Ferry DAG shares (imported at DAG-parse time: keep it light)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+OWNER = "ferry"
+
+
+def default_args(**overrides) -> dict:
+    """Owner, retries with exponential backoff (transient errors; bad data raises AirflowFailException)."""
+    args = {
+        "owner": OWNER,
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=10),
+    }
+    args.update(overrides)
+    return args

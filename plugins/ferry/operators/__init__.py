@@ -1,0 +1,1 @@
+"""Thin Airflow operators around Ferry's plain-Python domain logic."""

@@ -1,0 +1,74 @@
+"""Readable reports: markdown tables for task logs, HITL bodies and artifacts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+
+def table(rows: Iterable[Mapping[str, Any] | Sequence[Any]], headers: Sequence[str] | None = None) -> str:
+    """A GitHub-flavoured markdown table (``tabulate``); ``"(none)"`` for no rows."""
+    from tabulate import tabulate
+
+    rows = list(rows)
+    if not rows:
+        return "(none)"
+    if isinstance(rows[0], Mapping):
+        if headers is None:
+            headers = list(dict.fromkeys(k for r in rows for k in r))  # union of keys, first-seen order
+        rows = [[_cell(r.get(h)) for h in headers] for r in rows]
+    else:
+        rows = [[_cell(v) for v in r] for r in rows]
+    return tabulate(rows, headers=headers or (), tablefmt="github")
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str, sort_keys=True)
+    return "" if value is None else value
+
+
+def log_table(logger: logging.Logger, title: str, rows, headers=None) -> str:
+    """Log ``title`` and the table on separate lines; return the markdown."""
+    text = f"{title}\n{table(rows, headers)}"
+    logger.info("%s", text)
+    return text
+
+
+def artifacts_dir(*parts: str) -> Path:
+    """Folder for run artifacts (reports, JSON Schemas): ``$FERRY_ARTIFACTS_DIR`` or ``./.ferry/artifacts``."""
+    base = Path(os.environ.get("FERRY_ARTIFACTS_DIR", ".ferry/artifacts"))
+    path = base.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class Progress:
+    """Logs rows done, rate and ETA at most every ``every`` seconds (and once at the end)."""
+
+    def __init__(self, logger: logging.Logger, what: str, total: int | None = None, every: float = 10.0):
+        import time
+
+        self._time = time.monotonic
+        self.logger, self.what, self.total, self.every = logger, what, total, every
+        self.done = 0
+        self.start = self._last = self._time()
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self._time() - self._last >= self.every:
+            self.log()
+
+    def log(self, final: bool = False) -> None:
+        self._last = now = self._time()
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.done / elapsed
+        eta = ""
+        if self.total and rate > 0 and not final:
+            eta = f", ETA {max(self.total - self.done, 0) / rate:.0f}s"
+        of = f"/{self.total}" if self.total is not None else ""
+        state = "done" if final else "progress"
+        self.logger.info("%s %s: %d%s rows, %.0f rows/s, %.1fs%s", self.what, state, self.done, of, rate, elapsed, eta)
