@@ -1,0 +1,45 @@
+"""docker-compose.yaml: accepted by the compose CLI (when present) and wired to Ferry's connection ids."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from ferry.devstack import CONN_IDS, REPO_ROOT
+
+COMPOSE = REPO_ROOT / "docker-compose.yaml"
+
+
+def _compose_cli() -> list[str] | None:
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+def test_compose_cli_accepts_the_file():
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("no compose CLI on this machine (neither `docker compose` nor `docker-compose`)")
+    res = subprocess.run([*cli, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert res.returncode == 0, res.stderr
+
+
+def test_compose_runs_the_full_stack_with_ferry_connections():
+    spec = yaml.safe_load(COMPOSE.read_text())
+    services = spec["services"]
+    for name in ("postgres", "mongo-prod", "mongo-local", "minio", "airflow-apiserver", "airflow-scheduler",
+                 "airflow-dag-processor", "airflow-triggerer"):
+        assert name in services, name
+    assert services["mongo-prod"]["image"].startswith("mongo:")  # a real mongod, not the test server
+    env = services["airflow-scheduler"]["environment"]
+    for conn_id in CONN_IDS:
+        value = json.loads(env[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        assert value["conn_type"] in {"postgres", "mongo", "aws", "duckdb"}
+    assert "./dags:/opt/airflow/dags" in services["airflow-scheduler"]["volumes"]
+    assert "./plugins:/opt/airflow/plugins" in services["airflow-scheduler"]["volumes"]
