@@ -1,0 +1,445 @@
+"""Clone a MongoDB database's structure (no documents): plan, guards, apply.
+
+``plan_clone(source, target, ...)`` compares two structures (``ferry.mongo.structure``) and
+returns one row per object with an action:
+
+- ``create``   – collection / view / index / search index missing on the target,
+- ``exists``   – already there and identical (nothing sent),
+- ``collMod``  – validator / validation level / action differ (changed in place),
+- ``differs``  – there but different in a way Ferry will not change by itself (index with the
+  same name and another spec: dropped and re-created only with ``drop_extra_indexes``),
+- ``extra``    – only on the target (indexes dropped only with ``drop_extra_indexes``),
+- ``drop``     – an extra or differing index that ``drop_extra_indexes`` removes.
+
+``apply_plan(target_db, rows)`` sends ``create`` for collections (views after their sources),
+then ONE ``createIndexes`` per collection with its indexes ordered regular → text → geo →
+TTL/partial. When a batch fails, that collection's indexes are retried one at a time so every
+rejected index is reported with the server's error; the run continues and the caller fails at
+the end listing every failure (``CloneFailed``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ferry.mongo import search_indexes, structure
+
+log = logging.getLogger(__name__)
+
+
+class GuardError(ValueError):
+    """The clone would touch something it must not (prod database, non-empty target, bad name)."""
+
+
+class CloneFailed(RuntimeError):
+    """Some objects could not be created; ``failures`` lists each with the server's error."""
+
+    def __init__(self, failures: list[dict]):
+        lines = [f"{f['database']}.{f['collection']} {f['object']}: {f['error']}" for f in failures]
+        super().__init__(f"{len(failures)} object(s) could not be cloned:\n" + "\n".join(lines))
+        self.failures = failures
+
+
+@dataclass
+class CloneOptions:
+    target_suffix: str = "_dev"
+    dry_run: bool = True
+    drop_extra_indexes: bool = False
+    include_search_indexes: bool = True
+    allow_nonempty_target: bool = False
+    search_timeout: float = 600.0
+    verify_vector_search: bool = False
+
+
+@dataclass
+class CloneResult:
+    source: str
+    target: str
+    rows: list[dict] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)
+    write_commands: int = 0
+    search_report: str | None = None
+
+    def summary(self) -> dict:
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            counts[r["action"]] = counts.get(r["action"], 0) + 1
+        return {
+            "source": self.source,
+            "target": self.target,
+            **{k: counts.get(k, 0) for k in ("create", "exists", "collMod", "differs", "extra", "drop")},
+            "failures": len(self.failures),
+            "write_commands": self.write_commands,
+            "search_report": self.search_report or "",
+        }
+
+
+# --------------------------------------------------------------------------- guards
+
+
+def target_name(source: str, suffix: str) -> str:
+    return f"{source}{suffix}"
+
+
+def check_names(source: str, target: str, suffix: str, *, same_server: bool = True) -> None:
+    """Refuse an empty suffix, a target equal to the source, or a target not ending with the suffix."""
+    if not suffix:
+        raise GuardError("target_suffix is empty: the clone would write into the source database")
+    if target == source:
+        raise GuardError(f"target database {target!r} is the source database: refusing to clone onto it")
+    if not target.endswith(suffix):
+        raise GuardError(f"target database {target!r} does not end with the suffix {suffix!r}")
+    if source.endswith(suffix):
+        raise GuardError(f"source database {source!r} already ends with {suffix!r}: is it a clone itself?")
+
+
+def nonempty_collections(target_db) -> list[str]:
+    """Collections of ``target_db`` holding at least one document (one ``find`` with limit 1 each)."""
+    full = []
+    for info in target_db.list_collections():
+        name = info["name"]
+        if name.startswith("system.") or info.get("type") == "view":
+            continue
+        if target_db[name].find_one({}, projection={"_id": 1}) is not None:
+            full.append(name)
+    return sorted(full)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def _row(coll: str, obj: str, action: str, detail: Any = "", spec: Any = None, kind: str = "") -> dict:
+    return {"collection": coll, "object": obj, "kind": kind, "action": action, "detail": detail, "spec": spec}
+
+
+def plan_clone(
+    source: dict,
+    target: dict,
+    *,
+    drop_extra_indexes: bool = False,
+    source_search: dict[str, list[dict]] | None = None,
+    target_search: dict[str, list[dict]] | None = None,
+) -> list[dict]:
+    """Rows (see module doc) turning ``target`` into ``source``; never drops collections."""
+    rows: list[dict] = []
+    s_colls, t_colls = source["collections"], target["collections"]
+    for name in structure.creation_order(s_colls):
+        s, t = s_colls[name], t_colls.get(name)
+        kind = s["type"]
+        if t is None:
+            rows.append(_row(name, name, "create", s["options"] or "", s["options"], kind))
+        elif t["type"] != kind:
+            rows.append(_row(name, name, "differs", f"{kind} on source, {t['type']} on target", kind=kind))
+        else:
+            changed = {o for o in set(s["options"]) | set(t["options"]) if s["options"].get(o) != t["options"].get(o)}
+            fixable = {o for o in changed if o in structure.COLLMOD_OPTIONS}
+            if fixable:
+                spec = {o: s["options"].get(o) for o in sorted(fixable)}
+                rows.append(_row(name, f"{name} options", "collMod", sorted(fixable), spec, "options"))
+            if changed - fixable:
+                rows.append(_row(name, f"{name} options", "differs",
+                                 f"{sorted(changed - fixable)} differ (drop and re-create the collection to change)",
+                                 kind="options"))
+            if not changed:
+                rows.append(_row(name, name, "exists", kind=kind))
+        if kind == "view":
+            continue
+        t_idx = t["indexes"] if t else {}
+        for iname, spec in sorted(s["indexes"].items(), key=lambda kv: _index_sort_key(kv[1])):
+            if iname == "_id_":
+                continue
+            group = structure.index_group(spec)
+            have = t_idx.get(iname)
+            if have is None:
+                rows.append(_row(name, iname, "create", spec["key"], spec, f"index/{group}"))
+            elif structure.comparable_index(have) == structure.comparable_index(spec):
+                rows.append(_row(name, iname, "exists", spec["key"], spec, f"index/{group}"))
+            elif drop_extra_indexes:
+                rows.append(_row(name, iname, "drop", "re-created with the source's spec", have, f"index/{group}"))
+                rows.append(_row(name, iname, "create", spec["key"], spec, f"index/{group}"))
+            else:
+                rows.append(_row(name, iname, "differs", {"source": spec, "target": have}, kind=f"index/{group}"))
+        for iname, have in sorted(t_idx.items()):
+            if iname == "_id_" or iname in s["indexes"]:
+                continue
+            action = "drop" if drop_extra_indexes else "extra"
+            rows.append(_row(name, iname, action, have["key"], have, "index"))
+        for d in (source_search or {}).get(name, []):
+            existing = {x["name"]: x for x in (target_search or {}).get(name, [])}
+            have = existing.get(d["name"])
+            kind_s = f"search/{d['type']}"
+            if have is None:
+                rows.append(_row(name, d["name"], "create", d["type"], d, kind_s))
+            elif have == d:
+                rows.append(_row(name, d["name"], "exists", d["type"], d, kind_s))
+            else:
+                rows.append(_row(name, d["name"], "differs", {"source": d, "target": have}, kind=kind_s))
+    for name in sorted(set(t_colls) - set(s_colls)):
+        rows.append(_row(name, name, "extra", "only on the target (never dropped)", kind=t_colls[name]["type"]))
+    return rows
+
+
+def _index_sort_key(spec: dict) -> tuple[int, str]:
+    return structure.INDEX_GROUPS.index(structure.index_group(spec)), spec["name"]
+
+
+def create_indexes_command(collection: str, specs: list[dict]) -> dict:
+    """ONE ``createIndexes`` command for ``specs`` (already normalised), in regular → text → geo → TTL/partial order."""
+    ordered = sorted(specs, key=_index_sort_key)
+    return {"createIndexes": collection, "indexes": [dict(s) for s in ordered]}
+
+
+def create_collection_command(name: str, options: dict) -> dict:
+    return {"create": name, **options}
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def apply_plan(target_db, rows: list[dict], *, database: str | None = None) -> tuple[list[dict], int]:
+    """Execute ``rows`` on ``target_db``; returns ``(failures, write_commands_sent)``.
+
+    Each row gets ``status``: ``created`` / ``dropped`` / ``modified`` / ``failed`` (with ``error``).
+    Search-index rows are left to ``apply_search``.
+    """
+    from pymongo.errors import OperationFailure, PyMongoError
+
+    dbname = database or target_db.name
+    failures: list[dict] = []
+    sent = 0
+    failed_colls: set[str] = set()
+
+    def fail(row: dict, exc: BaseException) -> None:
+        row["status"], row["error"] = "failed", search_indexes._errmsg(exc)
+        failures.append({"database": dbname, "collection": row["collection"], "object": row["object"],
+                         "error": row["error"]})
+
+    for row in rows:  # collections and views, already in creation order
+        if row["kind"] in ("collection", "view", "timeseries") and row["action"] == "create":
+            try:
+                sent += 1
+                target_db.command(create_collection_command(row["collection"], row["spec"]))
+                row["status"] = "created"
+            except PyMongoError as exc:
+                fail(row, exc)
+                failed_colls.add(row["collection"])
+        elif row["action"] == "collMod":
+            try:
+                sent += 1
+                target_db.command({"collMod": row["collection"], **row["spec"]})
+                row["status"] = "modified"
+            except PyMongoError as exc:
+                fail(row, exc)
+
+    by_coll: dict[str, list[dict]] = {}
+    for row in rows:
+        if not row["kind"].startswith("index"):
+            continue
+        if row["action"] == "drop":
+            try:
+                sent += 1
+                target_db.command({"dropIndexes": row["collection"], "index": row["object"]})
+                row["status"] = "dropped"
+            except PyMongoError as exc:
+                fail(row, exc)
+        elif row["action"] == "create":
+            by_coll.setdefault(row["collection"], []).append(row)
+
+    for coll, idx_rows in by_coll.items():
+        if coll in failed_colls:
+            for row in idx_rows:
+                row["status"], row["error"] = "skipped", "collection could not be created"
+            continue
+        cmd = create_indexes_command(coll, [r["spec"] for r in idx_rows])
+        try:
+            sent += 1
+            target_db.command(cmd)
+            for row in idx_rows:
+                row["status"] = "created"
+        except OperationFailure:
+            # find which ones the server rejects: one command per index (an index the batch
+            # did create answers "already exists", which is fine)
+            for row in sorted(idx_rows, key=lambda r: _index_sort_key(r["spec"])):
+                try:
+                    sent += 1
+                    target_db.command(create_indexes_command(coll, [row["spec"]]))
+                    row["status"] = "created"
+                except PyMongoError as exc:
+                    fail(row, exc)
+    return failures, sent
+
+
+def apply_search(
+    target_db,
+    rows: list[dict],
+    *,
+    report_dir: Path | None,
+    timeout: float = 600,
+    verify_vector_search: bool = False,
+    sleep: Callable[[float], None] | None = None,
+) -> tuple[list[dict], str | None, int]:
+    """Create the search indexes of ``rows`` (one ``createSearchIndexes`` per collection).
+
+    Where the target has no search support the definitions and instructions go to
+    ``report_dir/SEARCH_INDEXES.md`` (rows get status ``manual``). Returns
+    ``(failures, report_path, commands_sent)``.
+    """
+    from pymongo.errors import PyMongoError
+
+    dbname = target_db.name
+    by_coll: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["kind"].startswith("search/") and row["action"] == "create":
+            by_coll.setdefault(row["collection"], []).append(row)
+    failures: list[dict] = []
+    manual: dict[str, list[dict]] = {}
+    reason = ""
+    sent = 0
+    kw = {"sleep": sleep} if sleep else {}
+    for coll, srows in sorted(by_coll.items()):
+        defs = [r["spec"] for r in srows]
+        try:
+            sent += 1
+            res = search_indexes.create(target_db, coll, defs, timeout=timeout, **kw)
+        except PyMongoError as exc:
+            res = {"status": "failed", "error": search_indexes._errmsg(exc), "pending": [d["name"] for d in defs]}
+        for r in srows:
+            if res["status"] == "created":
+                r["status"] = "created"
+                if verify_vector_search and r["spec"]["type"] == "vectorSearch":
+                    r["probe"] = search_indexes.vector_probe(target_db[coll], r["spec"])
+            elif res["status"] == "unsupported":
+                r["status"], r["error"] = "manual", res["error"]
+            elif r["object"] in res["pending"]:
+                r["status"], r["error"] = "failed", res["error"]
+                failures.append({"database": dbname, "collection": coll, "object": r["object"], "error": res["error"]})
+            else:
+                r["status"] = "created"
+        if res["status"] == "unsupported":
+            manual[coll] = defs
+            reason = res["error"]
+    report = None
+    if manual and report_dir is not None:
+        report = str(search_indexes.write_manual_report(report_dir, dbname, manual, reason))
+    return failures, report, sent
+
+
+# --------------------------------------------------------------------------- one database
+
+
+def read_search(db, collections: dict[str, dict], reader=search_indexes.read) -> tuple[dict[str, list[dict]], str | None]:
+    """Search-index definitions per collection of ``db`` (``{}`` and the reason where unsupported)."""
+    out: dict[str, list[dict]] = {}
+    for name, c in collections.items():
+        if c["type"] == "view":
+            continue
+        defs, reason = reader(db[name])
+        if reason is not None:
+            return {}, reason
+        if defs:
+            out[name] = defs
+    return out, None
+
+
+def clone_database(
+    source_db,
+    target_db,
+    opts: CloneOptions,
+    *,
+    report_dir: Path | None = None,
+    search_reader=search_indexes.read,
+    logger: logging.Logger = log,
+) -> CloneResult:
+    """Guards, plan, and (unless ``opts.dry_run``) apply, for one source database.
+
+    Raises ``GuardError`` before anything is written. Failures are returned in the result (the
+    caller raises ``CloneFailed`` after every database was processed).
+    """
+    check_names(source_db.name, target_db.name, opts.target_suffix)
+    src = structure.read_structure(source_db)
+    if not src["collections"]:
+        raise GuardError(f"source database {source_db.name!r} has no collections (does it exist?)")
+    full = nonempty_collections(target_db)
+    if full and not opts.allow_nonempty_target:
+        raise GuardError(
+            f"target database {target_db.name!r} already holds documents in {full}: refusing to clone onto "
+            "it (set allow_nonempty_target=true to add missing collections and indexes anyway)"
+        )
+    tgt = structure.read_structure(target_db)
+    s_search = t_search = None
+    result = CloneResult(source=source_db.name, target=target_db.name)
+    if opts.include_search_indexes:
+        s_search, why = read_search(source_db, src["collections"], search_reader)
+        if why:
+            logger.info("source %s: no search indexes read (%s)", source_db.name, why)
+        if s_search:
+            t_search, why_t = read_search(target_db, tgt["collections"], search_reader)
+            if why_t:
+                logger.info("target %s: search indexes cannot be listed (%s)", target_db.name, why_t)
+    rows = plan_clone(src, tgt, drop_extra_indexes=opts.drop_extra_indexes,
+                      source_search=s_search, target_search=t_search)
+    result.rows = rows
+    if opts.dry_run:
+        for r in rows:
+            r["status"] = "dry run"
+        return result
+    failures, sent = apply_plan(target_db, rows)
+    s_fail, report, s_sent = apply_search(
+        target_db, rows, report_dir=report_dir, timeout=opts.search_timeout,
+        verify_vector_search=opts.verify_vector_search,
+    )
+    result.failures = failures + s_fail
+    result.write_commands = sent + s_sent
+    result.search_report = report
+    return result
+
+
+def report_rows(result: CloneResult) -> list[dict]:
+    """Plan/outcome rows for a markdown table (BSON values rendered as JSON)."""
+    out = []
+    for r in result.rows:
+        detail = r["detail"]
+        if not isinstance(detail, str):
+            detail = structure.to_json(detail)
+        out.append({
+            "database": result.target,
+            "collection": r["collection"],
+            "object": r["object"],
+            "kind": r["kind"],
+            "action": r["action"],
+            "status": r.get("status", ""),
+            "detail": detail,
+            "error": r.get("error", ""),
+        })
+    return out
+
+
+def preflight(source_client, target_client, databases: list[str], opts: CloneOptions) -> list[tuple[str, str]]:
+    """Check every database before anything is written: ``[(source, target)]`` or ``GuardError`` listing all problems."""
+    if not databases:
+        raise GuardError("source_databases is empty: name at least one database to clone")
+    pairs, problems = [], []
+    for name in databases:
+        if not isinstance(name, str) or not name.strip():
+            problems.append(f"source_databases: {name!r} is not a database name")
+            continue
+        target = target_name(name, opts.target_suffix)
+        try:
+            check_names(name, target, opts.target_suffix)
+            if not opts.allow_nonempty_target:
+                full = nonempty_collections(target_client[target])
+                if full:
+                    raise GuardError(
+                        f"target database {target!r} already holds documents in {full} "
+                        "(set allow_nonempty_target=true to clone into it anyway)"
+                    )
+        except GuardError as exc:
+            problems.append(str(exc))
+            continue
+        pairs.append((name, target))
+    if problems:
+        raise GuardError("refusing to clone:\n" + "\n".join(f"- {p}" for p in problems))
+    return pairs

@@ -1,0 +1,150 @@
+"""Structure clone against the MongoDB wire server: equality, zero documents, idempotency, dry run, guards, drift."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferry.mongo import clone, drift, structure
+from tests.mongo.conftest import dumps, load_fixture
+
+pytestmark = pytest.mark.integration
+
+
+def _struct_sans_name(db) -> dict:
+    return structure.read_structure(db)["collections"]
+
+
+def _total_docs(db) -> int:
+    return sum(db[c["name"]].count_documents({}) for c in db.list_collections() if c.get("type") != "view")
+
+
+def test_clone_to_another_server_copies_every_structure_and_no_documents(
+    source_db, mongo_local, stack, command_recorder
+):
+    client, rec = command_recorder(stack.mongo_local_uri)
+    target = client[source_db.name + "_dev"]
+    res = clone.clone_database(source_db, target, clone.CloneOptions(dry_run=False))
+    assert res.failures == []
+
+    src, tgt = _struct_sans_name(source_db), _struct_sans_name(mongo_local[target.name])
+    assert structure.diff({"collections": src}, {"collections": tgt}) == [], dumps(tgt)
+    assert src == tgt
+    # the kinds we meant to cover really are there
+    assert src["metrics"]["options"]["timeseries"]["granularity"] == "minutes"
+    assert src["sessions"]["options"]["clusteredIndex"]["unique"] is True
+    assert src["audit_log"]["options"] == {"capped": True, "size": 65536, "max": 1000}
+    assert src["users"]["options"]["collation"]["locale"] == "en"
+    assert src["active_user_emails"]["options"]["viewOn"] == "active_users"
+    assert tgt["users"]["indexes"]["last_seen_hidden"]["hidden"] is True
+    assert tgt["orders"]["indexes"]["attrs_wildcard"]["key"] == {"$**": 1}
+    assert tgt["places"]["indexes"]["loc_2dsphere"]["key"] == {"loc": "2dsphere"}
+    assert _total_docs(source_db) == 31 and _total_docs(mongo_local[target.name]) == 0
+
+    # commands: one create per collection/view, ONE createIndexes per collection with indexes
+    writes = rec.writes()
+    creates = [c["create"] for n, _, c in writes if n == "create"]
+    assert creates.index("active_user_emails") > creates.index("active_users") > creates.index("users")
+    batches = {c["createIndexes"]: [i["name"] for i in c["indexes"]] for n, _, c in writes if n == "createIndexes"}
+    assert batches["orders"] == ["attrs_wildcard", "customer_created", "expires_ttl", "open_orders"]  # TTL/partial last
+    assert batches["users"] == ["followers_idx", "last_seen_hidden", "name_fr", "users_email_unique", "users_handle_unique"]
+    assert len(writes) == len(src) + len(batches) == res.write_commands
+    assert {n for n, _, _ in writes} == {"create", "createIndexes"}
+
+    # second run: nothing to create
+    rec.clear()
+    again = clone.clone_database(source_db, target, clone.CloneOptions(dry_run=False))
+    assert rec.writes() == [] and again.failures == [] and again.write_commands == 0
+    assert {r["action"] for r in again.rows} == {"exists"}
+
+
+def test_dry_run_writes_nothing_and_prints_the_plan(source_db, stack, command_recorder, mongo_prod):
+    client, rec = command_recorder(stack.mongo_prod_uri)
+    target = client[source_db.name + "_dev"]
+    target.create_collection("users")  # partly there already
+    rec.clear()
+    res = clone.clone_database(client[source_db.name], target, clone.CloneOptions(dry_run=True))
+    assert rec.writes() == []
+    assert mongo_prod[target.name].list_collection_names() == ["users"]
+    acts = {(r["collection"], r["object"]): r["action"] for r in res.rows}
+    assert acts[("orders", "orders")] == "create" and acts[("users", "users options")] == "differs"
+    assert acts[("users", "users_email_unique")] == "create"
+    from ferry import report
+
+    text = report.table(clone.report_rows(res))
+    assert "| database" in text and "dry run" in text
+
+
+def test_guards_refuse_a_target_with_documents(source_db, mongo_prod, stack, command_recorder):
+    mongo_prod[source_db.name + "_dev"].users.insert_one({"email": "real@data"})
+    client, rec = command_recorder(stack.mongo_prod_uri)
+    with pytest.raises(clone.GuardError, match="already holds documents in \\['users'\\]"):
+        clone.preflight(client, client, [source_db.name], clone.CloneOptions(dry_run=False))
+    with pytest.raises(clone.GuardError, match="already holds documents"):
+        clone.clone_database(client[source_db.name], client[source_db.name + "_dev"], clone.CloneOptions(dry_run=False))
+    assert rec.writes() == []
+    opts = clone.CloneOptions(dry_run=False, allow_nonempty_target=True)
+    assert clone.preflight(client, client, [source_db.name], opts) == [(source_db.name, source_db.name + "_dev")]
+    res = clone.clone_database(client[source_db.name], client[source_db.name + "_dev"], opts)
+    assert [f["object"] for f in res.failures] == []
+    assert mongo_prod[source_db.name + "_dev"].users.count_documents({}) == 1  # never deleted
+
+
+def test_rejected_index_is_reported_with_the_server_error_and_the_rest_is_created(
+    mongo_prod, mongo_db_name, stack, command_recorder
+):
+    """Text index from a recorded Atlas listIndexes: the wire server answers code 67; every other index lands."""
+    specs = [structure.normalize_index(i) for i in load_fixture("alphasync_db.events.listIndexes.json")["indexes"]]
+    src = {"database": mongo_db_name, "collections": {
+        "events": {"type": "collection", "options": {}, "indexes": {s["name"]: s for s in specs}}}}
+    client, rec = command_recorder(stack.mongo_prod_uri)
+    target = client[mongo_db_name + "_dev"]
+    rows = clone.plan_clone(src, structure.read_structure(target))
+    failures, sent = clone.apply_plan(target, rows)
+    assert [(f["object"], "code 67" in f["error"]) for f in failures] == [("name_text_description_text", True)]
+    created = structure.read_structure(mongo_prod[target.name])["collections"]["events"]["indexes"]
+    assert set(created) == {s["name"] for s in specs} - {"name_text_description_text"}
+    assert created["title_ci"]["collation"]["strength"] == 2
+    batches = [c for n, _, c in rec.writes() if n == "createIndexes"]
+    assert len(batches[0]["indexes"]) == 11 and all(len(b["indexes"]) == 1 for b in batches[1:])
+    with pytest.raises(clone.CloneFailed, match="name_text_description_text: text indexes are not supported"):
+        raise clone.CloneFailed(failures)
+
+
+def test_drop_extra_indexes(source_db, mongo_prod):
+    target = mongo_prod[source_db.name + "_dev"]
+    clone.clone_database(source_db, target, clone.CloneOptions(dry_run=False))
+    target.users.create_index("scratch", name="scratch_1")
+    target.users.drop_index("followers_idx")
+    target.users.create_index([("followers", 1)], name="followers_idx")  # same name, other direction
+    res = clone.clone_database(source_db, target, clone.CloneOptions(dry_run=False, drop_extra_indexes=True))
+    assert res.failures == []
+    assert structure.diff(structure.read_structure(source_db), structure.read_structure(target)) == []
+
+
+def test_drift_detects_dropped_added_and_changed_then_repairs(source_db, mongo_prod):
+    target = mongo_prod[source_db.name + "_dev"]
+    clone.clone_database(source_db, target, clone.CloneOptions(dry_run=False))
+    assert drift.check(source_db, target).rows == []
+
+    target.users.drop_index("followers_idx")  # dropped from the clone
+    source_db.orders.create_index([("region", 1), ("total", -1)], name="region_total")  # added to prod
+    source_db.command("collMod", "users", validator={"$jsonSchema": {"bsonType": "object", "required": ["email", "handle"]}})
+    target.create_collection("scratch")
+
+    res = drift.check(source_db, target)
+    assert {(r["collection"], r["item"], r["change"]) for r in res.rows} == {
+        ("users", "index followers_idx", "missing"),
+        ("orders", "index region_total", "missing"),
+        ("users", "option validator", "different"),
+        ("scratch", "collection", "extra"),
+    }
+    assert res.drifted
+    rows = drift.table_rows(res)
+    assert rows[0]["source"] == source_db.name and "in target" in rows[0]
+
+    fixed = drift.check(source_db, target, repair=True)
+    assert fixed.failures == []
+    assert {(r["object"], r["status"]) for r in fixed.repaired} == {
+        ("followers_idx", "created"), ("region_total", "created"), ("users options", "modified")}
+    assert [(r["collection"], r["change"]) for r in fixed.remaining] == [("scratch", "extra")]  # never dropped
+    assert target.users.count_documents({}) == 0

@@ -1,0 +1,146 @@
+"""Search / Vector Search indexes from a recorded real $listSearchIndexes output.
+
+The wire server has no search support (it answers code 115): the "supported" path runs against a
+small stand-in for an Atlas deployment that records commands; the "unsupported" path against the
+real server, asserting the exact ``createSearchIndexes`` command and the hand-over report.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ferry.mongo import clone, search_indexes, structure
+from tests.mongo.conftest import load_fixture
+
+VECTOR_EVENTS = {
+    "name": "vector_index_loop_events", "type": "vectorSearch",
+    "definition": {"fields": [
+        {"type": "vector", "path": "embedding", "numDimensions": 1536, "similarity": "cosine"},
+        {"type": "filter", "path": "event_type"},
+    ]},
+}
+
+
+def _recorded() -> dict[str, list[dict]]:
+    return load_fixture("alphasync_db.listSearchIndexes.json")["collections"]
+
+
+class _Coll:
+    def __init__(self, atlas, name):
+        self.atlas, self.name = atlas, name
+
+    def list_search_indexes(self, name=None):
+        return [x for x in self.atlas.indexes.get(self.name, []) if name in (None, x["name"])]
+
+    def aggregate(self, pipeline, **kw):
+        self.atlas.commands.append({"aggregate": self.name, "pipeline": pipeline, **kw})
+        return iter([])
+
+
+class _AtlasStandIn:
+    """Answers createSearchIndexes; indexes become queryable after ``ready_after`` polls."""
+
+    def __init__(self, ready_after: int = 2, existing: dict | None = None):
+        self.name = "alphasync_db_dev"
+        self.indexes = existing or {}
+        self.commands: list[dict] = []
+        self.polls = 0
+        self.ready_after = ready_after
+
+    def command(self, cmd):
+        self.commands.append(cmd)
+        coll = cmd["createSearchIndexes"]
+        for d in cmd["indexes"]:
+            self.indexes.setdefault(coll, []).append({**d, "latestDefinition": d["definition"], "queryable": False})
+        return {"ok": 1}
+
+    def __getitem__(self, coll):
+        self.polls += 1
+        if self.polls > self.ready_after:
+            for x in self.indexes.get(coll, []):
+                x["queryable"] = True
+        return _Coll(self, coll)
+
+
+def test_recorded_output_normalises_to_definitions():
+    events = [search_indexes.normalize(r) for r in _recorded()["events"]]
+    assert events == [VECTOR_EVENTS]
+    companies = {d["name"]: d for d in (search_indexes.normalize(r) for r in _recorded()["companies"])}
+    assert companies["companies_search"]["type"] == "search"
+    assert companies["companies_search"]["definition"]["mappings"]["fields"]["aliases"] == {"type": "autocomplete"}
+
+
+def test_create_on_a_search_capable_target_sends_one_command_and_waits_until_queryable():
+    atlas = _AtlasStandIn(ready_after=2)
+    defs = [search_indexes.normalize(r) for r in _recorded()["companies"]]
+    naps = []
+    res = search_indexes.create(atlas, "companies", defs, timeout=60, poll=1, sleep=naps.append)
+    assert res == {"status": "created", "error": None, "pending": []}
+    assert atlas.commands == [{
+        "createSearchIndexes": "companies",
+        "indexes": [
+            {"name": "vector_index", "type": "vectorSearch", "definition": {"fields": [
+                {"type": "vector", "path": "embedding", "numDimensions": 1536, "similarity": "cosine"}]}},
+            {"name": "companies_search", "type": "search", "definition": {"mappings": {"dynamic": False, "fields": {
+                "name": {"type": "string", "analyzer": "lucene.standard"}, "aliases": {"type": "autocomplete"}}}}},
+        ],
+    }]
+    assert naps == [1, 1]  # polled until queryable
+
+
+def test_create_gives_up_after_the_timeout():
+    atlas = _AtlasStandIn(ready_after=10**6)
+    res = search_indexes.create(atlas, "events", [VECTOR_EVENTS], timeout=0, poll=0, sleep=lambda s: None)
+    assert res["status"] == "timeout" and res["pending"] == ["vector_index_loop_events"]
+
+
+def test_vector_probe_sends_a_vector_search_of_the_right_dimension():
+    atlas = _AtlasStandIn()
+    assert search_indexes.vector_probe(_Coll(atlas, "events"), VECTOR_EVENTS) == "ok"
+    stage = atlas.commands[0]["pipeline"][0]["$vectorSearch"]
+    assert stage["index"] == "vector_index_loop_events" and stage["path"] == "embedding"
+    assert len(stage["queryVector"]) == 1536 and stage["limit"] == 1
+
+
+
+
+@pytest.mark.integration
+def test_unsupported_target_gets_the_exact_command_then_a_manual_report(
+    mongo_prod, mongo_db_name, command_recorder, stack, tmp_path
+):
+    src = mongo_prod[mongo_db_name]
+    for name in ("events", "companies", "emails"):
+        src.create_collection(name)
+    recorded = _recorded()
+
+    def reader(coll):  # the source's answers, as recorded on Atlas
+        return [search_indexes.normalize(r) for r in recorded.get(coll.name, [])], None
+
+    client, rec = command_recorder(stack.mongo_prod_uri)
+    target = client[mongo_db_name + "_dev"]
+    res = clone.clone_database(client[mongo_db_name], target, clone.CloneOptions(dry_run=False),
+                               report_dir=tmp_path / "report", search_reader=reader)
+    assert res.failures == []  # not a failure: handed over to a person
+    sent = [c for n, _, c in rec.commands if n == "createSearchIndexes"]
+    assert [{k: c[k] for k in ("createSearchIndexes", "indexes")} for c in sent] == [
+        search_indexes.create_command("companies", [search_indexes.normalize(r) for r in recorded["companies"]]),
+        search_indexes.create_command("events", [VECTOR_EVENTS]),
+    ]
+    rows = {r["object"]: r for r in res.rows if r["kind"].startswith("search/")}
+    assert {n: (r["action"], r["status"]) for n, r in rows.items()} == {
+        "vector_index": ("create", "manual"), "companies_search": ("create", "manual"),
+        "vector_index_loop_events": ("create", "manual")}
+    assert "code 115" in rows["vector_index"]["error"]
+    md = (tmp_path / "report" / "SEARCH_INDEXES.md").read_text()
+    assert "atlas clusters search indexes create --clusterName <CLUSTER> --file " \
+           f"{mongo_db_name}_dev.events.vector_index_loop_events.json" in md
+    assert "code 115" in md and "Atlas UI" in md
+    atlas_file = json.loads((tmp_path / "report" / f"{mongo_db_name}_dev.events.vector_index_loop_events.json").read_text())
+    assert atlas_file == {"name": "vector_index_loop_events", "database": f"{mongo_db_name}_dev",
+                          "collectionName": "events", "type": "vectorSearch", **VECTOR_EVENTS["definition"]}
+    # reading the source's search indexes on this server: code 115 → "none read", no error
+    defs, why = search_indexes.read(mongo_prod[mongo_db_name].events)
+    assert defs == [] and "115" in why
+    assert structure.read_structure(target)["collections"].keys() == {"events", "companies", "emails"}
