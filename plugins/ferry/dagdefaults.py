@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import ferry.alerts
+
 OWNER = "ferry"
 
 
@@ -15,6 +17,7 @@ def default_args(**overrides) -> dict:
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
+        "on_failure_callback": ferry.alerts.on_failure,
     }
     args.update(overrides)
     return args

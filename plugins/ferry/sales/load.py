@@ -1,0 +1,374 @@
+"""Load one day of sales into DuckDB: stage (CSV via DuckDB's reader, or API pages), validate, swap the partition.
+
+    con = duckdb.connect(path)
+    stage = Stage(con)
+    stage.add_csv("include/sales/sales_2024-01-15.csv")       # or stage.add_records("api page 1", records)
+    result = replace_partition(con, stage, day, run_id="...", max_reject_ratio=0.01)
+
+Every staged record either lands in ``sales`` or in ``sales_rejects`` (with its source, line or record
+number, column, reason and raw text): nothing is dropped silently. The day's partition (and its rejects)
+is replaced in one transaction, so reruns and backfills never duplicate or lose rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ferry.sales import COLUMNS, REGIONS, ensure_schema
+
+log = logging.getLogger(__name__)
+
+_TYPED = ", ".join(f"{c} {t}" for c, t in COLUMNS.items())
+_STAGE_DDL = f"""
+CREATE OR REPLACE TEMP TABLE _stage (_src VARCHAR, _line BIGINT, {_TYPED.replace('date DATE', 'sale_date DATE')});
+CREATE OR REPLACE TEMP TABLE _rejects (_src VARCHAR, _line BIGINT, "column" VARCHAR, reason VARCHAR, raw VARCHAR);
+"""
+_DATA_COLS = [("sale_date" if c == "date" else c) for c in COLUMNS]
+
+
+class SalesInputError(ValueError):
+    """The input as a whole is unusable (wrong header, missing file): fail fast, do not retry."""
+
+
+class RejectThresholdExceeded(Exception):
+    def __init__(self, result: "LoadResult"):
+        super().__init__(
+            f"{result.reject_records} of {result.candidates} records for {result.day} rejected "
+            f"({result.reject_ratio:.2%} > max {result.max_reject_ratio:.2%}); partition left unchanged, "
+            f"rejects are in sales_rejects"
+        )
+        self.result = result
+
+
+@dataclass
+class LoadResult:
+    day: str
+    source: str
+    candidates: int
+    rows: int
+    reject_records: int
+    reject_ratio: float
+    max_reject_ratio: float
+    replaced_rows: int
+    swapped: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+class Stage:
+    """Temp tables ``_stage`` (typed rows with source + line) and ``_rejects`` on ``con``."""
+
+    def __init__(self, con):
+        self.con = con
+        con.execute(_STAGE_DDL)
+        self.sources: list[str] = []
+
+    # ------------------------------------------------------------------ CSV
+    def add_csv(self, path: str | Path) -> int:
+        """Stage one CSV file with DuckDB's reader; malformed lines go to ``_rejects`` with line numbers."""
+        path = str(path)
+        if not Path(path).is_file():
+            raise SalesInputError(f"{path}: no such file")
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = [h.strip() for h in next(csv.reader(f), [])]
+        if header != list(COLUMNS):
+            raise SalesInputError(f"{path}: header {header} does not match the expected columns {list(COLUMNS)}")
+        self.sources.append(path)
+        con = self.con
+        columns = "{" + ", ".join(f"{_sql_str(c)}: {_sql_str(t)}" for c, t in COLUMNS.items()) + "}"
+        con.execute("DROP TABLE IF EXISTS _csv_rej; DROP TABLE IF EXISTS _csv_scan")
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _csv_rows AS
+            SELECT * FROM read_csv(?, header=true, delim=',', quote='"', escape='"', columns={columns},
+                                   store_rejects=true, rejects_table='_csv_rej', rejects_scan='_csv_scan')
+            WITH ORDINALITY""",
+            [path],
+        )
+        # Reader rejects: one per line (a line can fail several columns: keep them all in one reason).
+        con.execute(
+            """INSERT INTO _rejects
+            SELECT ?, line, string_agg(column_name, ', ' ORDER BY column_idx),
+                   string_agg(error_type || ': ' || error_message, '; ' ORDER BY column_idx),
+                   trim(any_value(csv_line), chr(10) || chr(13))
+            FROM _csv_rej GROUP BY line""",
+            [path],
+        )
+        # Line number of the k-th good row = k + 1 (header) + rejected lines before it. With rejected line
+        # r_j (rank j), g_j = r_j - 1 - j good rows precede it; the ASOF join finds the rejects with g_j < k.
+        con.execute(
+            f"""INSERT INTO _stage
+            WITH rej AS (SELECT DISTINCT line FROM _csv_rej),
+                 gaps AS (SELECT line - 1 - row_number() OVER (ORDER BY line) AS g,
+                                 row_number() OVER (ORDER BY line) AS j FROM rej),
+                 gmax AS (SELECT g, max(j) AS j FROM gaps GROUP BY g)
+            SELECT ?, r.ordinality + 1 + coalesce(gmax.j, 0), {', '.join('r."' + c + '"' for c in COLUMNS)}
+            FROM _csv_rows r ASOF LEFT JOIN gmax ON gmax.g < r.ordinality""",
+            [path],
+        )
+        n = con.execute("SELECT count(*) FROM _csv_rows").fetchone()[0]
+        con.execute("DROP TABLE _csv_rows")
+        return n
+
+    # ------------------------------------------------------------------ API records
+    def add_records(self, source: str, records: list[dict[str, Any]]) -> int:
+        """Stage JSON records (record number = position in the page, from 1); bad values go to ``_rejects``."""
+        import pyarrow as pa
+
+        self.sources.append(source)
+        if not records:
+            return 0
+        cols: dict[str, list] = {"_src": [], "_line": [], "_raw": []}
+        cols.update({c: [] for c in COLUMNS})
+        for i, rec in enumerate(records, start=1):
+            cols["_src"].append(source)
+            cols["_line"].append(i)
+            cols["_raw"].append(json.dumps(rec, default=str, sort_keys=True))
+            for c in COLUMNS:
+                v = rec.get(c) if isinstance(rec, dict) else None
+                cols[c].append(None if v is None else str(v))
+        arrow = pa.table(cols)
+        con = self.con
+        con.register("_api_page", arrow)
+        try:
+            casts = [
+                f"""SELECT _src, _line, '{c}' AS "column",
+                    'CAST: could not convert ''' || "{c}" || ''' to {t}' AS reason, _raw AS raw
+                FROM _api_page WHERE "{c}" IS NOT NULL AND TRY_CAST("{c}" AS {t}) IS NULL"""
+                for c, t in COLUMNS.items()
+            ]
+            con.execute("CREATE OR REPLACE TEMP TABLE _api_rej AS " + " UNION ALL ".join(casts))
+            con.execute(
+                """INSERT INTO _rejects SELECT _src, _line, string_agg("column", ', '), string_agg(reason, '; '),
+                any_value(raw) FROM _api_rej GROUP BY _src, _line"""
+            )
+            typed = ", ".join(f'TRY_CAST("{c}" AS {t})' for c, t in COLUMNS.items())
+            con.execute(
+                f"""INSERT INTO _stage SELECT _src, _line, {typed} FROM _api_page p
+                WHERE NOT EXISTS (SELECT 1 FROM _api_rej r WHERE r._src = p._src AND r._line = p._line)"""
+            )
+            con.execute("DROP TABLE _api_rej")
+        finally:
+            con.unregister("_api_page")
+        return len(records)
+
+
+def _rule_rejects(con, day: date) -> None:
+    """Business rules on the staged rows: every failure becomes a ``_rejects`` row naming column and reason."""
+    regions = ", ".join(_sql_str(r) for r in REGIONS)
+    raw = "to_json(struct_pack(" + ", ".join(f'"{c}" := s."{c}"' for c in _DATA_COLS) + "))::VARCHAR"
+    required = " UNION ALL ".join(
+        f"SELECT _src, _line, '{c}' AS col, 'required value missing' AS reason FROM _stage s WHERE \"{c}\" IS NULL"
+        for c in _DATA_COLS
+    )
+    nxt = (day + timedelta(days=1)).isoformat()
+    con.execute(
+        f"""INSERT INTO _rejects
+        WITH failures AS (
+            {required}
+            UNION ALL SELECT _src, _line, 'quantity', 'quantity must be > 0 (got ' || quantity || ')'
+                FROM _stage WHERE quantity <= 0
+            UNION ALL SELECT _src, _line, 'unit_price', 'unit_price must be >= 0 (got ' || unit_price || ')'
+                FROM _stage WHERE unit_price < 0
+            UNION ALL SELECT _src, _line, 'total_amount',
+                'total_amount ' || total_amount || ' != quantity x unit_price = ' || (quantity * unit_price)
+                FROM _stage WHERE abs(total_amount - quantity * unit_price) > 0.01
+            UNION ALL SELECT _src, _line, 'region', 'unknown region ''' || region || ''''
+                FROM _stage WHERE region NOT IN ({regions})
+            UNION ALL SELECT _src, _line, 'date', 'date ' || sale_date || ' outside the run interval [{day}, {nxt})'
+                FROM _stage WHERE sale_date <> DATE '{day}'
+            UNION ALL SELECT _src, _line, 'order_id', 'duplicate order_id ' || order_id || ' (first at '
+                    || first_src || ' line ' || first_line || ')'
+                FROM (SELECT *, first_value(_src) OVER w AS first_src, first_value(_line) OVER w AS first_line,
+                             row_number() OVER w AS n
+                      FROM _stage WHERE order_id IS NOT NULL
+                      WINDOW w AS (PARTITION BY order_id ORDER BY _src, _line)) WHERE n > 1
+            UNION ALL SELECT st._src, st._line, 'order_id',
+                    'order_id ' || st.order_id || ' already loaded for ' || s.sale_date
+                FROM _stage st JOIN sales s ON s.order_id = st.order_id AND s.sale_date <> DATE '{day}'
+        )
+        SELECT f._src, f._line, string_agg(f.col, ', '), string_agg(DISTINCT f.reason, '; '), any_value({raw})
+        FROM failures f JOIN _stage s USING (_src, _line)
+        GROUP BY f._src, f._line"""
+    )
+
+
+GX_EXPECTATIONS = [
+    *[("ExpectColumnValuesToNotBeNull", {"column": c}) for c in _DATA_COLS],
+    ("ExpectColumnValuesToBeBetween", {"column": "quantity", "min_value": 1}),
+    ("ExpectColumnValuesToBeBetween", {"column": "unit_price", "min_value": 0}),
+    ("ExpectColumnValuesToBeBetween", {"column": "total_error", "max_value": 0.01}),
+    ("ExpectColumnValuesToBeInSet", {"column": "region", "value_set": list(REGIONS)}),
+    ("ExpectColumnValuesToBeUnique", {"column": "order_id"}),
+]
+
+
+def gx_gate(con, day: date):
+    """Great Expectations over the rows about to be swapped in (the day's accepted rows); raises if any fail.
+
+    The SQL rules above already quarantined each failing row with its line number; this is the independent
+    check that nothing slipped through before the partition is replaced.
+    """
+    from ferry.validation import validate
+
+    df = con.execute(
+        f"""SELECT {', '.join(_DATA_COLS)}, abs(total_amount - quantity * unit_price)::DOUBLE AS total_error
+        FROM _accepted"""
+    ).df()
+    for c in ("unit_price", "total_amount"):
+        df[c] = df[c].astype("float64")
+    if len(df):
+        lo, hi = df["sale_date"].min(), df["sale_date"].max()
+        if str(lo)[:10] != day.isoformat() or str(hi)[:10] != day.isoformat():
+            raise AssertionError(f"accepted rows span {lo}..{hi}, expected only {day}")
+    res = validate(df, GX_EXPECTATIONS, name=f"sales_{day.isoformat()}")
+    res.raise_for_failure()
+    return res
+
+
+def replace_partition(
+    con,
+    stage: Stage,
+    day: date,
+    *,
+    run_id: str,
+    source: str,
+    max_reject_ratio: float = 0.01,
+    gx: bool = True,
+) -> LoadResult:
+    """Validate the stage and, in one transaction, replace ``day``'s rows and rejects.
+
+    If the rejects exceed ``max_reject_ratio``, only the rejects are replaced (for inspection) and
+    ``RejectThresholdExceeded`` is raised; the day's sales stay as they were.
+    """
+    ensure_schema(con)
+    _rule_rejects(con, day)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _accepted AS SELECT s.* FROM _stage s
+        ANTI JOIN _rejects r ON r._src = s._src AND r._line = s._line"""
+    )
+    accepted = con.execute("SELECT count(*) FROM _accepted").fetchone()[0]
+    rejected = con.execute("SELECT count(*) FROM (SELECT DISTINCT _src, _line FROM _rejects)").fetchone()[0]
+    candidates = accepted + rejected
+    ratio = rejected / candidates if candidates else 0.0
+    result = LoadResult(
+        day=day.isoformat(), source=source, candidates=candidates, rows=accepted, reject_records=rejected,
+        reject_ratio=round(ratio, 6), max_reject_ratio=max_reject_ratio, replaced_rows=0, swapped=False,
+    )
+    over = ratio > max_reject_ratio
+    if gx and not over:
+        gx_gate(con, day)
+    d = f"DATE '{day.isoformat()}'"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM sales_rejects WHERE sale_date = {d}")
+        con.execute(
+            f"""INSERT INTO sales_rejects SELECT {d}, ?, _src, _line, "column", reason, raw, now()::TIMESTAMP
+            FROM _rejects ORDER BY _src, _line""",
+            [run_id],
+        )
+        if not over:
+            result.replaced_rows = con.execute(f"DELETE FROM sales WHERE sale_date = {d}").fetchone()[0]
+            con.execute(
+                f"""INSERT INTO sales SELECT {', '.join(_DATA_COLS)}, _src, ?, now()::TIMESTAMP
+                FROM _accepted ORDER BY order_id""",
+                [run_id],
+            )
+            con.execute(
+                f"INSERT OR REPLACE INTO sales_loads VALUES ({d}, ?, ?, ?, ?, now()::TIMESTAMP)",
+                [run_id, source, accepted, rejected],
+            )
+            result.swapped = True
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    if over:
+        raise RejectThresholdExceeded(result)
+    return result
+
+
+def rejects_table(con, day: date, limit: int = 50) -> list[dict[str, Any]]:
+    """The day's quarantined records, for the task log."""
+    cur = con.execute(
+        f"""SELECT source, line, "column", reason, raw FROM sales_rejects
+        WHERE sale_date = DATE '{day.isoformat()}' ORDER BY source, line LIMIT {int(limit)}"""
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+# ---------------------------------------------------------------------- API client
+
+
+class SalesApiError(Exception):
+    """The API refused the request (4xx): not transient, do not retry."""
+
+
+class SalesApiUnavailable(Exception):
+    """5xx or timeouts after every attempt: transient, the task may be retried."""
+
+
+def fetch_day(
+    session,
+    base_url: str,
+    api_key: str | None,
+    day: date,
+    *,
+    page_size: int = 500,
+    timeout: float = 10.0,
+    attempts: int = 4,
+    backoff: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterable[tuple[str, list[dict[str, Any]]]]:
+    """Yield ``(source, records)`` per page of ``GET {base_url}/sales?date=&page=&page_size=``.
+
+    The response is ``{"data": [...], "next_page": n | null}``. The API key travels in the
+    ``X-API-Key`` header and is never logged. 5xx and timeouts are retried with exponential backoff
+    (``backoff * 2**attempt`` s); 4xx fails at once with the response body.
+    """
+    import requests
+
+    url = base_url.rstrip("/") + "/sales"
+    headers = {"Accept": "application/json"}
+    if api_key:
+        headers["X-API-Key"] = api_key
+    page: int | None = 1
+    while page is not None:
+        params = {"date": day.isoformat(), "page": page, "page_size": page_size}
+        for attempt in range(attempts):
+            try:
+                resp = session.get(url, params=params, headers=headers, timeout=timeout)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if resp.status_code < 400:
+                    break
+                body = resp.text[:2000]
+                if resp.status_code < 500:
+                    raise SalesApiError(f"GET {url} {params} -> HTTP {resp.status_code}: {body}")
+                problem = f"HTTP {resp.status_code}: {body[:200]}"
+            if attempt == attempts - 1:
+                raise SalesApiUnavailable(f"GET {url} {params} failed after {attempts} attempts: {problem}")
+            delay = backoff * 2**attempt
+            log.warning("GET %s %s: %s; retrying in %.1fs (attempt %d/%d)", url, params, problem, delay,
+                        attempt + 1, attempts)
+            sleep(delay)
+        try:
+            payload = resp.json()
+            records = payload["data"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SalesApiError(f"GET {url} {params}: response is not {{'data': [...]}}: {resp.text[:500]}") from exc
+        yield f"api page {page}", records
+        page = payload.get("next_page")
