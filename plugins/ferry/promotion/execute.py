@@ -1,0 +1,430 @@
+"""Carry a promotion out: validate, back up, bulk-write, audit; and roll a promotion back.
+
+Per collection, parents first: plan (``ferry.promotion.plan``) -> Great Expectations on the documents
+to write -> backup of what will change -> unordered ``bulk_write`` in batches -> children of
+documents that failed to write are rejected. Every failure is kept with the server's error; the
+caller fails the task at the end when there are any.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ferry.promotion.config import CollectionSpec, PromotionConfig
+from ferry.promotion.plan import (
+    Action,
+    CollectionPlan,
+    ParentRef,
+    chunks,
+    hashable,
+    parent_refs,
+    plan_all,
+    plan_collection,
+)
+
+log = logging.getLogger(__name__)
+
+SUMMARY_HEADERS = ["collection", "local_total", "local_selected", "prod_total", "insert", "skip", "update", "reject"]
+
+
+class PromotionRefused(ValueError):
+    """A guard refused the run before anything was written."""
+
+
+# --------------------------------------------------------------------------- guards
+
+
+def deployment(hosts: str | None, port: int | None) -> frozenset[str]:
+    """Normalised ``host:port`` set of a connection (``localhost`` == ``127.0.0.1``)."""
+    out = set()
+    for h in (hosts or "localhost").split(","):
+        h = h.strip().lower()
+        p = port or 27017
+        if ":" in h and not h.startswith("["):
+            h, _, ps = h.partition(":")
+            p = int(ps)
+        if h in ("localhost", "::1", "[::1]"):
+            h = "127.0.0.1"
+        out.add(f"{h}:{p}")
+    return frozenset(out)
+
+
+def check_guards(
+    *, mode: str, confirm: str, source: frozenset[str], target: frozenset[str], source_db: str, target_db: str
+) -> None:
+    """Refuse a run that targets its own source, or an ``execute`` without the right confirmation."""
+    if source & target and source_db == target_db:
+        raise PromotionRefused(
+            f"source and target are the same deployment ({', '.join(sorted(source & target))}) and the same "
+            f"database {target_db!r}: refusing to promote a database onto itself"
+        )
+    if mode == "execute" and confirm != target_db:
+        raise PromotionRefused(
+            f"mode=execute writes to production database {target_db!r}: set confirm to exactly {target_db!r} "
+            f"(got {confirm!r}); nothing was written"
+        )
+
+
+# --------------------------------------------------------------------------- reports
+
+
+class ReportSink:
+    """JSON-lines reports in the run's artifacts folder, and in S3 when a bucket is given."""
+
+    def __init__(self, folder: Path, s3=None, bucket: str = "", prefix: str = ""):
+        self.folder, self.s3, self.bucket, self.prefix = Path(folder), s3, bucket, prefix.strip("/")
+
+    def write(self, name: str, lines) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / name
+        with open(path, "w") as fh:
+            for line in lines:
+                fh.write(json.dumps(line, default=str) + "\n")
+        if self.s3 is not None and self.bucket:
+            key = f"{self.prefix}/{name}" if self.prefix else name
+            self.s3.upload_file(str(path), self.bucket, key)
+            return f"s3://{self.bucket}/{key}"
+        return str(path)
+
+
+def summary(plans: list[CollectionPlan]) -> list[dict]:
+    return [p.summary_row() for p in plans]
+
+
+def dry_run(cfg, local_db, prod_db, collections, queries, on_conflict, sink: ReportSink, *, lookup=None) -> dict:
+    """Plan every document and write the plan as JSON lines; reads only."""
+    plans = plan_all(cfg, local_db, prod_db, collections, queries, on_conflict, lookup=lookup)
+    location = sink.write("plan.jsonl", (a.report() for p in plans for a in p.actions))
+    return {"summary": summary(plans), "report": location, "queries": sum(p.prod_queries for p in plans)}
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _type_names(spec: CollectionSpec) -> dict[str, list[str]]:
+    return {f: list(t) for f, t in spec.types.items()}
+
+
+def validate_actions(spec: CollectionSpec, actions: list[Action]) -> dict[int, str]:
+    """Great Expectations on the documents to write: required fields, types, unique natural key.
+
+    Returns ``{position in actions: reason}`` for documents that failed.
+    """
+    if not actions:
+        return {}
+    import pandas as pd
+
+    from ferry.promotion.plan import _MISSING, get_field
+    from ferry.validation import validate
+
+    fields = list(dict.fromkeys([*spec.required, *spec.types, *spec.key]))
+    rows = []
+    for a in actions:
+        row = {}
+        for f in fields:
+            v = get_field(a.doc, f)
+            row[f] = None if v is _MISSING else v
+        row["_natural_key"] = json.dumps([str(row[k]) for k in spec.key])
+        rows.append(row)
+    df = pd.DataFrame(rows, dtype=object)
+    exp = [("ExpectColumnValuesToNotBeNull", {"column": f}) for f in spec.required]
+    exp += [("ExpectColumnValuesToBeInTypeList", {"column": f, "type_list": t}) for f, t in _type_names(spec).items()]
+    exp.append(("ExpectColumnValuesToBeUnique", {"column": "_natural_key"}))
+    result = validate(df, exp, name=f"promotion_{spec.name}")
+    bad: dict[int, str] = {}
+    for check, idx in result.failed_indexes.items():
+        for i in idx:
+            bad[int(i)] = (bad.get(int(i), "") + "; " if int(i) in bad else "") + f"validation failed: {check}"
+    return bad
+
+
+# --------------------------------------------------------------------------- execute
+
+
+@dataclass
+class Outcome:
+    collection: str
+    planned: dict = field(default_factory=dict)
+    inserted: int = 0
+    updated: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    failed: int = 0
+
+    def row(self) -> dict:
+        return {
+            "collection": self.collection,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "skipped": self.skipped,
+            "rejected": self.rejected,
+            "failed": self.failed,
+        }
+
+
+def _doc_hash(doc: dict) -> str:
+    import bson
+
+    return hashlib.sha256(bson.encode(doc)).hexdigest()
+
+
+def _unique_key_index(coll, key: tuple[str, ...]) -> str | None:
+    """Name of a unique, non-partial index on exactly the natural key fields, if production has one."""
+    for name, info in coll.index_information().items():
+        fields = {k for k, _ in info.get("key", [])}
+        if info.get("unique") and not info.get("partialFilterExpression") and fields == set(key):
+            return name
+    return None
+
+
+def _write_ops(spec: CollectionSpec, actions: list[Action], insert_with: str):
+    from pymongo import InsertOne, ReplaceOne, UpdateOne
+
+    ops = []
+    for a in actions:
+        if a.action == "insert":
+            if insert_with == "insert":
+                ops.append(InsertOne(a.doc))
+            else:
+                ops.append(UpdateOne(dict(a.key), {"$setOnInsert": a.doc}, upsert=True))
+        elif a.action == "update":
+            fields = {k: v for k, v in a.doc.items() if k != "_id"}
+            guard = {"_id": a.target_id, spec.updated_at: {"$lt": a.doc[spec.updated_at]}}
+            ops.append(UpdateOne(guard, {"$set": fields}))
+        elif a.action == "overwrite":
+            ops.append(ReplaceOne({"_id": a.target_id, **a.key}, a.doc))
+    return ops
+
+
+def _backup(cfg: PromotionConfig, prod_db, promotion_id: str, spec: CollectionSpec, actions: list[Action]) -> int:
+    """Production pre-images of documents to update/overwrite (first backup wins on retries)."""
+    from pymongo import UpdateOne
+
+    ops = [
+        UpdateOne(
+            {"_id": {"promotion_id": promotion_id, "collection": spec.name, "doc_id": a.target_id}},
+            {
+                "$setOnInsert": {
+                    "promotion_id": promotion_id,
+                    "collection": spec.name,
+                    "kind": "pre_image",
+                    "doc_id": a.target_id,
+                    "before": a.before,
+                    "at": datetime.now(timezone.utc),
+                }
+            },
+            upsert=True,
+        )
+        for a in actions
+        if a.action in ("update", "overwrite")
+    ]
+    for chunk in chunks(ops, cfg.batch_size):
+        prod_db[cfg.backups_collection].bulk_write(chunk, ordered=False)
+    return len(ops)
+
+
+def _write_collection(
+    cfg: PromotionConfig, prod_db, promotion_id: str, attempt: int, plan: CollectionPlan, failures: list[dict]
+) -> Outcome:
+    from pymongo.errors import BulkWriteError
+
+    spec = plan.spec
+    coll, backups = prod_db[spec.name], prod_db[cfg.backups_collection]
+    out = Outcome(spec.name, planned=plan.counts())
+    out.skipped = out.planned["skip"]
+    out.rejected = out.planned["reject"]
+    writes = [a for a in plan.actions if a.action in ("insert", "update", "overwrite")]
+    insert_with = "insert" if _unique_key_index(coll, spec.key) else "upsert"
+    if writes:
+        log.info("%s: %d writes; inserts as %s", spec.name, len(writes), insert_with)
+    _backup(cfg, prod_db, promotion_id, spec, writes)
+    from ferry.report import Progress
+
+    progress = Progress(log, f"write {spec.name}", len(writes))
+    for n, chunk in enumerate(chunks(writes, cfg.batch_size)):
+        inserts = [a for a in chunk if a.action == "insert"]
+        rec_id = f"{promotion_id}|{spec.name}|inserts|{attempt}|{n}"
+        if inserts:  # before writing: the ids this batch will insert (and what they will contain)
+            backups.replace_one(
+                {"_id": rec_id},
+                {
+                    "promotion_id": promotion_id,
+                    "collection": spec.name,
+                    "kind": "inserts",
+                    "planned": [{"_id": a.doc["_id"], "h": _doc_hash(a.doc)} for a in inserts],
+                    "inserted": None,
+                },
+                upsert=True,
+            )
+        ops = _write_ops(spec, chunk, insert_with)
+        errors: dict[int, dict] = {}
+        upserted: set[int] = set()
+        n_modified = 0
+        try:
+            res = coll.bulk_write(ops, ordered=False)
+            upserted = set(res.upserted_ids or {})
+            n_modified = res.modified_count
+        except BulkWriteError as exc:
+            d = exc.details
+            errors = {e["index"]: e for e in d.get("writeErrors", [])}
+            upserted = {u["index"] for u in d.get("upserted", [])}
+            n_modified = d.get("nModified", 0)
+        inserted_ids = []
+        for i, a in enumerate(chunk):
+            if i in errors:
+                e = errors[i]
+                failures.append(
+                    {
+                        "collection": spec.name,
+                        "action": a.action,
+                        "key": json.loads(json.dumps(a.key, default=str)),
+                        "_id": str(a.target_id),
+                        "code": e.get("code"),
+                        "error": e.get("errmsg"),
+                    }
+                )
+                a.reason = f"write failed: {e.get('errmsg')}"
+                a.action = "failed"
+            elif a.action == "insert":
+                if insert_with == "insert" or i in upserted:
+                    inserted_ids.append(a.doc["_id"])
+                else:  # upsert matched: production got the key meanwhile
+                    a.action, a.reason = "skip", "inserted in production meanwhile"
+        out.inserted += len(inserted_ids)
+        out.updated += n_modified
+        out.skipped += sum(1 for a in chunk if a.action == "skip")
+        out.failed += len(errors)
+        if inserts:
+            backups.update_one({"_id": rec_id}, {"$set": {"inserted": inserted_ids}})
+        progress.add(len(chunk))
+    progress.log(final=True)
+    return out
+
+
+def execute(
+    cfg: PromotionConfig,
+    local_db,
+    prod_db,
+    collections: list[str],
+    queries: dict[str, dict],
+    on_conflict: str,
+    *,
+    promotion_id: str,
+    sink: ReportSink,
+    params: dict | None = None,
+    triggered_by: str | None = None,
+    attempt: int = 1,
+    lookup: str | None = None,
+) -> dict:
+    """Promote ``collections`` (parents first). Returns counts, failures and report/backup locations."""
+    audit = prod_db[cfg.audit_collection]
+    now = datetime.now(timezone.utc)
+    audit.update_one(
+        {"_id": promotion_id},
+        {
+            "$setOnInsert": {"created_at": now},
+            "$set": {
+                "status": "running",
+                "started_at": now,
+                "triggered_by": triggered_by,
+                "params": params or {},
+                "attempt": attempt,
+                "backup_location": f"{prod_db.name}.{cfg.backups_collection} (promotion_id={promotion_id})",
+            },
+        },
+        upsert=True,
+    )
+    parents: dict[str, dict[Any, ParentRef]] = {}
+    outcomes, failures, all_actions, summaries = [], [], [], []
+    for spec in cfg.ordered(collections):
+        plan = plan_collection(spec, cfg, local_db, prod_db, queries.get(spec.name, {}), on_conflict, parents, lookup=lookup)
+        summaries.append(plan.summary_row())
+        writes = [a for a in plan.actions if a.action in ("insert", "update", "overwrite")]
+        for i, reason in validate_actions(spec, writes).items():
+            writes[i].action, writes[i].reason = "reject", reason
+        outcomes.append(_write_collection(cfg, prod_db, promotion_id, attempt, plan, failures))
+        refs = parent_refs(plan)
+        for a in plan.actions:
+            if a.action == "failed":
+                refs[hashable(a.local_id)] = ParentRef(None, f"parent {spec.name} {a.key} failed to write: {a.reason}")
+        parents.setdefault(spec.name, {}).update(refs)
+        all_actions.extend(plan.actions)
+    rejects = [a.report() for a in all_actions if a.action == "reject"]
+    report = sink.write("execute.jsonl", (a.report() for a in all_actions))
+    status = "failed" if failures or rejects else "succeeded"
+    result = {
+        "promotion_id": promotion_id,
+        "status": status,
+        "plan": summaries,
+        "outcome": [o.row() for o in outcomes],
+        "failures": failures,
+        "rejects": rejects,
+        "report": report,
+        "backup": f"{prod_db.name}.{cfg.backups_collection}",
+    }
+    audit.update_one(
+        {"_id": promotion_id},
+        {
+            "$set": {
+                "status": status,
+                "finished_at": datetime.now(timezone.utc),
+                "counts": result["outcome"],
+                "plan": summaries,
+                "report_location": report,
+                "failures": failures[:500],
+                "failure_count": len(failures),
+                "rejects": rejects[:500],
+                "reject_count": len(rejects),
+            }
+        },
+    )
+    return result
+
+
+# --------------------------------------------------------------------------- rollback
+
+
+def rollback(cfg: PromotionConfig, prod_db, promotion_id: str) -> list[dict]:
+    """Undo ``promotion_id`` exactly: delete what it inserted, restore what it replaced. Idempotent."""
+    from pymongo import ReplaceOne
+
+    audit = prod_db[cfg.audit_collection].find_one({"_id": promotion_id})
+    if audit is None:
+        raise LookupError(
+            f"no promotion {promotion_id!r} in {prod_db.name}.{cfg.audit_collection}: check the promotion_id "
+            f"(the prod_promotion run id) and the target database"
+        )
+    backups = prod_db[cfg.backups_collection]
+    names = list(cfg.collections)
+    rows = {n: {"collection": n, "deleted": 0, "restored": 0} for n in names}
+    for name in reversed(names):  # children before parents
+        ids: list = []
+        for rec in backups.find({"promotion_id": promotion_id, "collection": name, "kind": "inserts"}):
+            if rec.get("inserted") is not None:
+                ids += rec["inserted"]
+                continue
+            planned = {hashable(p["_id"]): p["h"] for p in rec.get("planned", [])}
+            for chunk in chunks([p["_id"] for p in rec.get("planned", [])], cfg.lookup_chunk):
+                for d in prod_db[name].find({"_id": {"$in": chunk}}):
+                    if _doc_hash(d) == planned.get(hashable(d["_id"])):
+                        ids.append(d["_id"])
+        for chunk in chunks(ids, cfg.batch_size):
+            rows[name]["deleted"] += prod_db[name].delete_many({"_id": {"$in": chunk}}).deleted_count
+        ops = [
+            ReplaceOne({"_id": b["doc_id"]}, b["before"], upsert=True)
+            for b in backups.find({"promotion_id": promotion_id, "collection": name, "kind": "pre_image"})
+        ]
+        for chunk in chunks(ops, cfg.batch_size):
+            prod_db[name].bulk_write(chunk, ordered=False)
+        rows[name]["restored"] = len(ops)
+    prod_db[cfg.audit_collection].update_one(
+        {"_id": promotion_id},
+        {"$set": {"status": "rolled_back", "rolled_back_at": datetime.now(timezone.utc), "rollback": list(rows.values())}},
+    )
+    return list(rows.values())
