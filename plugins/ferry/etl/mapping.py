@@ -1,0 +1,323 @@
+"""The ETL mapping file (YAML): which tables become which collections, and how.
+
+Errors name the file, the line and the field (``yaml.compose`` keeps every node's position):
+
+    accounts.yaml:14: collections[0].relations[1].kind: 'embed_manyy' is not one of embed_many, embed_one, reference
+
+Plain data in, plain data out (dicts), so the effective mapping can be stored and diffed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KINDS = ("embed_many", "embed_one", "reference")
+TYPES = ("auto", "decimal128", "double", "string", "int", "datetime", "bool")
+NUMERIC = ("decimal128", "double")
+ON_DELETE = ("delete", "flag")
+NEW_COLUMNS = ("include", "ignore")
+
+_TOP_KEYS = {"version", "source", "defaults", "collections"}
+_DEFAULT_KEYS = {"numeric", "on_source_delete"}
+_COLL_KEYS = {"name", "table", "id", "fields", "exclude", "new_columns", "relations"}
+_REL_KEYS = {"kind", "table", "as", "foreign_key", "local_key", "column", "collection", "fields", "exclude",
+             "new_columns", "order_by"}
+
+
+class MappingError(ValueError):
+    """A mapping problem, naming file, line and field."""
+
+
+class _Doc:
+    """The parsed YAML plus the line of every path (for error messages)."""
+
+    def __init__(self, text: str, source: str):
+        self.source = source
+        self.lines: dict[tuple, int] = {}
+        try:
+            node = yaml.compose(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark else ""
+            raise MappingError(f"{source}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+        if node is None:
+            raise MappingError(f"{source}:1: empty mapping file")
+        self.data = self._convert(node, ())
+
+    def _convert(self, node, path: tuple):
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out = {}
+            for k, v in node.value:
+                key = k.value
+                if key in out:
+                    raise MappingError(f"{self.source}:{k.start_mark.line + 1}: {_fmt(path + (key,))}: duplicate key")
+                self.lines[path + (key,)] = k.start_mark.line + 1
+                out[key] = self._convert(v, path + (key,))
+                self.lines[path + (key,)] = k.start_mark.line + 1
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._convert(v, path + (i,)) for i, v in enumerate(node.value)]
+        return yaml.safe_load(yaml.serialize(node))  # scalar with YAML's own typing
+
+    def error(self, path: tuple, message: str) -> MappingError:
+        line = None
+        for n in range(len(path), -1, -1):  # the closest known ancestor
+            if path[:n] in self.lines:
+                line = self.lines[path[:n]]
+                break
+        return MappingError(f"{self.source}:{line or 1}: {_fmt(path) or '(top)'}: {message}")
+
+
+def _fmt(path: tuple) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def load(path: str | Path) -> dict:
+    """Read and validate a mapping file; the result is plain data (see ``docs/etl.md``)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise MappingError(f"{path}: cannot read mapping: {exc}") from exc
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str = "<mapping>") -> dict:
+    doc = _Doc(text, source)
+    m = doc.data
+    if not isinstance(m, dict):
+        raise doc.error((), "the mapping must be a YAML mapping with a 'collections' list")
+    _keys(doc, m, (), _TOP_KEYS)
+    defaults = m.get("defaults") or {}
+    _keys(doc, defaults, ("defaults",), _DEFAULT_KEYS)
+    numeric = defaults.get("numeric", "decimal128")
+    _choice(doc, numeric, ("defaults", "numeric"), NUMERIC)
+    on_delete = defaults.get("on_source_delete", "delete")
+    _choice(doc, on_delete, ("defaults", "on_source_delete"), ON_DELETE)
+    source = m.get("source") or {}
+    if not isinstance(source, dict):
+        raise doc.error(("source",), "must be a mapping (e.g. {schema: public})")
+    colls = m.get("collections")
+    if not isinstance(colls, list) or not colls:
+        raise doc.error(("collections",), "a non-empty list of collections is required")
+    out = {
+        "version": m.get("version", 1),
+        "source": {"schema": source.get("schema", "public")},
+        "defaults": {"numeric": numeric, "on_source_delete": on_delete},
+        "collections": [],
+        "lines": {},
+    }
+    names: dict[str, int] = {}
+    for i, c in enumerate(colls):
+        p = ("collections", i)
+        if not isinstance(c, dict):
+            raise doc.error(p, "each collection must be a mapping with name, table, id")
+        _keys(doc, c, p, _COLL_KEYS)
+        for req in ("name", "table", "id"):
+            if not isinstance(c.get(req), str) or not c.get(req):
+                raise doc.error(p + (req,) if req in c else p, f"'{req}' is required (a string)")
+        if c["name"] in names:
+            raise doc.error(p + ("name",), f"collection {c['name']!r} is already defined (collections[{names[c['name']]}])")
+        if c["name"].startswith(("system.", "_ferry")) or "$" in c["name"]:
+            raise doc.error(p + ("name",), f"{c['name']!r} is not a usable collection name")
+        names[c["name"]] = i
+        coll = {
+            "name": c["name"],
+            "table": c["table"],
+            "id": c["id"],
+            **_fields(doc, c, p),
+            "relations": [],
+        }
+        out["lines"][c["name"]] = doc.lines.get(p, 1)
+        seen_as = {}
+        for j, r in enumerate(c.get("relations") or []):
+            rp = p + ("relations", j)
+            if not isinstance(r, dict):
+                raise doc.error(rp, "each relation must be a mapping with kind, table/column, as")
+            _keys(doc, r, rp, _REL_KEYS)
+            kind = r.get("kind")
+            _choice(doc, kind, rp + ("kind",), KINDS)
+            need = {"embed_many": ("table", "as", "foreign_key"), "embed_one": ("table", "as", "local_key"),
+                    "reference": ("column", "collection")}[kind]
+            for req in need:
+                if not isinstance(r.get(req), str) or not r.get(req):
+                    raise doc.error(rp, f"{kind} needs '{req}' (a string)")
+            rel = {"kind": kind}
+            if kind == "reference":
+                rel.update(column=r["column"], collection=r["collection"], **{"as": r.get("as") or r["column"]})
+            else:
+                rel.update(table=r["table"], **{"as": r["as"]}, **_fields(doc, r, rp))
+                if kind == "embed_many":
+                    rel["foreign_key"] = r["foreign_key"]
+                    rel["order_by"] = r.get("order_by")
+                else:
+                    rel["local_key"] = r["local_key"]
+            if rel["as"] in seen_as:
+                raise doc.error(rp + ("as",), f"field {rel['as']!r} is already produced by relations[{seen_as[rel['as']]}]")
+            seen_as[rel["as"]] = j
+            rel["line"] = doc.lines.get(rp, 1)
+            coll["relations"].append(rel)
+        out["collections"].append(coll)
+    for i, coll in enumerate(out["collections"]):
+        for j, rel in enumerate(coll["relations"]):
+            if rel["kind"] == "reference" and rel["collection"] not in names:
+                raise doc.error(("collections", i, "relations", j, "collection"),
+                                f"unknown collection {rel['collection']!r}; defined: {', '.join(names)}")
+    out["hash"] = mapping_hash(out)
+    return out
+
+
+def _keys(doc: _Doc, d: Any, path: tuple, allowed: set) -> None:
+    if d is None:
+        return
+    if not isinstance(d, dict):
+        raise doc.error(path, "must be a mapping")
+    for k in d:
+        if k not in allowed:
+            raise doc.error(path + (k,), f"unknown key {k!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _choice(doc: _Doc, value: Any, path: tuple, allowed: tuple) -> None:
+    if value not in allowed:
+        raise doc.error(path, f"{value!r} is not one of {', '.join(allowed)}")
+
+
+def _fields(doc: _Doc, d: dict, path: tuple) -> dict:
+    """``fields`` (column -> name | {name, type}), ``exclude``, ``new_columns`` normalised."""
+    raw = d.get("fields")
+    fields = None
+    if raw is not None:
+        if not isinstance(raw, dict):
+            raise doc.error(path + ("fields",), "must map column -> field name or {name, type}")
+        fields = {}
+        for col, spec in raw.items():
+            fp = path + ("fields", col)
+            if spec is None:
+                spec = {}
+            if isinstance(spec, str):
+                spec = {"name": spec}
+            if not isinstance(spec, dict):
+                raise doc.error(fp, "must be a field name or {name, type}")
+            _keys(doc, spec, fp, {"name", "type"})
+            name = spec.get("name", col)
+            if not isinstance(name, str) or not name or name.startswith("$") or "." in name:
+                raise doc.error(fp + ("name",), f"{name!r} is not a valid field name")
+            typ = spec.get("type", "auto")
+            _choice(doc, typ, fp + ("type",), TYPES)
+            fields[str(col)] = {"name": name, "type": typ}
+    exclude = d.get("exclude") or []
+    if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+        raise doc.error(path + ("exclude",), "must be a list of column names")
+    new_columns = d.get("new_columns", "include")
+    _choice(doc, new_columns, path + ("new_columns",), NEW_COLUMNS)
+    return {"fields": fields, "exclude": list(exclude), "new_columns": new_columns}
+
+
+def mapping_hash(m: dict) -> str:
+    body = {k: v for k, v in m.items() if k not in ("hash", "lines")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- against a schema snapshot
+
+
+def _parts(m: dict):
+    """(collection, part, table, path) for every table-reading part of the mapping."""
+    for coll in m["collections"]:
+        yield coll, coll, coll["table"], coll["name"]
+        for rel in coll["relations"]:
+            if rel["kind"] != "reference":
+                yield coll, rel, rel["table"], f"{coll['name']}.{rel['as']}"
+
+
+def resolve(m: dict, snapshot: dict) -> dict:
+    """The effective mapping for ``snapshot``: explicit ``fields`` everywhere, checked against the tables.
+
+    Omitted ``fields`` means every column (minus ``exclude``, the id column and the embedding key).
+    Raises MappingError (with the mapping's line) when a table or column is missing.
+    """
+    eff = copy.deepcopy(m)
+    tables = snapshot["tables"]
+    for coll, part, table, where in _parts(eff):
+        line = part.get("line") or m["lines"].get(coll["name"], 1)
+        if table not in tables:
+            raise MappingError(f"mapping line {line}: {where}: table {table!r} not in the source schema")
+        cols = tables[table]["columns"]
+        skip = set(part["exclude"])
+        if part is coll:
+            skip.add(coll["id"])
+            _need(cols, coll["id"], line, where, "id")
+            for rel in coll["relations"]:
+                if rel["kind"] == "reference":
+                    _need(cols, rel["column"], rel["line"], f"{coll['name']}.{rel['as']}", "column")
+                    skip.add(rel["column"])
+                elif rel["kind"] == "embed_one":
+                    _need(cols, rel["local_key"], rel["line"], f"{coll['name']}.{rel['as']}", "local_key")
+        elif part["kind"] == "embed_many":
+            _need(cols, part["foreign_key"], line, where, "foreign_key")
+            skip.add(part["foreign_key"])
+            if part.get("order_by"):
+                _need(cols, part["order_by"], line, where, "order_by")
+        elif part["kind"] == "embed_one" and not tables[table]["primary_key"]:
+            raise MappingError(f"mapping line {line}: {where}: table {table!r} has no primary key to join on")
+        if part["fields"] is None:
+            part["fields"] = {c: {"name": c, "type": "auto"} for c in cols if c not in skip}
+        else:
+            for c in part["fields"]:
+                _need(cols, c, line, where, "fields")
+    return eff
+
+
+def _need(cols: dict, col: str, line: int, where: str, what: str) -> None:
+    if col not in cols:
+        raise MappingError(
+            f"mapping line {line}: {where}: {what} column {col!r} not in the source table "
+            f"(columns: {', '.join(cols)})"
+        )
+
+
+def evolve(eff: dict, changes: list[dict], apply_breaking: bool) -> tuple[dict, list[dict]]:
+    """Apply accepted schema changes to an effective mapping; return it and what was changed."""
+    eff = copy.deepcopy(eff)
+    applied: list[dict] = []
+    for ch in changes:
+        if ch["class"] == "breaking" and not apply_breaking:
+            continue
+        for coll, part, table, where in _parts(eff):
+            if table != ch["table"]:
+                continue
+            fields = part["fields"]
+            col = ch.get("column")
+            if ch["kind"] == "column_added" and part["new_columns"] == "include":
+                keys = {coll["id"]} if part is coll else {part.get("foreign_key")}
+                if col not in fields and col not in part["exclude"] and col not in keys:
+                    fields[col] = {"name": col, "type": "auto"}
+                    applied.append({"mapping": where, "action": f"add field {col}"})
+            elif ch["kind"] == "column_dropped" and col in fields:
+                applied.append({"mapping": where, "action": f"remove field {fields.pop(col)['name']} ({col} dropped)"})
+            elif ch["kind"] == "column_renamed_likely" and ch["old"] in fields:
+                spec = fields.pop(ch["old"])
+                fields[ch["new"]] = spec
+                applied.append({"mapping": where, "action": f"read field {spec['name']} from {ch['new']} (was {ch['old']})"})
+    return eff, applied
+
+
+def check_columns(eff: dict, snapshot: dict) -> None:
+    """Every column the effective mapping reads exists in ``snapshot`` (MappingError otherwise)."""
+    tables = snapshot["tables"]
+    for coll, part, table, where in _parts(eff):
+        line = part.get("line") or eff["lines"].get(coll["name"], 1)
+        if table not in tables:
+            raise MappingError(f"mapping line {line}: {where}: table {table!r} was dropped from the source")
+        for c in part["fields"]:
+            _need(tables[table]["columns"], c, line, where, "fields")

@@ -1,0 +1,151 @@
+"""Rows (dicts from psycopg) -> MongoDB documents, as the effective mapping says.
+
+Conversions (``auto`` picks by the Python value psycopg returns):
+numeric/Decimal -> Decimal128 (or double: ``defaults.numeric`` / field ``type``), timestamptz -> UTC datetime,
+timestamp -> datetime taken as UTC, date -> datetime at midnight UTC, jsonb/json -> sub-documents,
+arrays -> arrays (elements converted), uuid -> string, bytea -> binary, interval -> seconds (double).
+
+Every document carries ``_ferry_hash`` (sha1 of its BSON without the hash) so incremental loads can skip
+unchanged documents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import hashlib
+import uuid
+from typing import Any, Iterable
+
+import bson
+from bson.decimal128 import Decimal128
+
+HASH_FIELD = "_ferry_hash"
+DELETED_FIELD = "_ferry_deleted"
+
+
+class RowError(ValueError):
+    """A value that cannot be converted; the row is quarantined."""
+
+
+def convert(value: Any, typ: str = "auto", numeric: str = "decimal128") -> Any:
+    if value is None:
+        return None
+    if typ == "auto":
+        return _auto(value, numeric)
+    try:
+        if typ == "decimal128":
+            return _decimal128(decimal.Decimal(str(value)))
+        if typ == "double":
+            return float(value)
+        if typ == "string":
+            return value if isinstance(value, str) else str(value)
+        if typ == "int":
+            if isinstance(value, (float, decimal.Decimal)) and value != int(value):
+                raise RowError(f"{value!r} is not a whole number")
+            return int(value)
+        if typ == "bool":
+            return bool(value)
+        if typ == "datetime":
+            return _auto(value if isinstance(value, (dt.datetime, dt.date)) else dt.datetime.fromisoformat(str(value)), numeric)
+    except RowError:
+        raise
+    except (ValueError, TypeError, decimal.InvalidOperation, ArithmeticError) as exc:
+        raise RowError(f"cannot convert {value!r} to {typ}: {exc}") from exc
+    raise RowError(f"unknown type {typ!r}")
+
+
+def _decimal128(d: decimal.Decimal) -> Decimal128:
+    if not d.is_finite():
+        raise RowError(f"{d} cannot be stored as Decimal128 in a document")
+    try:
+        return Decimal128(d)
+    except (decimal.InvalidOperation, ValueError) as exc:
+        raise RowError(f"{d} does not fit Decimal128 (34 digits): {exc}") from exc
+
+
+def _auto(v: Any, numeric: str) -> Any:
+    if isinstance(v, (str, bool, int, float)) or v is None:
+        return v
+    if isinstance(v, decimal.Decimal):
+        return float(v) if numeric == "double" else _decimal128(v)
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(dt.timezone.utc)
+        else:
+            v = v.replace(tzinfo=dt.timezone.utc)
+        return v.replace(microsecond=v.microsecond // 1000 * 1000)  # BSON dates are milliseconds
+    if isinstance(v, dt.date):
+        return dt.datetime(v.year, v.month, v.day, tzinfo=dt.timezone.utc)
+    if isinstance(v, dt.time):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):
+        return v.total_seconds()
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bson.Binary(bytes(v))
+    if isinstance(v, dict):
+        return {str(k): _auto(x, numeric) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_auto(x, numeric) for x in v]
+    return str(v)  # ranges, inet, ... as text
+
+
+def project(row: dict, part: dict, numeric: str) -> dict:
+    """The mapped fields of one row (``part`` = a collection or an embed of the effective mapping)."""
+    out = {}
+    for col, spec in part["fields"].items():
+        try:
+            out[spec["name"]] = convert(row[col], spec["type"], numeric)
+        except RowError as exc:
+            raise RowError(f"{part.get('table')}.{col}: {exc}") from exc
+    return out
+
+
+def document(row: dict, coll: dict, related: dict[str, Any], numeric: str) -> dict:
+    """One document: ``_id`` from the id column, fields, references, embeds (``related[as]``)."""
+    doc = {"_id": convert(row[coll["id"]], "auto", numeric)}
+    doc.update(project(row, coll, numeric))
+    for rel in coll["relations"]:
+        if rel["kind"] == "reference":
+            doc[rel["as"]] = convert(row[rel["column"]], "auto", numeric)
+        else:
+            doc[rel["as"]] = related.get(rel["as"])
+    doc[HASH_FIELD] = doc_hash(doc)
+    return doc
+
+
+def doc_hash(doc: dict) -> str:
+    body = {k: v for k, v in doc.items() if k not in (HASH_FIELD, DELETED_FIELD)}
+    return hashlib.sha1(bson.encode(body)).hexdigest()
+
+
+def build_batch(rows: list[dict], coll: dict, children: dict[str, dict], numeric: str) -> tuple[list[dict], list[dict]]:
+    """Documents for a batch of root rows; ``children[as]`` = {parent key: rows or row}.
+
+    Returns (documents, rejected) where rejected rows carry the table, key and error.
+    """
+    docs, rejected = [], []
+    for row in rows:
+        try:
+            related: dict[str, Any] = {}
+            for rel in coll["relations"]:
+                if rel["kind"] == "embed_many":
+                    related[rel["as"]] = [project(r, rel, numeric) for r in children[rel["as"]].get(row[coll["id"]], [])]
+                elif rel["kind"] == "embed_one":
+                    key = row[rel["local_key"]]
+                    parent = children[rel["as"]].get(key) if key is not None else None
+                    related[rel["as"]] = project(parent, rel, numeric) if parent is not None else None
+            docs.append(document(row, coll, related, numeric))
+        except (RowError, KeyError) as exc:
+            rejected.append({"collection": coll["name"], "table": coll["table"], "key": str(row.get(coll["id"])),
+                             "error": str(exc)})
+    return docs, rejected
+
+
+def group(rows: Iterable[dict], key: str) -> dict[Any, list[dict]]:
+    out: dict[Any, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r[key], []).append(r)
+    return out

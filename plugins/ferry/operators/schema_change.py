@@ -1,0 +1,47 @@
+"""SchemaChangeDetectOperator: snapshot a PostgreSQL schema, diff it against the last accepted one."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from airflow.sdk import BaseOperator
+
+
+class SchemaChangeDetectOperator(BaseOperator):
+    """Snapshot ``pg_schema`` of ``database`` (on ``pg_conn_id``) into ``<mongo_db>__ferry._ferry_schema_snapshots``
+    and return the classified diff against the last accepted snapshot of ``source_name``.
+
+    XCom: ``{"snapshot_id", "version", "base_version", "changes": [...], "summary", "markdown"}``.
+    """
+
+    template_fields: Sequence[str] = ("database", "pg_schema", "mongo_db", "source_name")
+
+    def __init__(self, *, pg_conn_id: str, mongo_conn_id: str, mongo_db: str, source_name: str,
+                 database: str = "", pg_schema: str = "public", **kwargs):
+        super().__init__(**kwargs)
+        self.pg_conn_id, self.mongo_conn_id = pg_conn_id, mongo_conn_id
+        self.database, self.pg_schema, self.mongo_db, self.source_name = database, pg_schema, mongo_db, source_name
+
+    def execute(self, context):
+        from ferry import conns, report
+        from ferry.etl import meta_db, schema
+
+        with conns.pg_connect(self.pg_conn_id, self.database or None) as conn:
+            snap = schema.snapshot(conn, self.pg_schema)
+        with conns.mongo_client(self.mongo_conn_id) as client:
+            meta = client[meta_db(self.mongo_db)]
+            base = schema.last_accepted(meta, self.source_name)
+            changes = schema.diff(base["snapshot"], snap) if base else []
+            doc = schema.store(meta, self.source_name, snap, changes, base["version"] if base else None,
+                               context["run_id"])
+        summary = schema.summary(changes)
+        md = schema.markdown(changes)
+        if base is None:
+            self.log.info("first snapshot of %s (version %s, %d tables): accepted as the baseline",
+                          self.source_name, doc["version"], len(snap["tables"]))
+        else:
+            self.log.info("schema of %s: snapshot %s vs accepted %s: %s\n%s", self.source_name, doc["version"],
+                          base["version"], summary, md)
+        report.artifacts_dir("etl", context["run_id"]).joinpath("schema_diff.md").write_text(md + "\n")
+        return {"snapshot_id": doc["_id"], "version": doc["version"], "base_version": doc["base_version"],
+                "changes": changes, "summary": summary, "markdown": md, "fingerprint": snap["fingerprint"]}

@@ -1,0 +1,51 @@
+"""Fixtures and helpers for the production ETL tests (domain level: no Airflow needed)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+MAPPING = "include/etl/demo_mapping.yaml"
+
+
+@pytest.fixture
+def demo_pg(pg_conn):
+    """``pg_conn`` with the demo schema and a small data set (20 accounts, 60 campaigns, ...)."""
+    from ferry.etl import demodata
+
+    demodata.create_schema(pg_conn)
+    counts = demodata.seed(pg_conn, accounts=20, campaigns_per=3, items_per=3, tags_per=2)
+    return SimpleNamespace(conn=pg_conn, counts=counts)
+
+
+def detect(conn, client, db: str, source: str = "demo", run_id: str = "t") -> dict:
+    """What SchemaChangeDetectOperator does, without Airflow."""
+    from ferry.etl import meta_db, schema
+
+    snap = schema.snapshot(conn)
+    conn.commit()
+    meta = client[meta_db(db)]
+    base = schema.last_accepted(meta, source)
+    changes = schema.diff(base["snapshot"], snap) if base else []
+    doc = schema.store(meta, source, snap, changes, base["version"] if base else None, run_id)
+    return {"snapshot_id": doc["_id"], "version": doc["version"], "base_version": doc["base_version"],
+            "changes": changes, "summary": schema.summary(changes)}
+
+
+def run_etl(conn, client, db: str, tmp_path, *, policy: str = "auto_safe", strategy: str = "full",
+            batch_size: int = 25, chosen=None, fail_after_batches=None, run_id: str = "t") -> dict:
+    """detect -> plan -> backup -> load -> validate, as production_etl does (domain functions only)."""
+    from ferry.etl import backup, checks, load, meta_db, pipeline
+
+    detected = detect(conn, client, db, run_id=run_id)
+    meta = client[meta_db(db)]
+    planned = pipeline.plan(meta, MAPPING, detected, policy, chosen)
+    rec = backup.create(client, db, meta, str(tmp_path / "backups"), run_id=run_id)
+    res = load.load(conn, client, db, planned["effective_mapping"], strategy=strategy, batch_size=batch_size,
+                    meta_db=meta, run_id=run_id, fail_after_batches=fail_after_batches)
+    conn.commit()
+    quarantined = {k: v["quarantined"] for k, v in res["collections"].items()}
+    rows = checks.run(conn, client, db, planned["effective_mapping"], quarantined=quarantined, sample=20)
+    conn.commit()
+    return {"detected": detected, "planned": planned, "backup": rec, "load": res, "checks": rows}
