@@ -54,6 +54,7 @@ _SUFFIX = Param("_dev", type="string", minLength=1, description="Clone name = so
         "drop_extra_indexes": Param(False, type="boolean", description="Drop target indexes that are not in the source (or differ) before creating."),
         "dry_run": Param(True, type="boolean", description="Only log the plan; write nothing."),
         "allow_nonempty_target": Param(False, type="boolean", description="Clone into a target that already holds documents."),
+        "verify_vector_search": Param(False, type="boolean", description="After creating vector search indexes, run a one-result $vectorSearch probe on each."),
     },
 )
 def dev_db_structure_clone():
@@ -65,6 +66,7 @@ def dev_db_structure_clone():
         drop_extra_indexes="{{ params.drop_extra_indexes }}",
         include_search_indexes="{{ params.include_search_indexes }}",
         allow_nonempty_target="{{ params.allow_nonempty_target }}",
+        verify_vector_search="{{ params.verify_vector_search }}",
     )
 
 

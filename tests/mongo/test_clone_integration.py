@@ -85,7 +85,10 @@ def test_guards_refuse_a_target_with_documents(source_db, mongo_prod, stack, com
     opts = clone.CloneOptions(dry_run=False, allow_nonempty_target=True)
     assert clone.preflight(client, client, [source_db.name], opts) == [(source_db.name, source_db.name + "_dev")]
     res = clone.clone_database(client[source_db.name], client[source_db.name + "_dev"], opts)
-    assert [f["object"] for f in res.failures] == []
+    # users already existed without the source's collation: reported, not silently left different
+    assert [f["object"] for f in res.failures] == ["users options"]
+    assert [r["detail"] for r in res.rows if r["object"] == "users options" and r["action"] == "differs"] == [
+        "['collation'] differ (drop and re-create the collection to change)"]
     assert mongo_prod[source_db.name + "_dev"].users.count_documents({}) == 1  # never deleted
 
 
@@ -116,6 +119,9 @@ def test_drop_extra_indexes(source_db, mongo_prod):
     target.users.create_index("scratch", name="scratch_1")
     target.users.drop_index("followers_idx")
     target.users.create_index([("followers", 1)], name="followers_idx")  # same name, other direction
+    res = clone.clone_database(source_db, target, clone.CloneOptions(dry_run=False))
+    assert [(f["object"], "drop_extra_indexes" in f["error"]) for f in res.failures] == [("followers_idx", True)]
+    assert "scratch_1" in target.users.index_information()  # extra indexes are kept by default
     res = clone.clone_database(source_db, target, clone.CloneOptions(dry_run=False, drop_extra_indexes=True))
     assert res.failures == []
     assert structure.diff(structure.read_structure(source_db), structure.read_structure(target)) == []

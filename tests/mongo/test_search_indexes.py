@@ -144,3 +144,26 @@ def test_unsupported_target_gets_the_exact_command_then_a_manual_report(
     defs, why = search_indexes.read(mongo_prod[mongo_db_name].events)
     assert defs == [] and "115" in why
     assert structure.read_structure(target)["collections"].keys() == {"events", "companies", "emails"}
+
+
+def test_apply_search_on_a_capable_target_creates_and_probes():
+    atlas = _AtlasStandIn(ready_after=0)
+    rows = clone.plan_clone(
+        {"database": "alphasync_db", "collections": {"events": {"type": "collection", "options": {}, "indexes": {}}}},
+        {"database": "alphasync_db_dev", "collections": {"events": {"type": "collection", "options": {}, "indexes": {}}}},
+        source_search={"events": [VECTOR_EVENTS]}, target_search={},
+    )
+    assert [(r["object"], r["action"]) for r in rows] == [("events", "exists"), ("vector_index_loop_events", "create")]
+    failures, report, sent = clone.apply_search(atlas, rows, report_dir=None, timeout=5, verify_vector_search=True,
+                                                sleep=lambda s: None)
+    assert failures == [] and report is None and sent == 1
+    assert rows[1]["status"] == "created, $vectorSearch probe: ok"
+    assert atlas.commands[0] == search_indexes.create_command("events", [VECTOR_EVENTS])
+    assert "$vectorSearch" in atlas.commands[1]["pipeline"][0]
+    # the same definition already on the target: nothing to do
+    again = clone.plan_clone(
+        {"database": "a", "collections": {"events": {"type": "collection", "options": {}, "indexes": {}}}},
+        {"database": "b", "collections": {"events": {"type": "collection", "options": {}, "indexes": {}}}},
+        source_search={"events": [VECTOR_EVENTS]}, target_search={"events": [VECTOR_EVENTS]},
+    )
+    assert [r["action"] for r in again] == ["exists", "exists"]

@@ -310,7 +310,8 @@ def apply_search(
             if res["status"] == "created":
                 r["status"] = "created"
                 if verify_vector_search and r["spec"]["type"] == "vectorSearch":
-                    r["probe"] = search_indexes.vector_probe(target_db[coll], r["spec"])
+                    probe = search_indexes.vector_probe(target_db[coll], r["spec"])
+                    r["status"] = f"created, $vectorSearch probe: {probe}"
             elif res["status"] == "unsupported":
                 r["status"], r["error"] = "manual", res["error"]
             elif r["object"] in res["pending"]:
@@ -391,7 +392,13 @@ def clone_database(
         target_db, rows, report_dir=report_dir, timeout=opts.search_timeout,
         verify_vector_search=opts.verify_vector_search,
     )
-    result.failures = failures + s_fail
+    differs = [
+        {"database": target_db.name, "collection": r["collection"], "object": r["object"],
+         "error": "differs from the source and was left as is (indexes: rerun with drop_extra_indexes=true; "
+                  "collection options: drop the collection in the clone and rerun)"}
+        for r in rows if r["action"] == "differs"
+    ]
+    result.failures = failures + s_fail + differs
     result.write_commands = sent + s_sent
     result.search_report = report
     return result

@@ -46,6 +46,7 @@ class MongoIndexCloneOperator(BaseOperator):
         "drop_extra_indexes",
         "include_search_indexes",
         "allow_nonempty_target",
+        "verify_vector_search",
     )
     ui_color = "#c8e6c9"
 
@@ -61,7 +62,7 @@ class MongoIndexCloneOperator(BaseOperator):
         include_search_indexes: bool | str = True,
         allow_nonempty_target: bool | str = False,
         search_timeout: float = 600.0,
-        verify_vector_search: bool = False,
+        verify_vector_search: bool | str = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
