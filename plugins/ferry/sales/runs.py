@@ -42,7 +42,7 @@ def api_base_url(conn) -> str:
 
 
 def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api_conn_id: str) -> dict:
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from ferry import alerts
     from ferry.sales import connect, ensure_schema, load
@@ -107,7 +107,7 @@ def _log_rejects(con, day: date) -> None:
 
 
 def import_users_task(params: dict, *, duckdb_file: str) -> dict:
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from ferry.sales import connect
     from ferry.sales.users import UsersInputError, import_users
@@ -130,7 +130,7 @@ def import_users_task(params: dict, *, duckdb_file: str) -> dict:
 
 
 def health_task(params: dict, *, run_after: datetime | None, duckdb_file: str) -> list[dict]:
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from ferry.sales import connect, health
 
@@ -175,7 +175,7 @@ def backup_task(params: dict, *, duckdb_file: str) -> dict:
     from ferry.sales import backup
 
     if not Path(duckdb_file).exists():
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException(f"DuckDB file {duckdb_file} does not exist")
     from ferry.sales import connect

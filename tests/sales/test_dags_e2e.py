@@ -1,0 +1,165 @@
+"""The sales DAGs end to end with dag.test(): backfill exact-once, CSV quarantine, users, health, backups."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ferry import dagtest
+from tests.sales.conftest import API_KEY
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+INCLUDE = Path(__file__).resolve().parents[2] / "include" / "sales"
+START = date(2024, 2, 1)
+# Every param spelled out: in one process dag.test() runs share the DAG object, and a conf value
+# given to one run was seen leaking into the next run's params when omitted there.
+DEFAULTS = {"source": "api", "csv_path": "", "target_date": "", "days": 1, "max_reject_ratio": 0.01,
+            "page_size": 500, "api_attempts": 5, "api_backoff_seconds": 2.0}
+FAST_API = {**DEFAULTS, "api_attempts": 2, "api_backoff_seconds": 0.01}
+
+
+def run_for_day(day: date, conf: dict, check: bool = True):
+    """The scheduled run that owns ``day``: data interval [day 02:00, day+1 02:00).
+
+    ``dag.test(logical_date=X)`` infers a manual run's interval as the last complete period before X
+    (``CronDataIntervalTimetable.infer_manual_data_interval``), so the run owning ``day`` is started at
+    day+1 02:00. A scheduler/backfill run of that interval has logical date = day 02:00 and the same interval.
+    """
+    logical = datetime(day.year, day.month, day.day, 2, tzinfo=timezone.utc) + timedelta(days=1)
+    return dagtest.run_dag("nightly_sales_sync", conf, logical_date=logical, check=check)
+
+
+def sales_by_day(db: Path) -> dict[str, tuple[int, int]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(
+            "SELECT sale_date, count(*), count(DISTINCT order_id) FROM sales GROUP BY 1 ORDER BY 1").fetchall()
+    return {d.isoformat(): (n, u) for d, n, u in rows}
+
+
+def snapshot(db: Path):
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("SELECT * EXCLUDE (run_id, loaded_at) FROM sales ORDER BY order_id").fetchall()
+
+
+def test_backfill_after_api_outage_loads_each_day_exactly_once(sales_conns, sales_api, webhook, duckdb_path):
+    days = sales_api.seed(START, 7, 15)
+    sales_api.fail_days = {days[2], days[3]}  # the API was down for days 3-4 during the scheduled runs
+
+    states = {}
+    for k in range(7):
+        dr = run_for_day(START + timedelta(days=k), FAST_API, check=False)
+        d = START + timedelta(days=k)
+        assert (dr.data_interval_start, dr.data_interval_end) == (
+            datetime(d.year, d.month, d.day, 2, tzinfo=timezone.utc),
+            datetime(d.year, d.month, d.day, 2, tzinfo=timezone.utc) + timedelta(days=1))
+        states[days[k]] = str(dr.state)
+    assert [s for s in states.values()] == ["success", "success", "failed", "failed", "success", "success", "success"]
+    assert sorted(sales_by_day(duckdb_path)) == [d for d in days if d not in sales_api.fail_days]
+    # each failed run alerted through the webhook, naming the task and the 500
+    failures = [p["text"] for p in webhook.payloads if "task failed" in p["text"]]
+    assert len(failures) == 2 and all("nightly_sales_sync.load_day" in t and "HTTP 500" in t for t in failures)
+    assert API_KEY not in json.dumps(webhook.payloads)
+
+    sales_api.fail_days.clear()  # the API is back: backfill the failed days
+    for k in (2, 3):
+        run_for_day(START + timedelta(days=k), FAST_API)
+    assert sales_by_day(duckdb_path) == {d: (15, 15) for d in days}
+    before = snapshot(duckdb_path)
+
+    for k in (0, 3, 6):  # rerunning any day (or the backfill) changes nothing
+        run_for_day(START + timedelta(days=k), FAST_API)
+    assert snapshot(duckdb_path) == before
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT order_id) FROM sales").fetchone() == (105, 105)
+        assert con.execute("SELECT count(*) FROM sales_loads").fetchone()[0] == 7
+
+
+def test_manual_run_with_target_date_and_days(sales_conns, sales_api, duckdb_path):
+    days = sales_api.seed(START, 3, 4)
+    dr = run_for_day(date(2030, 1, 1), {**FAST_API, "target_date": days[2], "days": 3})
+    assert dagtest.xcom(dr, "plan") == days
+    assert sales_by_day(duckdb_path) == {d: (4, 4) for d in days}
+    assert [r["rows"] for r in dagtest.xcom(dr, "summary")] == [4, 4, 4]
+
+
+def test_csv_source_quarantines_malformed_lines_and_fails_over_threshold(sales_conns, webhook, duckdb_path, tmp_path):
+    conf = {**DEFAULTS, "source": "csv", "csv_path": str(INCLUDE / "sales_{date}.csv")}
+    dr = run_for_day(date(2024, 1, 15), conf, check=False)  # 8 of 108 rejected > 1% default
+    assert str(dr.state) == "failed"
+    assert any("8 of 108 records for 2024-01-15 rejected" in p["text"] for p in webhook.payloads)
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM sales").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM sales_rejects").fetchone()[0] == 8
+
+    dr = run_for_day(date(2024, 1, 15), {**conf, "max_reject_ratio": 0.1})
+    res = dagtest.xcom(dr, "summary")[0]
+    assert (res["rows"], res["reject_records"], res["swapped"]) == (100, 8, True)
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        lines = [r[0] for r in con.execute("SELECT line FROM sales_rejects ORDER BY line").fetchall()]
+    assert lines == [6, 21, 34, 48, 61, 72, 89, 96]
+    assert sales_by_day(duckdb_path) == {"2024-01-15": (100, 100)}
+    report = (tmp_path / "artifacts" / "sales" / "rejects" / "2024-01-15.md").read_text()
+    assert "| line |" in report.replace("  ", " ") or "line" in report.splitlines()[1]
+    assert "unknown region 'Atlantis'" in report
+
+
+def test_zero_sales_alert(sales_conns, sales_api, webhook, duckdb_path):
+    dr = run_for_day(date(2024, 5, 5), FAST_API)  # the API knows no sales that day
+    assert dagtest.xcom(dr, "summary")[0]["rows"] == 0
+    assert any("loaded 0 sales for 2024-05-05" in p["text"] for p in webhook.payloads)
+
+
+def test_import_users_never_exposes_plain_passwords(sales_conns, duckdb_path, tmp_path, capfd, caplog):
+    passwords = [line.rsplit(",", 1)[1] for line in (INCLUDE / "users.csv").read_text().splitlines()[1:]]
+    dr = dagtest.run_dag("import_users", {"csv_path": str(INCLUDE / "users.csv"), "bcrypt_rounds": 4})
+    out = dagtest.xcom(dr, "import_csv")
+    assert (out["inserted"], out["rejected"], out["duplicates"]) == (3, 3, 2)
+    assert [r["line"] for r in out["rejected_rows"]] == [4, 5, 9]
+    from ferry.sales import users
+
+    with duckdb.connect(str(duckdb_path)) as con:
+        assert users.verify_password(con, "bob", "Bob-Initial-Pw2!")
+    captured = capfd.readouterr()
+    logs = captured.out + captured.err + caplog.text
+    artifacts = "".join(p.read_text() for p in (tmp_path / "artifacts").rglob("*") if p.is_file())
+    assert "Users import" in logs + artifacts
+    blob = duckdb_path.read_bytes()
+    for pw in passwords:
+        assert pw not in json.dumps(out) and pw not in logs and pw not in artifacts
+        assert pw.encode() not in blob
+
+
+def test_health_check_passes_then_fails_on_a_gap_with_alert(sales_conns, sales_api, webhook, duckdb_path):
+    days = sales_api.seed(START, 3, 5)
+    run_for_day(START, {**FAST_API, "target_date": days[2], "days": 3})
+    dr = dagtest.run_dag("sales_health_check", {"end_date": days[2], "days": 3})
+    assert {c["status"] for c in dagtest.xcom(dr, "check")} == {"ok"}
+    dr = dagtest.run_dag("sales_health_check", {"end_date": days[2], "days": 5}, check=False)
+    assert str(dr.state) == "failed"
+    text = next(p["text"] for p in webhook.payloads if "sales_health_check.check" in p["text"])
+    assert "gaps in last 5 days" in text and "2024-01-30, 2024-01-31" in text
+
+
+def test_backup_and_retention_dags(sales_conns, sales_api, duckdb_path, s3, tmp_path):
+    days = sales_api.seed(START, 1, 6)
+    run_for_day(START, FAST_API)
+    bucket = "ferry-sales-backup-test"
+    conf = {"backup_dir": str(tmp_path / "bk"), "bucket": bucket, "prefix": "t"}
+    old = tmp_path / "bk" / "sales-20200101T030000Z"
+    old.mkdir(parents=True)
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="t/sales-20200101T030000Z/manifest.json", Body=b"{}")
+    dr = dagtest.run_dag("sales_backup", conf)
+    manifest = dagtest.xcom(dr, "backup")
+    assert manifest["tables"]["sales"] == 6 and manifest["s3"].startswith(f"s3://{bucket}/t/sales-")
+    dr = dagtest.run_dag("sales_backup_retention", {**conf, "retention_days": 30})
+    assert [r["backup"] for r in dagtest.xcom(dr, "prune")] == [old.name, old.name]
+    assert [p.name for p in (tmp_path / "bk").iterdir()] == [manifest["name"]]
+    keys = {o["Key"].split("/")[1] for o in s3.list_objects_v2(Bucket=bucket, Prefix="t/")["Contents"]}
+    assert keys == {manifest["name"]}
+    assert days

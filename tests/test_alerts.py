@@ -1,0 +1,69 @@
+"""ferry.alerts: the failure callback every DAG uses (Slack-compatible webhook + task log)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from ferry import alerts
+from ferry.dagdefaults import default_args
+from tests.sales.conftest import Webhook
+
+
+@pytest.fixture
+def hook(monkeypatch):
+    w = Webhook()
+    monkeypatch.setenv("AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK", json.dumps({"conn_type": "http", "host": w.url + "/x"}))
+    yield w
+    w.close()
+
+
+def _context(exc):
+    ti = SimpleNamespace(dag_id="d", task_id="t", run_id="r1", try_number=2, log_url="http://airflow/log")
+    return {"task_instance": ti, "run_id": "r1", "exception": exc}
+
+
+def test_every_dag_default_args_use_the_callback():
+    assert default_args()["on_failure_callback"] is alerts.on_failure
+
+
+def test_on_failure_posts_slack_payload_and_logs(hook, caplog):
+    caplog.set_level(logging.INFO)
+    alerts.on_failure(_context(ValueError("row 7: bad region")))
+    assert len(hook.payloads) == 1
+    p = hook.payloads[0]
+    assert "d.t (r1)" in p["text"] and "ValueError: row 7: bad region" in p["text"]
+    assert p["blocks"][0]["text"]["type"] == "mrkdwn"
+    fields = {f["text"].split("\n")[0]: f["text"].split("\n")[1] for f in p["blocks"][1]["fields"]}
+    assert fields["*dag*"] == "d" and fields["*try*"] == "2"
+    assert "FERRY ALERT" in caplog.text and "bad region" in caplog.text
+
+
+def test_without_connection_it_only_logs(monkeypatch, caplog):
+    monkeypatch.delenv("AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK", raising=False)
+    caplog.set_level(logging.INFO)
+    assert alerts.post("hello") is False
+    alerts.on_failure(_context(RuntimeError("x")))  # never raises
+    assert "logged only" in caplog.text
+
+
+def test_unreachable_webhook_never_raises(monkeypatch, caplog):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there
+    monkeypatch.setenv("AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK",
+                       json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{port}/x"}))
+    assert alerts.post("hello", timeout=2) is False
+    alerts.on_failure(_context(RuntimeError("x")))
+    assert "alert webhook ferry_alerts_webhook failed" in caplog.text
+
+
+def test_zero_sales_alert(hook):
+    assert alerts.zero_sales("2024-01-02", run_id="r9") is True
+    assert "loaded 0 sales for 2024-01-02 (r9)" in hook.payloads[0]["text"]
