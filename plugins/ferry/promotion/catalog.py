@@ -1,0 +1,214 @@
+"""Dataset catalog promotion: local catalog (MongoDB ``datasets`` + ``schemas``) -> production catalog.
+
+Schemas are identified by ``module.ClassName`` + version (``schema_ref`` = ``"module.ClassName@1.0.0"``).
+A schema production already has with the identical definition is reused, never republished; the
+same identity with another definition is an error naming both. Data URLs are kept, or with
+``target_bucket`` the S3 objects are copied (each verified by size and ETag/MD5) and the URLs
+rewritten. Everything is checked before anything is written; a rerun changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+DEFINITION_FIELDS = ("name", "schema_ref", "data_urls", "tags", "description", "license", "metadata")
+
+
+class CatalogError(ValueError):
+    """A catalog entry cannot be promoted; the message names the dataset / schema."""
+
+
+class MissingSchema(CatalogError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class NoDataUrls(CatalogError):
+    pass
+
+
+def schema_ref(doc: dict) -> str:
+    return f"{doc['module']}.{doc['class_name']}@{doc['version']}"
+
+
+def parse_ref(ref: str) -> dict:
+    """``"module.ClassName@1.0.0"`` -> ``{"module", "class_name", "version"}``."""
+    path, sep, version = (ref or "").rpartition("@")
+    module, dot, cls = path.rpartition(".")
+    if not (sep and dot and module and cls and version):
+        raise CatalogError(f"schema_ref {ref!r} is not 'module.ClassName@version'")
+    return {"module": module, "class_name": cls, "version": version}
+
+
+def _s3_url(url: str) -> tuple[str, str]:
+    if not url.startswith("s3://"):
+        raise CatalogError(f"copy_data can only copy s3:// URLs, got {url!r}")
+    bucket, _, key = url[5:].partition("/")
+    if not bucket or not key:
+        raise CatalogError(f"data URL {url!r} has no bucket or key")
+    return bucket, key
+
+
+def _target_url(url: str, bucket: str) -> str:
+    src_bucket, key = _s3_url(url)
+    return f"s3://{bucket}/{src_bucket}/{key}"
+
+
+def _md5(s3, bucket: str, key: str) -> str:
+    h = hashlib.md5()
+    for chunk in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def copy_object(s3, src_url: str, dst_url: str) -> dict:
+    """Copy one S3 object (skipped when an identical copy exists); verify size and ETag/MD5."""
+    sb, sk = _s3_url(src_url)
+    db, dk = _s3_url(dst_url)
+    try:
+        src = s3.head_object(Bucket=sb, Key=sk)
+    except Exception as exc:  # noqa: BLE001 - boto's ClientError, re-raised with the URL
+        raise CatalogError(f"data object {src_url} cannot be read: {exc}") from None
+
+    def same(dst) -> bool:
+        if dst["ContentLength"] != src["ContentLength"]:
+            return False
+        if "-" not in src["ETag"] and dst["ETag"] == src["ETag"]:
+            return True
+        return _md5(s3, sb, sk) == _md5(s3, db, dk)  # multipart ETags are not content hashes
+
+    try:
+        existing = s3.head_object(Bucket=db, Key=dk)
+    except Exception:  # noqa: BLE001 - not there yet
+        existing = None
+    if existing is not None and same(existing):
+        return {"url": dst_url, "bytes": src["ContentLength"], "copied": False}
+    s3.copy_object(Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk})
+    dst = s3.head_object(Bucket=db, Key=dk)
+    if not same(dst):
+        raise CatalogError(
+            f"copy of {src_url} to {dst_url} does not verify: size {dst['ContentLength']} vs {src['ContentLength']}, "
+            f"ETag {dst['ETag']} vs {src['ETag']}"
+        )
+    return {"url": dst_url, "bytes": src["ContentLength"], "copied": True}
+
+
+def _definition(doc: dict) -> dict:
+    return {k: doc.get(k) for k in DEFINITION_FIELDS}
+
+
+def _canon(v: Any) -> str:
+    return json.dumps(v, default=str, sort_keys=True)
+
+
+def promote(
+    local_db,
+    prod_db,
+    *,
+    names: list[str] | None = None,
+    overrides: dict | None = None,
+    s3=None,
+    target_bucket: str | None = None,
+) -> list[dict]:
+    """Promote catalog entries ``names`` (all when empty); one result row per dataset."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v not in (None, "", [])}
+    bad = set(overrides) - {"name", "description", "tags", "license"}
+    if bad:
+        raise CatalogError(f"unknown override(s) {sorted(bad)}")
+    query = {"name": {"$in": names}} if names else {}
+    entries = list(local_db.datasets.find(query).sort("name", 1))
+    if names:
+        missing = sorted(set(names) - {e.get("name") for e in entries})
+        if missing:
+            raise CatalogError(f"dataset(s) {missing} not in the local catalog {local_db.name}.datasets")
+    if not entries:
+        raise CatalogError(f"no datasets to promote in {local_db.name}.datasets")
+    if "name" in overrides and len(entries) != 1:
+        raise CatalogError(f"the name override needs exactly one dataset, got {len(entries)}")
+
+    # 1. check everything before writing anything
+    errors: list[str] = []
+    schemas: dict[str, dict] = {}
+    planned: list[tuple[dict, dict, str]] = []  # (local entry, target definition, schema ref)
+    for e in entries:
+        name = e.get("name") or str(e["_id"])
+        urls = e.get("data_urls") or []
+        if not urls:
+            errors.append(str(NoDataUrls(f"dataset {name!r} has no data URLs: nothing to promote")))
+            continue
+        ref = e.get("schema_ref") or ""
+        try:
+            ident = parse_ref(ref)
+        except CatalogError as exc:
+            errors.append(f"dataset {name!r}: {exc}")
+            continue
+        if ref not in schemas:
+            local_schema = local_db.schemas.find_one(ident)
+            if local_schema is None:
+                errors.append(str(MissingSchema(f"schema {ref!r} (used by dataset {name!r}) is not in the local catalog {local_db.name}.schemas")))
+                continue
+            prod_schema = prod_db.schemas.find_one({"_id": ref})
+            if prod_schema is not None and _canon(prod_schema.get("definition")) != _canon(local_schema.get("definition")):
+                errors.append(
+                    f"schema {ref!r} differs: local {local_db.name}.schemas _id={local_schema['_id']!r} "
+                    f"definition {_canon(local_schema.get('definition'))} vs production {prod_db.name}.schemas "
+                    f"_id={ref!r} definition {_canon(prod_schema.get('definition'))}; publish a new version instead"
+                )
+                continue
+            schemas[ref] = {"local": local_schema, "in_prod": prod_schema is not None}
+        if s3 is not None and target_bucket:
+            try:
+                urls = [_target_url(u, target_bucket) for u in urls]
+            except CatalogError as exc:
+                errors.append(f"dataset {name!r}: {exc}")
+                continue
+        target = {**_definition(e), "name": name, "data_urls": urls, **overrides}
+        existing = prod_db.datasets.find_one({"_id": target["name"]})
+        if existing is not None and _canon(_definition(existing)) != _canon(target):
+            errors.append(
+                f"dataset {target['name']!r} already exists in production with another definition: "
+                f"production {_canon(_definition(existing))} vs local {_canon(target)}"
+            )
+            continue
+        planned.append((e, target, ref))
+    if errors:
+        raise CatalogError("dataset promotion refused, nothing written:\n- " + "\n- ".join(errors))
+
+    # 2. write: schemas (once each), data copies, entries
+    rows = []
+    now = datetime.now(timezone.utc)
+    for e, target, ref in planned:
+        s = schemas[ref]
+        if s["in_prod"]:
+            schema_status = "reused"
+        else:
+            local_schema = s["local"]
+            prod_db.schemas.update_one(
+                {"_id": ref},
+                {"$setOnInsert": {**{k: v for k, v in local_schema.items() if k != "_id"}, "published_at": now}},
+                upsert=True,
+            )
+            s["in_prod"] = True
+            schema_status = "published"
+        data = "kept URLs"
+        if s3 is not None and target_bucket:
+            copies = [copy_object(s3, src, dst) for src, dst in zip(e["data_urls"], target["data_urls"])]
+            n = sum(c["copied"] for c in copies)
+            data = f"{len(copies)} object(s) verified ({n} copied, {sum(c['bytes'] for c in copies)} bytes)"
+        res = prod_db.datasets.update_one(
+            {"_id": target["name"]},
+            {"$setOnInsert": {**target, "promoted_at": now, "source": {"db": local_db.name, "_id": e["_id"]}}},
+            upsert=True,
+        )
+        rows.append(
+            {
+                "dataset": target["name"],
+                "schema": f"{ref} ({schema_status})",
+                "data": data,
+                "entry": "inserted" if res.upserted_id is not None else "unchanged",
+            }
+        )
+    return rows

@@ -1,0 +1,77 @@
+"""prod_promotion (dry run, execute with approval, guards), prod_promotion_rollback and dataset_promotion via dag.test()."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ferry import dagtest
+from tests.promotion.conftest import P_A, db_hash
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def test_prod_promotion_dry_run_then_execute_then_rollback(airflow_conns, dbs, s3, s3_bucket):
+    local_db, prod_db, name = dbs
+    local_db.documents.delete_one({"_id": "d4"})  # the orphan (rejects fail execute; tested elsewhere)
+    before = db_hash(prod_db)
+    base = {"source_db": name, "target_db": name}
+
+    dr = dagtest.run_dag("prod_promotion", {**base, "mode": "dry_run", "report_bucket": s3_bucket})
+    assert dagtest.task_states(dr)["execute"] == "skipped"
+    planned = dagtest.xcom(dr, "plan")
+    assert {r["collection"]: r["insert"] for r in planned["summary"]} == {"companies": 2, "documents": 2, "meta_summaries": 1}
+    assert planned["report"].startswith(f"s3://{s3_bucket}/promotion/")
+    key = planned["report"].split("/", 3)[3]
+    lines = s3.get_object(Bucket=s3_bucket, Key=key)["Body"].read().decode().splitlines()
+    assert len(lines) == 3 + 3 + 2 and json.loads(lines[0])["collection"] == "companies"
+    assert db_hash(prod_db) == before and "_ferry_promotions" not in prod_db.list_collection_names()
+
+    dr = dagtest.run_dag(
+        "prod_promotion", {**base, "mode": "execute", "confirm": name, "require_approval": True},
+        mark_success_pattern="approve",
+    )
+    res = dagtest.xcom(dr, "execute")
+    assert res["status"] == "succeeded"
+    assert {r["collection"]: r["inserted"] for r in res["outcome"]} == {"companies": 2, "documents": 2, "meta_summaries": 1}
+    assert prod_db.documents.find_one({"url": "https://a.com/u1"})["company_id"] == P_A
+    audit = prod_db["_ferry_promotions"].find_one({"_id": dr.run_id})
+    assert audit["status"] == "succeeded" and audit["params"]["mode"] == "execute"
+    assert Path(audit["report_location"]).exists()
+
+    dr2 = dagtest.run_dag("prod_promotion_rollback", {"promotion_id": dr.run_id, "target_db": name, "confirm": name})
+    assert {r["collection"]: r["deleted"] for r in dagtest.xcom(dr2, "rollback")}["documents"] == 2
+    assert db_hash(prod_db) == before
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [{"mode": "execute", "confirm": "production"}, {"mode": "dry_run", "filter": '{"$where": "sleep(1000)"}'}],
+    ids=["wrong-confirm", "where-filter"],
+)
+def test_prod_promotion_guards_refuse_before_any_write(airflow_conns, dbs, conf):
+    """The messages themselves are asserted in test_unit.py (check_guards, filters.parse)."""
+    local_db, prod_db, name = dbs
+    before = db_hash(prod_db)
+    dr = dagtest.run_dag("prod_promotion", {"source_db": name, "target_db": name, **conf}, check=False)
+    states = dagtest.task_states(dr)
+    assert states["check"] == "failed" and states["plan"] in ("upstream_failed", None)
+    assert db_hash(prod_db) == before and "_ferry_promotions" not in prod_db.list_collection_names()
+
+
+def test_dataset_promotion_dag(airflow_conns, mongo_local, mongo_prod, mongo_db_name, s3, s3_bucket):
+    from tests.promotion.test_catalog import REF, seed_catalog
+
+    seed_catalog(mongo_local[mongo_db_name], s3, s3_bucket)
+    target = s3_bucket + "-out"
+    s3.create_bucket(Bucket=target)
+    conf = {"source_db": mongo_db_name, "target_db": mongo_db_name, "copy_data": True, "target_bucket": target}
+    rows = dagtest.xcom(dagtest.run_dag("dataset_promotion", conf), "promote")
+    assert [r["schema"] for r in rows] == [f"{REF} (published)", f"{REF} (reused)"]
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=target)["Contents"])
+    assert keys == [f"{s3_bucket}/raw/policies-a/part-0.tar", f"{s3_bucket}/raw/policies-a/part-1.tar",
+                    f"{s3_bucket}/raw/policies-b/part-0.tar"]
+    rows = dagtest.xcom(dagtest.run_dag("dataset_promotion", conf), "promote")
+    assert [r["entry"] for r in rows] == ["unchanged", "unchanged"]
