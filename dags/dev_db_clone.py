@@ -109,7 +109,10 @@ def dev_db_drift_check():
                     clone.check_names(name, tgt, suffix)
                 except clone.GuardError as exc:
                     raise AirflowFailException(str(exc)) from exc
-                res = drift.check(source[name], target[tgt], repair=repair)
+                try:
+                    res = drift.check(source[name], target[tgt], repair=repair)
+                except clone.GuardError as exc:
+                    raise AirflowFailException(str(exc)) from exc
                 rows = drift.table_rows(res)
                 text = report.log_table(log, f"Drift {name} → {tgt}", rows)
                 if res.repaired:

@@ -136,12 +136,14 @@ def test_drift_detects_dropped_added_and_changed_then_repairs(source_db, mongo_p
     source_db.orders.create_index([("region", 1), ("total", -1)], name="region_total")  # added to prod
     source_db.command("collMod", "users", validator={"$jsonSchema": {"bsonType": "object", "required": ["email", "handle"]}})
     target.create_collection("scratch")
+    target.command("collMod", "places", validator={"loc": {"$exists": True}})  # validator only in the clone
 
     res = drift.check(source_db, target)
     assert {(r["collection"], r["item"], r["change"]) for r in res.rows} == {
         ("users", "index followers_idx", "missing"),
         ("orders", "index region_total", "missing"),
         ("users", "option validator", "different"),
+        ("places", "option validator", "extra"),
         ("scratch", "collection", "extra"),
     }
     assert res.drifted
@@ -151,6 +153,14 @@ def test_drift_detects_dropped_added_and_changed_then_repairs(source_db, mongo_p
     fixed = drift.check(source_db, target, repair=True)
     assert fixed.failures == []
     assert {(r["object"], r["status"]) for r in fixed.repaired} == {
-        ("followers_idx", "created"), ("region_total", "created"), ("users options", "modified")}
+        ("followers_idx", "created"), ("region_total", "created"), ("users options", "modified"),
+        ("places options", "modified")}
     assert [(r["collection"], r["change"]) for r in fixed.remaining] == [("scratch", "extra")]  # never dropped
     assert target.users.count_documents({}) == 0
+
+
+def test_a_missing_source_is_refused_not_reported_as_clean(mongo_prod, mongo_db_name):
+    with pytest.raises(clone.GuardError, match="has no collections"):
+        drift.check(mongo_prod[mongo_db_name], mongo_prod[mongo_db_name + "_dev"])
+    with pytest.raises(clone.GuardError, match="has no collections"):
+        clone.clone_database(mongo_prod[mongo_db_name], mongo_prod[mongo_db_name + "_dev"], clone.CloneOptions())

@@ -112,6 +112,7 @@ def test_collection_options_drop_server_added_fields():
         "timeseries": {"timeField": "t", "metaField": "m", "granularity": "hours", "bucketMaxSpanSeconds": 2592000},
         "clusteredIndex": {"v": 2, "key": {"_id": 1.0}, "name": "_id_", "unique": True},
         "capped": False, "autoIndexId": True, "uuid": "x",
+        "validator": {}, "validationLevel": "strict", "validationAction": "error",  # the defaults = unset
     })
     assert opts == {"timeseries": {"timeField": "t", "metaField": "m", "granularity": "hours"},
                     "clusteredIndex": {"key": {"_id": 1}, "name": "_id_", "unique": True}}

@@ -27,6 +27,8 @@ class DriftResult:
 def check(source_db, target_db, *, repair: bool = False) -> DriftResult:
     """Diff ``source_db`` against ``target_db``; with ``repair`` create what is missing and collMod validators."""
     src = structure.read_structure(source_db)
+    if not src["collections"]:
+        raise clone.GuardError(f"source database {source_db.name!r} has no collections (does it exist?)")
     tgt = structure.read_structure(target_db)
     res = DriftResult(source=source_db.name, target=target_db.name, rows=structure.diff(src, tgt))
     res.remaining = res.rows

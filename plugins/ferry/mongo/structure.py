@@ -61,8 +61,10 @@ COLLECTION_OPTIONS = (
     "viewOn",
     "pipeline",
 )
-#: Options ``collMod`` can change in place (validation); others need a drop and re-create.
-COLLMOD_OPTIONS = ("validator", "validationLevel", "validationAction")
+#: Options ``collMod`` can change in place (validation), with the value that means "unset";
+#: others need a drop and re-create.
+COLLMOD_DEFAULTS = {"validator": {}, "validationLevel": "strict", "validationAction": "error"}
+COLLMOD_OPTIONS = tuple(COLLMOD_DEFAULTS)
 
 GEO_KINDS = {"2dsphere", "2d", "geoHaystack"}
 #: Creation order inside one ``createIndexes`` command.
@@ -144,6 +146,8 @@ def normalize_options(options: dict) -> dict:
             val = _num(val)
         elif opt == "capped" and not val:
             continue
+        if opt in COLLMOD_DEFAULTS and val == COLLMOD_DEFAULTS[opt]:
+            continue  # listed by some servers, absent on others: the same collection
         out[opt] = val
     return out
 
