@@ -72,6 +72,8 @@ def test_dry_run_writes_nothing_and_prints_the_plan(source_db, stack, command_re
 
     text = report.table(clone.report_rows(res))
     assert "| database" in text and "dry run" in text
+    assert '{"key": {"customer_id": 1, "created_at": -1}}' in text  # compound key order kept
+    assert '{"key": {"email": 1}, "unique": true}' in text  # options shown
 
 
 def test_guards_refuse_a_target_with_documents(source_db, mongo_prod, stack, command_recorder):

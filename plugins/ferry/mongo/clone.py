@@ -154,19 +154,19 @@ def plan_clone(
             group = structure.index_group(spec)
             have = t_idx.get(iname)
             if have is None:
-                rows.append(_row(name, iname, "create", spec["key"], spec, f"index/{group}"))
+                rows.append(_row(name, iname, "create", _spec_detail(spec), spec, f"index/{group}"))
             elif structure.comparable_index(have) == structure.comparable_index(spec):
-                rows.append(_row(name, iname, "exists", spec["key"], spec, f"index/{group}"))
+                rows.append(_row(name, iname, "exists", _spec_detail(spec), spec, f"index/{group}"))
             elif drop_extra_indexes:
                 rows.append(_row(name, iname, "drop", "re-created with the source's spec", have, f"index/{group}"))
-                rows.append(_row(name, iname, "create", spec["key"], spec, f"index/{group}"))
+                rows.append(_row(name, iname, "create", _spec_detail(spec), spec, f"index/{group}"))
             else:
                 rows.append(_row(name, iname, "differs", {"source": spec, "target": have}, kind=f"index/{group}"))
         for iname, have in sorted(t_idx.items()):
             if iname == "_id_" or iname in s["indexes"]:
                 continue
             action = "drop" if drop_extra_indexes else "extra"
-            rows.append(_row(name, iname, action, have["key"], have, "index"))
+            rows.append(_row(name, iname, action, _spec_detail(have), have, "index"))
         for d in (source_search or {}).get(name, []):
             existing = {x["name"]: x for x in (target_search or {}).get(name, [])}
             have = existing.get(d["name"])
@@ -180,6 +180,10 @@ def plan_clone(
     for name in sorted(set(t_colls) - set(s_colls)):
         rows.append(_row(name, name, "extra", "only on the target (never dropped)", kind=t_colls[name]["type"]))
     return rows
+
+
+def _spec_detail(spec: dict) -> dict:
+    return {k: v for k, v in spec.items() if k != "name"}
 
 
 def _index_sort_key(spec: dict) -> tuple[int, str]:
@@ -410,7 +414,7 @@ def report_rows(result: CloneResult) -> list[dict]:
     for r in result.rows:
         detail = r["detail"]
         if not isinstance(detail, str):
-            detail = structure.to_json(detail)
+            detail = structure.json_text(detail)  # keeps key order (compound indexes)
         out.append({
             "database": result.target,
             "collection": r["collection"],

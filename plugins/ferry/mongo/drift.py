@@ -44,6 +44,10 @@ def table_rows(res: DriftResult, rows: list[dict] | None = None) -> list[dict]:
     """Diff rows ready for ``ferry.report.table`` (BSON values as JSON)."""
     return [
         {"source": res.source, "target": res.target, "collection": r["collection"], "item": r["item"],
-         "change": r["change"], "in source": structure.to_json(r["source"]), "in target": structure.to_json(r["target"])}
+         "change": r["change"], "in source": _text(r["source"]), "in target": _text(r["target"])}
         for r in (res.rows if rows is None else rows)
     ]
+
+
+def _text(value) -> str:
+    return "" if value is None else structure.json_text(value)

@@ -239,3 +239,10 @@ def from_json(value: Any) -> Any:
     from bson import json_util
 
     return json_util.loads(json.dumps(value))
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON text of ``value`` in its own key order (a compound index's order matters)."""
+    import json
+
+    return json.dumps(to_json(value), separators=(", ", ": "))
