@@ -84,6 +84,7 @@ dev_db_structure_clone()
         "source_databases": _DB_LIST,
         "target_suffix": _SUFFIX,
         "repair": Param(False, type="boolean", description="Create missing collections/indexes and re-apply changed validators, then re-check."),
+        "include_search_indexes": Param(True, type="boolean", description="Also compare Atlas Search / Vector Search index definitions (where both servers can list them)."),
     },
 )
 def dev_db_drift_check():
@@ -110,7 +111,8 @@ def dev_db_drift_check():
                 except clone.GuardError as exc:
                     raise AirflowFailException(str(exc)) from exc
                 try:
-                    res = drift.check(source[name], target[tgt], repair=repair)
+                    res = drift.check(source[name], target[tgt], repair=repair,
+                                      include_search=bool(params["include_search_indexes"]), report_dir=out_dir / tgt)
                 except clone.GuardError as exc:
                     raise AirflowFailException(str(exc)) from exc
                 rows = drift.table_rows(res)
@@ -120,6 +122,11 @@ def dev_db_drift_check():
                                 for r in res.repaired]
                     text += "\n\n" + report.log_table(log, f"Repair of {tgt}", repaired)
                     text += "\n\n" + report.log_table(log, f"Drift left after repair in {tgt}", drift.table_rows(res, res.remaining))
+                for note in res.notes:
+                    log.warning("%s", note)
+                    text += f"\n\nNote: {note}"
+                if res.search_report:
+                    text += f"\n\nSearch indexes to create by hand: {res.search_report}"
                 (out_dir / f"{tgt}.md").write_text(text + "\n")
                 summary.append({"source": name, "target": tgt, "differences": len(res.rows),
                                 "repaired": len([r for r in res.repaired if r.get("status") in ("created", "modified")]),

@@ -105,8 +105,11 @@ def test_rejected_index_is_reported_with_the_server_error_and_the_rest_is_create
     target = client[mongo_db_name + "_dev"]
     rows = clone.plan_clone(src, structure.read_structure(target))
     failures, sent = clone.apply_plan(target, rows)
-    assert [(f["object"], "code 67" in f["error"]) for f in failures] == [("name_text_description_text", True)]
     created = structure.read_structure(mongo_prod[target.name])["collections"]["events"]["indexes"]
+    if not failures:  # MONGO_URI points at a real mongod: everything, text index included, lands
+        assert set(created) == {s["name"] for s in specs}
+        pytest.skip("server supports text indexes: the rejection path needs the wire server")
+    assert [(f["object"], "code 67" in f["error"]) for f in failures] == [("name_text_description_text", True)]
     assert set(created) == {s["name"] for s in specs} - {"name_text_description_text"}
     assert created["title_ci"]["collation"]["strength"] == 2
     batches = [c for n, _, c in rec.writes() if n == "createIndexes"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ferry.mongo import clone, structure
+from ferry.mongo import clone, search_indexes, structure
 
 #: Drift a repair can fix without dropping anything.
 ADDITIVE = ("create", "collMod")
@@ -14,29 +15,66 @@ ADDITIVE = ("create", "collMod")
 class DriftResult:
     source: str
     target: str
-    rows: list[dict] = field(default_factory=list)  # structure.diff rows, before any repair
+    rows: list[dict] = field(default_factory=list)  # diff rows, before any repair
     repaired: list[dict] = field(default_factory=list)  # plan rows applied by repair
     remaining: list[dict] = field(default_factory=list)  # diff rows after the repair
     failures: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    search_report: str | None = None
 
     @property
     def drifted(self) -> bool:
         return bool(self.remaining)
 
 
-def check(source_db, target_db, *, repair: bool = False) -> DriftResult:
-    """Diff ``source_db`` against ``target_db``; with ``repair`` create what is missing and collMod validators."""
+def search_diff(source: dict[str, list[dict]], target: dict[str, list[dict]]) -> list[dict]:
+    """Diff rows for search-index definitions (``{collection: [{name, type, definition}]}``)."""
+    rows = []
+    for coll in sorted(set(source) | set(target)):
+        s = {d["name"]: d for d in source.get(coll, [])}
+        t = {d["name"]: d for d in target.get(coll, [])}
+        for name in sorted(set(s) | set(t)):
+            change = "missing" if name not in t else "extra" if name not in s else "different" if s[name] != t[name] else None
+            if change:
+                rows.append({"collection": coll, "item": f"search index {name}", "change": change,
+                             "source": s.get(name), "target": t.get(name)})
+    return rows
+
+
+def _read(source_db, target_db, include_search: bool, reader, notes: list[str]):
     src = structure.read_structure(source_db)
     if not src["collections"]:
         raise clone.GuardError(f"source database {source_db.name!r} has no collections (does it exist?)")
     tgt = structure.read_structure(target_db)
-    res = DriftResult(source=source_db.name, target=target_db.name, rows=structure.diff(src, tgt))
+    rows = structure.diff(src, tgt)
+    s_search = t_search = None
+    if include_search:
+        s_search, why = clone.read_search(source_db, src["collections"], reader)
+        if s_search:
+            t_search, why_t = clone.read_search(target_db, tgt["collections"], reader)
+            if why_t:
+                n = sum(len(v) for v in s_search.values())
+                notes.append(f"{target_db.name}: {n} search index(es) not verified, the target cannot list them ({why_t})")
+                s_search = t_search = None
+            else:
+                rows += search_diff(s_search, t_search)
+    return src, tgt, rows, s_search, t_search
+
+
+def check(source_db, target_db, *, repair: bool = False, include_search: bool = False,
+          search_reader=search_indexes.read, report_dir: Path | None = None) -> DriftResult:
+    """Diff ``source_db`` against ``target_db``; with ``repair`` create what is missing and collMod validators."""
+    res = DriftResult(source=source_db.name, target=target_db.name)
+    src, tgt, res.rows, s_search, t_search = _read(source_db, target_db, include_search, search_reader, res.notes)
     res.remaining = res.rows
     if repair and res.rows:
-        plan = [r for r in clone.plan_clone(src, tgt) if r["action"] in ADDITIVE]
+        plan = [r for r in clone.plan_clone(src, tgt, source_search=s_search, target_search=t_search)
+                if r["action"] in ADDITIVE]
         res.failures, _ = clone.apply_plan(target_db, plan)
+        s_fail, res.search_report, _ = clone.apply_search(target_db, plan, report_dir=report_dir)
+        res.failures += s_fail
         res.repaired = plan
-        res.remaining = structure.diff(src, structure.read_structure(target_db))
+        res.remaining = _read(source_db, target_db, include_search, search_reader, [])[2]
     return res
 
 
