@@ -86,7 +86,14 @@ class ParentRef:
 
 
 def _jsonable(v: Any) -> Any:
-    return json.loads(json.dumps(v, default=str))
+    """JSON-safe copy: ObjectId, datetime, Decimal128 ... as strings."""
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return str(v)
 
 
 def hashable(v: Any) -> Any:
