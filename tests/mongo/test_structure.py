@@ -130,3 +130,11 @@ def test_collection_options_drop_server_added_fields():
 def test_name_guards(source, target, suffix, message):
     with pytest.raises(clone.GuardError, match=message):
         clone.check_names(source, target, suffix)
+
+
+def test_a_changed_view_is_fixed_with_collmod_of_viewon_and_pipeline():
+    """(Plan level: the wire server acknowledges collMod on a view but does not apply it.)"""
+    view = {"type": "view", "options": {"viewOn": "users", "pipeline": [{"$match": {"active": True}}]}, "indexes": {}}
+    old = {"type": "view", "options": {"viewOn": "users", "pipeline": [{"$match": {"active": False}}]}, "indexes": {}}
+    rows = clone.plan_clone(_struct("s", {"v": view}), _struct("t", {"v": old}))
+    assert [(r["action"], r["spec"]) for r in rows] == [("collMod", view["options"])]

@@ -136,8 +136,10 @@ def plan_clone(
         else:
             changed = {o for o in set(s["options"]) | set(t["options"]) if s["options"].get(o) != t["options"].get(o)}
             fixable = {o for o in changed if o in structure.COLLMOD_OPTIONS}
+            if kind == "view" and changed & {"viewOn", "pipeline"}:
+                fixable |= {"viewOn", "pipeline"}  # collMod takes both together
             if fixable:
-                spec = {o: s["options"].get(o, structure.COLLMOD_DEFAULTS[o]) for o in sorted(fixable)}
+                spec = {o: s["options"].get(o, structure.COLLMOD_DEFAULTS.get(o)) for o in sorted(fixable)}
                 rows.append(_row(name, f"{name} options", "collMod", sorted(fixable), spec, "options"))
             if changed - fixable:
                 rows.append(_row(name, f"{name} options", "differs",
