@@ -27,7 +27,7 @@ def table(rows: Iterable[Mapping[str, Any] | Sequence[Any]], headers: Sequence[s
 
 def _cell(value: Any) -> Any:
     if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str, sort_keys=True)
+        return json.dumps(value, default=str)  # keep key order: compound index keys are ordered
     return "" if value is None else value
 
 
