@@ -218,7 +218,8 @@ def _fields(doc: _Doc, d: dict, path: tuple) -> dict:
     exclude = d.get("exclude") or []
     if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
         raise doc.error(path + ("exclude",), "must be a list of column names")
-    new_columns = d.get("new_columns", "include")
+    # new source columns join parts that take every column; explicit `fields` lists opt in with new_columns: include
+    new_columns = d.get("new_columns", "include" if raw is None else "ignore")
     _choice(doc, new_columns, path + ("new_columns",), NEW_COLUMNS)
     return {"fields": fields, "exclude": list(exclude), "new_columns": new_columns}
 
