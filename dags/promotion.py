@@ -173,7 +173,7 @@ def prod_promotion():
         body="{{ ti.xcom_pull(task_ids='plan')['table'] }}\n\nPlan report: {{ ti.xcom_pull(task_ids='plan')['report'] }}",
     )
 
-    @task(trigger_rule="none_failed_min_one_success", retries=0)
+    @task(trigger_rule="none_failed_min_one_success")
     def execute() -> dict:
         """Confirm again (before connecting), then validate, back up, write, audit."""
         import logging

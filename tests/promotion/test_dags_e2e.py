@@ -17,7 +17,16 @@ def test_prod_promotion_dry_run_then_execute_then_rollback(airflow_conns, dbs, s
     local_db, prod_db, name = dbs
     local_db.documents.delete_one({"_id": "d4"})  # the orphan (rejects fail execute; tested elsewhere)
     before = db_hash(prod_db)
-    base = {"source_db": name, "target_db": name}
+    # collections given on every run: in one process, an array param from an earlier dag.test() run leaked
+    # into the next run's defaults (the DagBag is cached by ferry.dagtest)
+    base = {"source_db": name, "target_db": name, "collections": ["companies", "documents", "meta_summaries"]}
+
+    dr = dagtest.run_dag("prod_promotion", {**base, "mode": "summary", "collections": ["companies"]})
+    summ = dagtest.xcom(dr, "plan")
+    assert summ["report"] is None and "| companies" in summ["table"]
+    assert [(r["collection"], r["local_total"], r["prod_total"], r["insert"], r["skip"]) for r in summ["summary"]] == [
+        ("companies", 3, 1, 2, 1)
+    ]
 
     dr = dagtest.run_dag("prod_promotion", {**base, "mode": "dry_run", "report_bucket": s3_bucket})
     assert dagtest.task_states(dr)["execute"] == "skipped"
