@@ -162,10 +162,10 @@ def prod_promotion():
 
     @task.branch
     def gate(planned: dict) -> list[str]:
+        from ferry.promotion.execute import next_tasks
+
         p = _params()
-        if p["mode"] != "execute":
-            return []
-        return ["approve"] if p["require_approval"] else ["execute"]
+        return next_tasks(p["mode"], p["require_approval"])
 
     approve = ApprovalOperator(
         task_id="approve",

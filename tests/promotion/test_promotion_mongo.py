@@ -174,3 +174,31 @@ def test_child_of_a_parent_not_promoted_in_this_run_is_rejected(dbs, cfg, sink):
     rejects = {r["local_id"]: r["reason"] for r in res["rejects"]}
     assert "not in production and not promoted in this run" in rejects["d2"]  # b.com exists only locally
     assert prod_db.documents.find_one({"url": "https://a.com/u1"})["company_id"] == P_A
+
+
+def test_id_collision_is_a_reported_failure_and_rollback_never_deletes_the_production_document(
+    mongo_local, mongo_prod, mongo_db_name, cfg, sink
+):
+    local_db, prod_db = mongo_local[mongo_db_name], mongo_prod[mongo_db_name]
+    prod_db.companies.insert_one({"_id": 7, "domain": "prod-only.com", "name": "Prod"})
+    local_db.companies.insert_many([{"_id": 7, "domain": "new.com", "name": "New"}, {"_id": 8, "domain": "n8.com", "name": "N8"}])
+    before = db_hash(prod_db)
+    res = _run(cfg, local_db, prod_db, sink, pid="pc", collections=["companies"])  # no unique index: upsert path
+    assert [(f["_id"], f["code"]) for f in res["failures"]] == [("7", 11000)]
+    assert prod_db.companies.find_one({"_id": 7})["domain"] == "prod-only.com"
+    ex.rollback(cfg, prod_db, "pc")
+    assert db_hash(prod_db) == before
+
+
+def test_rollback_after_a_crash_between_write_and_confirmation_uses_content_hashes(dbs, cfg, sink):
+    local_db, prod_db, _ = dbs
+    before = db_hash(prod_db)
+    _run(cfg, local_db, prod_db, sink, pid="pk", collections=["companies"])
+    backups = prod_db["_ferry_promotion_backups"]
+    backups.update_many({"promotion_id": "pk", "kind": "inserts"}, {"$set": {"inserted": None}})  # as if it crashed
+    prod_db.companies.update_one({"domain": "c.com"}, {"$set": {"name": "edited after promotion"}})
+    rows = ex.rollback(cfg, prod_db, "pk")
+    assert {r["collection"]: r["deleted"] for r in rows}["companies"] == 1  # b.com; the edited c.com is kept
+    assert sorted(d["domain"] for d in prod_db.companies.find()) == ["a.com", "c.com"]
+    prod_db.companies.delete_one({"domain": "c.com"})
+    assert db_hash(prod_db) == before

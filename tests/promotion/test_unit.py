@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from ferry.promotion import config, filters
-from ferry.promotion.execute import PromotionRefused, check_guards, deployment
+from ferry.promotion.execute import PromotionRefused, check_guards, deployment, next_tasks
 from ferry.promotion.plan import ParentRef, decide, natural_key, remap
 
 ALL = ["companies", "documents", "meta_summaries"]
@@ -103,3 +103,19 @@ def test_guards():
     check_guards(mode="dry_run", confirm="", source=a, target=deployment("h2", 1), source_db="c", target_db="c")
     with pytest.raises(PromotionRefused, match="set confirm to exactly 'clausea'"):
         check_guards(mode="execute", confirm="prod", source=a, target=deployment("h2", 1), source_db="c", target_db="clausea")
+
+
+def test_branch_after_planning():
+    assert next_tasks("summary", True) == [] and next_tasks("dry_run", False) == []
+    assert next_tasks("execute", False) == ["execute"]
+    assert next_tasks("execute", True) == ["approve"]
+
+
+def test_approval_step_shows_the_summary_table():
+    from ferry.dagtest import dagbag
+
+    dag = dagbag().dags["prod_promotion"]  # parsed only: no metadata database needed
+    approve = dag.get_task("approve")
+    assert approve.options == ["Approve", "Reject"]
+    assert "xcom_pull(task_ids='plan')['table']" in approve.body
+    assert dag.get_task("execute").trigger_rule == "none_failed_min_one_success"

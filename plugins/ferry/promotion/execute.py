@@ -71,6 +71,13 @@ def check_guards(
         )
 
 
+def next_tasks(mode: str, require_approval: bool) -> list[str]:
+    """The branch after planning: nothing (summary / dry_run), the approval step, or execute."""
+    if mode != "execute":
+        return []
+    return ["approve"] if require_approval else ["execute"]
+
+
 # --------------------------------------------------------------------------- reports
 
 
