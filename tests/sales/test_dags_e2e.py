@@ -163,3 +163,18 @@ def test_backup_and_retention_dags(sales_conns, sales_api, duckdb_path, s3, tmp_
     keys = {o["Key"].split("/")[1] for o in s3.list_objects_v2(Bucket=bucket, Prefix="t/")["Contents"]}
     assert keys == {manifest["name"]}
     assert days
+
+
+def test_demo_step(sales_conns, stack, s3_bucket, duckdb_path, tmp_path):
+    from types import SimpleNamespace
+
+    from ferry.demo import sales as demo_sales
+
+    ctx = SimpleNamespace(stack=stack, workdir=tmp_path / "demo", bucket=s3_bucket, duckdb_path=duckdb_path,
+                          notes=[], run_dag=lambda dag_id, conf=None, **kw: dagtest.run_dag(dag_id, conf, **kw))
+    rows = demo_sales.run(ctx)
+    assert [r["dag"] for r in rows] == ["nightly_sales_sync"] * 4 + ["import_users", "sales_health_check",
+                                                                     "sales_backup"]
+    assert rows[0]["result"].startswith("2024-01-15: 100 rows loaded, 8 quarantined")
+    assert "7/7 checks ok" in rows[5]["result"] or "checks ok" in rows[5]["result"]
+    assert "220 rows (220 distinct order ids), 8 quarantined" in ctx.notes[0]

@@ -188,3 +188,20 @@ def test_days_for_run():
     assert days_for_run(target_date="", days=1, data_interval_start=None, run_after=after) == ["2024-02-29"]
     with pytest.raises(ValueError, match="not YYYY-MM-DD"):
         days_for_run(target_date="15/01/2024", days=1, data_interval_start=None, run_after=after)
+
+
+def test_a_failing_gx_gate_rolls_the_swap_back(con, tmp_path, monkeypatch):
+    from ferry.validation import ValidationFailed
+
+    _load_csv(con, MALFORMED)
+    before = con.execute("SELECT count(*), max(run_id) FROM sales").fetchone()
+
+    def fail(df, day):
+        assert len(df) == 100  # the accepted rows
+        raise ValidationFailed("order_id not unique")
+
+    monkeypatch.setattr(load, "gx_gate", fail)
+    with pytest.raises(ValidationFailed):
+        _load_csv(con, MALFORMED, run_id="r2", gx=True)
+    assert con.execute("SELECT count(*), max(run_id) FROM sales").fetchone() == before
+    assert con.execute("SELECT DISTINCT run_id FROM sales_rejects").fetchall() == [("r1",)]

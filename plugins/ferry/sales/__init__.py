@@ -23,7 +23,9 @@ COLUMNS = {
 
 SALES_DDL = """
 CREATE TABLE IF NOT EXISTS sales (
-    order_id     VARCHAR PRIMARY KEY,
+    -- order_id is unique (validated before every swap, checked hourly) but not a PRIMARY KEY: DuckDB's
+    -- ART index makes delete+reinsert of a 2M-row partition ~50x slower (95 s vs 2 s measured).
+    order_id     VARCHAR NOT NULL,
     sale_date    DATE NOT NULL,
     user_id      BIGINT NOT NULL,
     product_name VARCHAR NOT NULL,

@@ -25,12 +25,22 @@ from ferry.sales import COLUMNS, REGIONS, ensure_schema
 
 log = logging.getLogger(__name__)
 
-_TYPED = ", ".join(f"{c} {t}" for c, t in COLUMNS.items())
+_TYPED = ", ".join(f"{'sale_date' if c == 'date' else c} {t}" for c, t in COLUMNS.items())
+# _stage: typed rows keyed by (_src, _ord) = source and position of the record in it (CSV: k-th good row).
+# _rejects: one row per rejected record; reader/cast rejects know their line, rule rejects their _ord.
+# _gaps/_srcs: what turns (_src, _ord) back into a file line number (header + reader-rejected lines before).
 _STAGE_DDL = f"""
-CREATE OR REPLACE TEMP TABLE _stage (_src VARCHAR, _line BIGINT, {_TYPED.replace('date DATE', 'sale_date DATE')});
-CREATE OR REPLACE TEMP TABLE _rejects (_src VARCHAR, _line BIGINT, "column" VARCHAR, reason VARCHAR, raw VARCHAR);
+CREATE OR REPLACE TEMP TABLE _stage (_src VARCHAR, _ord BIGINT, {_TYPED});
+CREATE OR REPLACE TEMP TABLE _rejects (_src VARCHAR, _ord BIGINT, _line BIGINT, "column" VARCHAR, reason VARCHAR,
+                                       raw VARCHAR);
+CREATE OR REPLACE TEMP TABLE _gaps (_src VARCHAR, g BIGINT, j BIGINT);
+CREATE OR REPLACE TEMP TABLE _srcs (_src VARCHAR, hdr BIGINT);
 """
 _DATA_COLS = [("sale_date" if c == "date" else c) for c in COLUMNS]
+# line of a staged record: k-th good row of a CSV = k + 1 (header) + reader-rejected lines before it. With the
+# rejected line r_j (rank j), g_j = r_j - 1 - j good rows precede it; the ASOF join finds max j with g_j < k.
+_LINE_JOIN = "JOIN _srcs h ON h._src = {a}._src ASOF LEFT JOIN _gaps g ON g._src = {a}._src AND {ord} > g.g"
+_LINE_EXPR = "({ord} + h.hdr + coalesce(g.j, 0))"
 
 
 class SalesInputError(ValueError):
@@ -68,7 +78,7 @@ def _sql_str(s: str) -> str:
 
 
 class Stage:
-    """Temp tables ``_stage`` (typed rows with source + line) and ``_rejects`` on ``con``."""
+    """Temp tables ``_stage`` (typed rows with source + position) and ``_rejects`` on ``con``."""
 
     def __init__(self, con):
         self.con = con
@@ -77,7 +87,7 @@ class Stage:
 
     # ------------------------------------------------------------------ CSV
     def add_csv(self, path: str | Path) -> int:
-        """Stage one CSV file with DuckDB's reader; malformed lines go to ``_rejects`` with line numbers."""
+        """Stage one CSV file with DuckDB's reader (one pass); malformed lines go to ``_rejects`` with line numbers."""
         path = str(path)
         if not Path(path).is_file():
             raise SalesInputError(f"{path}: no such file")
@@ -85,40 +95,36 @@ class Stage:
             header = [h.strip() for h in next(csv.reader(f), [])]
         if header != list(COLUMNS):
             raise SalesInputError(f"{path}: header {header} does not match the expected columns {list(COLUMNS)}")
+        if path in self.sources:
+            raise SalesInputError(f"{path}: staged twice")
         self.sources.append(path)
         con = self.con
         columns = "{" + ", ".join(f"{_sql_str(c)}: {_sql_str(t)}" for c, t in COLUMNS.items()) + "}"
         con.execute("DROP TABLE IF EXISTS _csv_rej; DROP TABLE IF EXISTS _csv_scan")
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _csv_rows AS
-            SELECT * FROM read_csv(?, header=true, delim=',', quote='"', escape='"', columns={columns},
-                                   store_rejects=true, rejects_table='_csv_rej', rejects_scan='_csv_scan')
+        n = con.execute(
+            f"""INSERT INTO _stage
+            SELECT ?, ordinality, {', '.join('"' + c + '"' for c in COLUMNS)}
+            FROM read_csv(?, header=true, delim=',', quote='"', escape='"', columns={columns},
+                          store_rejects=true, rejects_table='_csv_rej', rejects_scan='_csv_scan')
             WITH ORDINALITY""",
-            [path],
-        )
+            [path, path],
+        ).fetchone()[0]
         # Reader rejects: one per line (a line can fail several columns: keep them all in one reason).
         con.execute(
             """INSERT INTO _rejects
-            SELECT ?, line, string_agg(column_name, ', ' ORDER BY column_idx),
+            SELECT ?, NULL, line, string_agg(column_name, ', ' ORDER BY column_idx),
                    string_agg(error_type || ': ' || error_message, '; ' ORDER BY column_idx),
                    trim(any_value(csv_line), chr(10) || chr(13))
             FROM _csv_rej GROUP BY line""",
             [path],
         )
-        # Line number of the k-th good row = k + 1 (header) + rejected lines before it. With rejected line
-        # r_j (rank j), g_j = r_j - 1 - j good rows precede it; the ASOF join finds the rejects with g_j < k.
         con.execute(
-            f"""INSERT INTO _stage
-            WITH rej AS (SELECT DISTINCT line FROM _csv_rej),
-                 gaps AS (SELECT line - 1 - row_number() OVER (ORDER BY line) AS g,
-                                 row_number() OVER (ORDER BY line) AS j FROM rej),
-                 gmax AS (SELECT g, max(j) AS j FROM gaps GROUP BY g)
-            SELECT ?, r.ordinality + 1 + coalesce(gmax.j, 0), {', '.join('r."' + c + '"' for c in COLUMNS)}
-            FROM _csv_rows r ASOF LEFT JOIN gmax ON gmax.g < r.ordinality""",
+            """INSERT INTO _gaps SELECT ?, g, max(j) FROM (
+                SELECT line - 1 - row_number() OVER (ORDER BY line) AS g, row_number() OVER (ORDER BY line) AS j
+                FROM (SELECT DISTINCT line FROM _csv_rej)) GROUP BY g""",
             [path],
         )
-        n = con.execute("SELECT count(*) FROM _csv_rows").fetchone()[0]
-        con.execute("DROP TABLE _csv_rows")
+        con.execute("INSERT INTO _srcs VALUES (?, 1)", [path])
         return n
 
     # ------------------------------------------------------------------ API records
@@ -127,13 +133,14 @@ class Stage:
         import pyarrow as pa
 
         self.sources.append(source)
+        self.con.execute("INSERT INTO _srcs VALUES (?, 0)", [source])
         if not records:
             return 0
-        cols: dict[str, list] = {"_src": [], "_line": [], "_raw": []}
+        cols: dict[str, list] = {"_src": [], "_ord": [], "_raw": []}
         cols.update({c: [] for c in COLUMNS})
         for i, rec in enumerate(records, start=1):
             cols["_src"].append(source)
-            cols["_line"].append(i)
+            cols["_ord"].append(i)
             cols["_raw"].append(json.dumps(rec, default=str, sort_keys=True))
             for c in COLUMNS:
                 v = rec.get(c) if isinstance(rec, dict) else None
@@ -143,20 +150,20 @@ class Stage:
         con.register("_api_page", arrow)
         try:
             casts = [
-                f"""SELECT _src, _line, '{c}' AS "column",
+                f"""SELECT _src, _ord, '{c}' AS "column",
                     'CAST: could not convert ''' || "{c}" || ''' to {t}' AS reason, _raw AS raw
                 FROM _api_page WHERE "{c}" IS NOT NULL AND TRY_CAST("{c}" AS {t}) IS NULL"""
                 for c, t in COLUMNS.items()
             ]
             con.execute("CREATE OR REPLACE TEMP TABLE _api_rej AS " + " UNION ALL ".join(casts))
             con.execute(
-                """INSERT INTO _rejects SELECT _src, _line, string_agg("column", ', '), string_agg(reason, '; '),
-                any_value(raw) FROM _api_rej GROUP BY _src, _line"""
+                """INSERT INTO _rejects SELECT _src, NULL, _ord, string_agg("column", ', '), string_agg(reason, '; '),
+                any_value(raw) FROM _api_rej GROUP BY _src, _ord"""
             )
             typed = ", ".join(f'TRY_CAST("{c}" AS {t})' for c, t in COLUMNS.items())
             con.execute(
-                f"""INSERT INTO _stage SELECT _src, _line, {typed} FROM _api_page p
-                WHERE NOT EXISTS (SELECT 1 FROM _api_rej r WHERE r._src = p._src AND r._line = p._line)"""
+                f"""INSERT INTO _stage SELECT _src, _ord, {typed} FROM _api_page p
+                WHERE NOT EXISTS (SELECT 1 FROM _api_rej r WHERE r._src = p._src AND r._ord = p._ord)"""
             )
             con.execute("DROP TABLE _api_rej")
         finally:
@@ -165,42 +172,53 @@ class Stage:
 
 
 def _rule_rejects(con, day: date) -> None:
-    """Business rules on the staged rows: every failure becomes a ``_rejects`` row naming column and reason."""
+    """Business rules on the staged rows (one scan + duplicate and cross-day checks): every failure becomes a
+    ``_rejects`` row naming column and reason."""
     regions = ", ".join(_sql_str(r) for r in REGIONS)
-    raw = "to_json(struct_pack(" + ", ".join(f'"{c}" := s."{c}"' for c in _DATA_COLS) + "))::VARCHAR"
-    required = " UNION ALL ".join(
-        f"SELECT _src, _line, '{c}' AS col, 'required value missing' AS reason FROM _stage s WHERE \"{c}\" IS NULL"
-        for c in _DATA_COLS
-    )
     nxt = (day + timedelta(days=1)).isoformat()
+    d = f"DATE '{day.isoformat()}'"
+    checks = [(f'"{c}" IS NULL', c, "'required value missing'") for c in _DATA_COLS] + [
+        ("quantity <= 0", "quantity", "'quantity must be > 0 (got ' || quantity || ')'"),
+        ("unit_price < 0", "unit_price", "'unit_price must be >= 0 (got ' || unit_price || ')'"),
+        ("abs(total_amount - quantity * unit_price) > 0.01", "total_amount",
+         "'total_amount ' || total_amount || ' != quantity x unit_price = ' || (quantity * unit_price)"),
+        (f"region NOT IN ({regions})", "region", "'unknown region ''' || region || ''''"),
+        (f"sale_date <> {d}", "date", f"'date ' || sale_date || ' outside the run interval [{day}, {nxt})'"),
+    ]
+    items = ", ".join(f"CASE WHEN {cond} THEN {{'c': '{col}', 'r': {reason}}} END" for cond, col, reason in checks)
+    where = " OR ".join(f"({cond})" for cond, _, _ in checks)
+    raw = "to_json(struct_pack(" + ", ".join(f'"{c}" := s."{c}"' for c in _DATA_COLS) + "))::VARCHAR"
     con.execute(
         f"""INSERT INTO _rejects
-        WITH failures AS (
-            {required}
-            UNION ALL SELECT _src, _line, 'quantity', 'quantity must be > 0 (got ' || quantity || ')'
-                FROM _stage WHERE quantity <= 0
-            UNION ALL SELECT _src, _line, 'unit_price', 'unit_price must be >= 0 (got ' || unit_price || ')'
-                FROM _stage WHERE unit_price < 0
-            UNION ALL SELECT _src, _line, 'total_amount',
-                'total_amount ' || total_amount || ' != quantity x unit_price = ' || (quantity * unit_price)
-                FROM _stage WHERE abs(total_amount - quantity * unit_price) > 0.01
-            UNION ALL SELECT _src, _line, 'region', 'unknown region ''' || region || ''''
-                FROM _stage WHERE region NOT IN ({regions})
-            UNION ALL SELECT _src, _line, 'date', 'date ' || sale_date || ' outside the run interval [{day}, {nxt})'
-                FROM _stage WHERE sale_date <> DATE '{day}'
-            UNION ALL SELECT _src, _line, 'order_id', 'duplicate order_id ' || order_id || ' (first at '
-                    || first_src || ' line ' || first_line || ')'
-                FROM (SELECT *, first_value(_src) OVER w AS first_src, first_value(_line) OVER w AS first_line,
-                             row_number() OVER w AS n
-                      FROM _stage WHERE order_id IS NOT NULL
-                      WINDOW w AS (PARTITION BY order_id ORDER BY _src, _line)) WHERE n > 1
-            UNION ALL SELECT st._src, st._line, 'order_id',
-                    'order_id ' || st.order_id || ' already loaded for ' || s.sale_date
-                FROM _stage st JOIN sales s ON s.order_id = st.order_id AND s.sale_date <> DATE '{day}'
+        WITH simple AS (
+            SELECT _src, _ord, unnest(list_filter([{items}], lambda x: x IS NOT NULL)) AS f FROM _stage WHERE {where}
+        ),
+        dup_ids AS (SELECT order_id FROM _stage WHERE order_id IS NOT NULL GROUP BY order_id HAVING count(*) > 1),
+        dup_rows AS (
+            SELECT _src, _ord, order_id, first_value(_src) OVER w AS first_src, first_value(_ord) OVER w AS first_ord,
+                   row_number() OVER w AS n
+            FROM _stage SEMI JOIN dup_ids USING (order_id)
+            WINDOW w AS (PARTITION BY order_id ORDER BY _src, _ord)
+        ),
+        dups AS (
+            SELECT d._src, d._ord, 'order_id' AS col, 'duplicate order_id ' || d.order_id || ' (first at '
+                   || d.first_src || ' line ' || {_LINE_EXPR.format(ord='d.first_ord')} || ')' AS reason
+            FROM (SELECT * FROM dup_rows WHERE n > 1) d
+            JOIN _srcs h ON h._src = d.first_src ASOF LEFT JOIN _gaps g ON g._src = d.first_src AND d.first_ord > g.g
+        ),
+        elsewhere AS (
+            SELECT st._src, st._ord, 'order_id' AS col,
+                   'order_id ' || st.order_id || ' already loaded for ' || s.sale_date AS reason
+            FROM _stage st JOIN (SELECT order_id, sale_date FROM sales WHERE sale_date <> {d}) s USING (order_id)
+        ),
+        failures AS (
+            SELECT _src, _ord, f.c AS col, f.r AS reason FROM simple
+            UNION ALL SELECT _src, _ord, col, reason FROM dups
+            UNION ALL SELECT _src, _ord, col, reason FROM elsewhere
         )
-        SELECT f._src, f._line, string_agg(f.col, ', '), string_agg(DISTINCT f.reason, '; '), any_value({raw})
-        FROM failures f JOIN _stage s USING (_src, _line)
-        GROUP BY f._src, f._line"""
+        SELECT f._src, f._ord, NULL, string_agg(f.col, ', '), string_agg(DISTINCT f.reason, '; '), any_value({raw})
+        FROM failures f JOIN _stage s ON s._src = f._src AND s._ord = f._ord
+        GROUP BY f._src, f._ord"""
     )
 
 
@@ -212,26 +230,36 @@ GX_EXPECTATIONS = [
     ("ExpectColumnValuesToBeInSet", {"column": "region", "value_set": list(REGIONS)}),
     ("ExpectColumnValuesToBeUnique", {"column": "order_id"}),
 ]
+_ACCEPTED = "_stage s ANTI JOIN _rejects r ON r._src = s._src AND r._ord = s._ord"
 
 
-def gx_gate(con, day: date):
-    """Great Expectations over the rows about to be swapped in (the day's accepted rows); raises if any fail.
-
-    The SQL rules above already quarantined each failing row with its line number; this is the independent
-    check that nothing slipped through before the partition is replaced.
-    """
-    from ferry.validation import validate
-
+def gx_frame(con, day: date, max_rows: int = 50_000):
+    """The accepted rows GX checks: all of them, or above ``max_rows`` (0 = no limit) a repeatable uniform
+    sample of that size (GX on pandas costs ~1 s per 100k rows; the SQL rules already saw every row)."""
+    sample = f"USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE (42)" if max_rows else ""
     df = con.execute(
-        f"""SELECT {', '.join(_DATA_COLS)}, abs(total_amount - quantity * unit_price)::DOUBLE AS total_error
-        FROM _accepted"""
+        f"""SELECT * FROM (
+            SELECT {', '.join('s.' + c for c in _DATA_COLS)},
+                   abs(s.total_amount - s.quantity * s.unit_price)::DOUBLE AS total_error
+            FROM {_ACCEPTED}) {sample}"""
     ).df()
     for c in ("unit_price", "total_amount"):
         df[c] = df[c].astype("float64")
+    return df
+
+
+def gx_gate(df, day: date):
+    """Great Expectations over the rows about to be swapped in; raises ``ValidationFailed`` if any fail.
+
+    The SQL rules already quarantined each failing row with its line number; this is the independent check
+    that nothing slipped through before the partition is replaced.
+    """
+    from ferry.validation import ValidationFailed, validate
+
     if len(df):
         lo, hi = df["sale_date"].min(), df["sale_date"].max()
         if str(lo)[:10] != day.isoformat() or str(hi)[:10] != day.isoformat():
-            raise AssertionError(f"accepted rows span {lo}..{hi}, expected only {day}")
+            raise ValidationFailed(f"accepted rows span {lo}..{hi}, expected only {day}")
     res = validate(df, GX_EXPECTATIONS, name=f"sales_{day.isoformat()}")
     res.raise_for_failure()
     return res
@@ -246,6 +274,7 @@ def replace_partition(
     source: str,
     max_reject_ratio: float = 0.01,
     gx: bool = True,
+    gx_max_rows: int = 50_000,
 ) -> LoadResult:
     """Validate the stage and, in one transaction, replace ``day``'s rows and rejects.
 
@@ -254,43 +283,52 @@ def replace_partition(
     """
     ensure_schema(con)
     _rule_rejects(con, day)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _accepted AS SELECT s.* FROM _stage s
-        ANTI JOIN _rejects r ON r._src = s._src AND r._line = s._line"""
-    )
-    accepted = con.execute("SELECT count(*) FROM _accepted").fetchone()[0]
-    rejected = con.execute("SELECT count(*) FROM (SELECT DISTINCT _src, _line FROM _rejects)").fetchone()[0]
-    candidates = accepted + rejected
+    staged = con.execute("SELECT count(*) FROM _stage").fetchone()[0]
+    rule_rejected = con.execute("SELECT count(*) FROM _rejects WHERE _ord IS NOT NULL").fetchone()[0]
+    rejected = con.execute("SELECT count(*) FROM _rejects").fetchone()[0]
+    accepted = staged - rule_rejected
+    candidates = staged + (rejected - rule_rejected)
     ratio = rejected / candidates if candidates else 0.0
     result = LoadResult(
         day=day.isoformat(), source=source, candidates=candidates, rows=accepted, reject_records=rejected,
         reject_ratio=round(ratio, 6), max_reject_ratio=max_reject_ratio, replaced_rows=0, swapped=False,
     )
     over = ratio > max_reject_ratio
+    gate = None
     if gx and not over:
-        gx_gate(con, day)
+        # GX (pandas, Python) runs in a thread while DuckDB prepares the swap; COMMIT waits for its verdict.
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(1)
+        gate = pool.submit(gx_gate, gx_frame(con, day, gx_max_rows), day)
+        pool.shutdown(wait=False)
     d = f"DATE '{day.isoformat()}'"
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DELETE FROM sales_rejects WHERE sale_date = {d}")
         con.execute(
-            f"""INSERT INTO sales_rejects SELECT {d}, ?, _src, _line, "column", reason, raw, now()::TIMESTAMP
-            FROM _rejects ORDER BY _src, _line""",
+            f"""INSERT INTO sales_rejects
+            SELECT {d}, ?, r._src, coalesce(r._line, {_LINE_EXPR.format(ord='r._ord')}), r."column", r.reason, r.raw,
+                   now()::TIMESTAMP
+            FROM _rejects r {_LINE_JOIN.format(a='r', ord='r._ord')}
+            ORDER BY 3, 4""",
             [run_id],
         )
         if not over:
             result.replaced_rows = con.execute(f"DELETE FROM sales WHERE sale_date = {d}").fetchone()[0]
             con.execute(
-                f"""INSERT INTO sales SELECT {', '.join(_DATA_COLS)}, _src, ?, now()::TIMESTAMP
-                FROM _accepted ORDER BY order_id""",
+                f"""INSERT INTO sales SELECT {', '.join('s.' + c for c in _DATA_COLS)}, s._src, ?, now()::TIMESTAMP
+                FROM {_ACCEPTED}""",
                 [run_id],
             )
             con.execute(
                 f"INSERT OR REPLACE INTO sales_loads VALUES ({d}, ?, ?, ?, ?, now()::TIMESTAMP)",
                 [run_id, source, accepted, rejected],
             )
-            result.swapped = True
+        if gate is not None:
+            gate.result()  # raises ValidationFailed -> ROLLBACK
         con.execute("COMMIT")
+        result.swapped = not over
     except BaseException:
         con.execute("ROLLBACK")
         raise

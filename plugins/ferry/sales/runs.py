@@ -46,6 +46,7 @@ def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api
 
     from ferry import alerts
     from ferry.sales import connect, ensure_schema, load
+    from ferry.validation import ValidationFailed
 
     day = date.fromisoformat(day_s)
     source = params["source"]
@@ -83,7 +84,7 @@ def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api
         except load.RejectThresholdExceeded as exc:
             _log_rejects(con, day)
             raise AirflowFailException(str(exc)) from exc
-        except (load.SalesInputError, load.SalesApiError, load.SalesApiUnavailable) as exc:
+        except (load.SalesInputError, load.SalesApiError, load.SalesApiUnavailable, ValidationFailed) as exc:
             # The API client already retried 5xx/timeouts with exponential backoff: fail the day (alert),
             # a later backfill reloads it.
             raise AirflowFailException(str(exc)) from exc
