@@ -39,10 +39,15 @@ def dagbag(dag_folder: str | None = None):
     return bag
 
 
-def get_dag(dag_id: str):
+def get_dag(dag_id: str, fresh: bool = True):
+    """The DAG object; ``fresh`` re-parses its file so no state (e.g. param values) leaks between runs."""
     dag = dagbag().get_dag(dag_id)
     if dag is None:
         raise KeyError(f"no DAG {dag_id!r} in {REPO_ROOT / 'dags'}; known: {sorted(dagbag().dag_ids)}")
+    if fresh:
+        from airflow.models import DagBag
+
+        dag = DagBag(dag_folder=dag.fileloc).get_dag(dag_id)
     return dag
 
 
