@@ -102,24 +102,29 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("ferry.validation").setLevel(logging.WARNING)
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
-    ferry_t, duck_t, em_t = [], [], []
+    ferry_t, first_t, duck_t, em_t = [], [], [], []
     result = {}
     for i in range(args.repeat):
         duck_t.append(duckdb_ctas(csv, work / "duck.duckdb"))
-        s, result = ferry_load(csv, work / "ferry.duckdb")
+        fresh = work / f"first{i}.duckdb"
+        first_t.append(ferry_load(csv, fresh)[0])  # first load of the day into an empty database
+        fresh.unlink()
+        s, result = ferry_load(csv, work / "ferry.duckdb")  # replaces the previous repeat's partition
         ferry_t.append(s)
         if i < args.em_repeat:
             em_t.append(pandas_executemany(csv, work / f"em{i}.duckdb", args.slice))
-        print(f"repeat {i + 1}: ferry {s:.2f}s, duckdb CTAS {duck_t[-1]:.2f}s"
+        print(f"repeat {i + 1}: ferry replace {s:.2f}s, ferry first load {first_t[-1]:.2f}s, duckdb CTAS {duck_t[-1]:.2f}s"
               + (f", executemany({args.slice}) {em_t[-1]:.2f}s" if i < args.em_repeat else ""), flush=True)
     ferry_rate = args.rows / statistics.median(ferry_t)
+    first_rate = args.rows / statistics.median(first_t)
     duck_rate = args.rows / statistics.median(duck_t)
     em_rate = args.slice / statistics.median(em_t)
     print(f"ferry load (reader rejects + rules + GX + partition swap): {ferry_rate:,.0f} rows/s "
           f"(loaded {result['rows']}, quarantined {result['reject_records']})")
     print(f"duckdb CREATE TABLE AS SELECT * FROM read_csv: {duck_rate:,.0f} rows/s")
     print(f"pandas chunks + executemany ({args.slice} rows): {em_rate:,.0f} rows/s")
-    print(f"ferry / duckdb: {ferry_rate / duck_rate:.0%} (target >= 60%)")
+    print(f"ferry first load of the day (empty database): {first_rate:,.0f} rows/s")
+    print(f"ferry / duckdb: {ferry_rate / duck_rate:.0%} replace, {first_rate / duck_rate:.0%} first load (target >= 60%)")
     print(f"ferry / executemany: {ferry_rate / em_rate:,.0f}x (target >= 300x)")
     return 0
 

@@ -63,6 +63,7 @@ def test_malformed_csv_loads_good_rows_and_quarantines_each_bad_line(con, tmp_pa
     lines = MALFORMED.read_bytes().decode("utf-8-sig").split("\r\n")
     assert rows[0][3] == lines[5]
     assert '"order_id":"BAD-0005"' in rows[5][3]
+    assert rows[3][2] == f"duplicate order_id ORD-20240115-0007 (first at {MALFORMED} line 9)"
     got = con.execute("SELECT count(*), count(DISTINCT order_id), min(sale_date), max(sale_date) FROM sales").fetchone()
     assert got == (100, 100, DAY, DAY)
     # quoted comma survived, the first occurrence of the duplicate order id was kept
