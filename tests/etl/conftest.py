@@ -49,3 +49,4 @@ def run_etl(conn, client, db: str, tmp_path, *, policy: str = "auto_safe", strat
     rows = checks.run(conn, client, db, planned["effective_mapping"], quarantined=quarantined, sample=20)
     conn.commit()
     return {"detected": detected, "planned": planned, "backup": rec, "load": res, "checks": rows}
+

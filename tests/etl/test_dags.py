@@ -97,3 +97,4 @@ def test_production_etl_and_rollback_end_to_end(airflow_conns, stack, pg_databas
     assert load.content_hash(db, ["accounts", "campaigns"]) == {k: state1[k] for k in ("accounts", "campaigns")}
     restored = dagtest.xcom(dr, "restore")
     assert restored["version"] == v2 and restored["backup_before"] not in listed
+

@@ -190,3 +190,19 @@ def test_bad_values_are_quarantined_not_dropped(demo_pg, mongo_local, mongo_db_n
     assert mongo_local[mongo_db_name].accounts.count_documents({}) == demo_pg.counts["accounts"] - 1
     q = list(mongo_local[meta_db(mongo_db_name)]["_ferry_etl_quarantine"].find())
     assert [(r["table"], r["key"]) for r in q] == [("accounts", "3")] and "NaN" in q[0]["error"]
+
+
+def test_parallel_strategy_loads_a_dated_database_and_keeps_the_previous(demo_pg, mongo_local, mongo_db_name, tmp_path):
+    conn = demo_pg.conn
+    run_etl(conn, mongo_local, mongo_db_name, tmp_path)
+    before = load.content_hash(mongo_local[mongo_db_name])
+    conn.execute("UPDATE accounts SET name = 'v2'")
+    conn.commit()
+    planned = pipeline.plan(mongo_local[meta_db(mongo_db_name)], MAPPING, detect(conn, mongo_local, mongo_db_name),
+                            "auto_safe")
+    target = load.parallel_db(mongo_db_name, "2026-11-22")
+    assert target == f"{mongo_db_name}-20261122"
+    res = load.load(conn, mongo_local, target, planned["effective_mapping"], strategy="parallel", batch_size=25)
+    assert res["collections"]["accounts"]["written"] == 20
+    assert mongo_local[target].accounts.find_one({"_id": 1})["accountName"] == "v2"
+    assert load.content_hash(mongo_local[mongo_db_name]) == before
