@@ -118,7 +118,8 @@ def test_mapping_errors_name_line_and_field(text, expected):
 def test_resolve_checks_columns_and_evolve_extends_the_mapping():
     m = mapping.parse(
         "collections:\n"
-        "  - name: accounts\n    table: accounts\n    id: id\n    fields: {name: accountName, old_name: label}\n"
+        "  - name: accounts\n    table: accounts\n    id: id\n    new_columns: include\n"
+        "    fields: {name: accountName, old_name: label}\n"
         "  - name: campaigns\n    table: campaigns\n    id: id\n"
         "    relations:\n      - {kind: reference, column: account_id, collection: accounts, as: accountId}\n",
         "m.yaml",
@@ -138,6 +139,9 @@ def test_resolve_checks_columns_and_evolve_extends_the_mapping():
     assert safe["collections"][0]["fields"]["region"] == {"name": "region", "type": "auto"}
     assert "old_name" in safe["collections"][0]["fields"] and len(applied) == 1
     full, _ = mapping.evolve(eff, changes, apply_breaking=True)
+    listed = copy.deepcopy(eff)
+    listed["collections"][0]["new_columns"] = "ignore"  # the default when `fields` is listed
+    assert "region" not in mapping.evolve(listed, changes, apply_breaking=False)[0]["collections"][0]["fields"]
     assert full["collections"][0]["fields"]["new_name"]["name"] == "label"  # documents keep their field name
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import bson
@@ -41,8 +42,6 @@ def load(conn, client, db: str, eff: dict, *, strategy: str = "full", batch_size
 
     Returns ``{"db", "strategy", "collections": {name: counts}, "quarantined": n}``.
     """
-    from ferry.report import Progress
-
     if strategy not in STRATEGIES:
         raise ValueError(f"refresh_strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if batch_size < 1:
@@ -53,6 +52,18 @@ def load(conn, client, db: str, eff: dict, *, strategy: str = "full", batch_size
     staging = client[db + STAGING_SUFFIX]
     if full:
         client.drop_database(staging.name)  # leftovers of a crashed run
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferry-etl-writer")
+    try:
+        return _load(conn, client, db, eff, strategy, batch_size, meta_db, run_id, fail_after_batches, logger,
+                     schema, numeric, full, staging, writer)
+    finally:
+        writer.shutdown(wait=True)
+
+
+def _load(conn, client, db, eff, strategy, batch_size, meta_db, run_id, fail_after_batches, logger,
+          schema, numeric, full, staging, writer) -> dict:
+    from ferry.report import Progress
+
     batches_done = 0
     result = {"db": db, "strategy": strategy, "collections": {}, "quarantined": 0}
     for coll in eff["collections"]:
@@ -63,25 +74,27 @@ def load(conn, client, db: str, eff: dict, *, strategy: str = "full", batch_size
                   "quarantined": 0}
         seen: set = set()
         target = staging[name] if full else client[db][name]
+        pending = None  # one write in flight while the next batch is read and transformed
         for rows, children in acquire.batches(conn, schema, coll, batch_size):
             docs, rejected = build_batch(rows, coll, children, numeric)
             if rejected:
                 _quarantine(meta_db, run_id, rejected, logger)
                 counts["quarantined"] += len(rejected)
+            if pending is not None:
+                _collect(pending.result(), counts, full)
             if full:
-                if docs:
-                    target.insert_many(docs, ordered=False)
-                counts["written"] += len(docs)
+                pending = writer.submit(_insert, target, docs)
             else:
-                w = _upsert_changed(target, docs)
-                counts["written"] += w
-                counts["unchanged"] += len(docs) - w
+                pending = writer.submit(_upsert_changed, target, docs)
                 seen.update(d["_id"] for d in docs)
             counts["documents"] += len(docs)
             progress.add(len(rows))
             batches_done += 1
             if fail_after_batches is not None and batches_done >= fail_after_batches:
+                pending.result()
                 raise InjectedFailure(f"injected failure after {batches_done} batch(es)")
+        if pending is not None:
+            _collect(pending.result(), counts, full)
         progress.log(final=True)
         if not full:
             d, f = _handle_deleted(target, seen, eff["defaults"]["on_source_delete"])
@@ -94,9 +107,21 @@ def load(conn, client, db: str, eff: dict, *, strategy: str = "full", batch_size
     return result
 
 
-def _upsert_changed(coll, docs: list[dict]) -> int:
+def _insert(coll, docs: list[dict]) -> tuple[int, int]:
+    if docs:
+        coll.insert_many(docs, ordered=False)
+    return len(docs), len(docs)
+
+
+def _collect(res: tuple[int, int], counts: dict, full: bool) -> None:
+    written, n = res
+    counts["written"] += written
+    counts["unchanged"] += n - written
+
+
+def _upsert_changed(coll, docs: list[dict]) -> tuple[int, int]:
     if not docs:
-        return 0
+        return 0, 0
     existing = {
         d["_id"]: (d.get(HASH_FIELD), d.get(DELETED_FIELD))
         for d in coll.find({"_id": {"$in": [d["_id"] for d in docs]}}, {HASH_FIELD: 1, DELETED_FIELD: 1})
@@ -108,7 +133,7 @@ def _upsert_changed(coll, docs: list[dict]) -> int:
     ]
     if ops:
         coll.bulk_write(ops, ordered=False)
-    return len(ops)
+    return len(ops), len(docs)
 
 
 def _handle_deleted(coll, seen: set, on_delete: str, chunk: int = 1000) -> tuple[int, int]:

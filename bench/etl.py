@@ -1,0 +1,150 @@
+"""Benchmark production_etl's load path against baselines measured in the same run, on the same servers.
+
+    PYTHONPATH=plugins:. .venv/bin/python bench/etl.py --rows 1000000
+
+Generates ``--rows`` source rows in 3 tables with FKs (accounts 10%, campaigns 30%, line items 60%),
+then prints one figure per line:
+
+- ferry rows/s: ``ferry.etl.load.load`` (full strategy: read with server-side cursors, transform, load, swap);
+- raw insert_many: the same prebuilt documents inserted with ``insert_many`` (10k per call); target ferry ≥ 70%;
+- row-at-a-time: one query per child table per row and ``insert_one`` per document (the original scripts'
+  pattern), timed on a sample and compared as documents/s; target ferry ≥ 20×;
+- peak RSS of a full load at rows/10 and rows (each in a fresh subprocess, ``resource.getrusage``); target
+  within 20%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
+
+
+def _mapping() -> dict:
+    from ferry.etl import mapping, schema
+
+    return mapping.load(ROOT / "include/etl/demo_mapping.yaml")
+
+
+def _effective(conn) -> dict:
+    from ferry.etl import acquire, mapping, schema
+
+    snap = schema.snapshot(conn)
+    conn.commit()
+    return acquire.add_join_keys(mapping.resolve(_mapping(), snap), snap)
+
+
+def _seed(pg, db: str, rows: int) -> dict:
+    from ferry.etl import demodata
+
+    pg.create_database(db, drop=True)
+    with pg.connect(db) as conn:
+        demodata.create_schema(conn)
+        return demodata.seed(conn, accounts=max(1, rows // 10), campaigns_per=3, items_per=2, tags_per=0)
+
+
+def child(pg_uri: str, mongo_uri: str, target: str, batch: int) -> None:
+    """Full load in this process; print peak RSS (KiB) as JSON."""
+    import psycopg
+    import pymongo
+
+    from ferry.etl import load
+
+    with psycopg.connect(pg_uri) as conn, pymongo.MongoClient(mongo_uri) as client:
+        eff = _effective(conn)
+        load.load(conn, client, target, eff, strategy="full", batch_size=batch)
+        client.drop_database(target)
+    print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--batch-size", type=int, default=10_000)
+    ap.add_argument("--baseline-sample", type=int, default=1000, help="root rows timed row-at-a-time")
+    ap.add_argument("--child", nargs=3, metavar=("PG_URI", "MONGO_URI", "DB"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child, args.batch_size)
+        return
+
+    import logging
+
+    from psycopg.rows import dict_row
+
+    from ferry.devstack import DevStack
+    from ferry.etl import acquire, load, transform
+
+    logging.basicConfig(level=logging.WARNING)
+    with DevStack.start(Path(tempfile.mkdtemp(prefix="ferry-bench-etl-")), mongo_servers=1) as stack:
+        pg = stack.pg
+        counts = _seed(pg, "bench_etl", args.rows)
+        total_rows = sum(counts.values())
+        print(f"source rows: {total_rows} ({counts})")
+        client = stack.mongo_client("prod")
+        with pg.connect("bench_etl") as conn:
+            eff = _effective(conn)
+            # Ferry
+            t = time.perf_counter()
+            res = load.load(conn, client, "bench_ferry", eff, strategy="full", batch_size=args.batch_size)
+            ferry_s = time.perf_counter() - t
+            docs_n = sum(c["documents"] for c in res["collections"].values())
+            # prebuilt documents (not timed), then raw insert_many of them
+            prebuilt = {}
+            for coll in eff["collections"]:
+                prebuilt[coll["name"]] = []
+                for rows, children in acquire.batches(conn, "public", coll, args.batch_size):
+                    prebuilt[coll["name"]] += transform.build_batch(rows, coll, children, "decimal128")[0]
+            conn.commit()
+            client.drop_database("bench_raw")
+            t = time.perf_counter()
+            for name, docs in prebuilt.items():
+                for i in range(0, len(docs), 10_000):
+                    client["bench_raw"][name].insert_many(docs[i : i + 10_000], ordered=False)
+            raw_s = time.perf_counter() - t
+            del prebuilt
+            # row at a time: one query per child table per root row, insert_one per document (sampled)
+            client.drop_database("bench_rowwise")
+            coll = next(c for c in eff["collections"] if c["name"] == "campaigns")
+            sample = args.baseline_sample
+            t = time.perf_counter()
+            with conn.cursor(row_factory=dict_row) as cur:
+                rows = cur.execute(f"SELECT * FROM campaigns ORDER BY id LIMIT {sample}").fetchall()
+                for row in rows:
+                    children = acquire.children(conn, "public", coll, [row])
+                    doc = transform.build_batch([row], coll, children, "decimal128")[0][0]
+                    client["bench_rowwise"]["campaigns"].insert_one(doc)
+            row_s = time.perf_counter() - t
+            conn.commit()
+        for db in ("bench_ferry", "bench_raw", "bench_rowwise"):
+            client.drop_database(db)
+        ferry_docs_s = docs_n / ferry_s
+        print(f"ferry: {total_rows / ferry_s:.0f} source rows/s, {ferry_docs_s:.0f} documents/s ({docs_n} documents, {ferry_s:.1f}s)")
+        print(f"raw insert_many of prebuilt documents: {docs_n / raw_s:.0f} documents/s ({raw_s:.1f}s); "
+              f"ferry/raw = {raw_s / ferry_s:.0%} (target >= 70%)")
+        print(f"row-at-a-time: {sample / row_s:.0f} documents/s ({sample} campaign documents, {row_s:.1f}s); "
+              f"ferry/row-at-a-time = {ferry_docs_s / (sample / row_s):.1f}x (target >= 20x)")
+        # peak RSS at rows/10 and rows, each in a fresh process
+        rss = {}
+        for n, db in ((max(10, args.rows // 10), "bench_etl_small"), (args.rows, "bench_etl")):
+            if db != "bench_etl":
+                _seed(pg, db, n)
+            out = subprocess.run([sys.executable, __file__, "--batch-size", str(args.batch_size), "--child",
+                                  pg.uri(db), stack.mongo_prod_uri, "bench_rss"], capture_output=True, text=True, check=True)
+            rss[n] = json.loads(out.stdout.strip().splitlines()[-1])["maxrss_kib"]
+        (small, s_kib), (big, b_kib) = sorted(rss.items())
+        print(f"peak RSS: {s_kib / 1024:.0f} MiB at {small} rows, {b_kib / 1024:.0f} MiB at {big} rows; "
+              f"growth {b_kib / s_kib - 1:+.0%} (target within 20%)")
+        client.close()
+
+
+if __name__ == "__main__":
+    main()
