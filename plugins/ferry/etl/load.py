@@ -170,10 +170,12 @@ def swap(client, from_db: str, to_db: str, names: list[str]) -> None:
     Indexes of the current target collection (other than ``_id``) are recreated on the staged one first.
     """
     staged = set(client[from_db].list_collection_names())
+    current = set(client[to_db].list_collection_names())
     for name in names:
         if name not in staged:
             client[from_db].create_collection(name)  # an empty source table gives an empty collection
-        copy_indexes(client[to_db][name], client[from_db][name])
+        if name in current:
+            create_indexes(client[from_db][name], index_specs(client[to_db][name]))
         client.admin.command("renameCollection", f"{from_db}.{name}", to=f"{to_db}.{name}", dropTarget=True)
 
 
@@ -189,11 +191,6 @@ def index_specs(coll) -> list[dict]:
         spec["key"] = list(dict(spec["key"]).items())
         out.append(spec)
     return out
-
-
-def copy_indexes(src, dst) -> None:
-    specs = index_specs(src) if src.name in src.database.list_collection_names() else []
-    create_indexes(dst, specs)
 
 
 def create_indexes(coll, specs: list[dict]) -> None:
