@@ -108,6 +108,20 @@ def test_csv_source_quarantines_malformed_lines_and_fails_over_threshold(sales_c
     assert "unknown region 'Atlantis'" in report
 
 
+def test_api_page_with_a_bad_record_is_quarantined(sales_conns, sales_api, duckdb_path):
+    days = sales_api.seed(START, 1, 12)
+    sales_api.days[days[0]][7]["quantity"] = "lots"  # page 2, record 3 with page_size 5
+    sales_api.days[days[0]][10]["region"] = "Atlantis"  # page 3, record 1
+    dr = run_for_day(START, {**FAST_API, "page_size": 5, "max_reject_ratio": 0.2})
+    res = dagtest.xcom(dr, "summary")[0]
+    assert (res["rows"], res["reject_records"]) == (10, 2)
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        rej = con.execute('SELECT source, line, "column", reason FROM sales_rejects ORDER BY source').fetchall()
+    assert rej == [("api page 2", 3, "quantity", "CAST: could not convert 'lots' to BIGINT"),
+                   ("api page 3", 1, "region", "unknown region 'Atlantis'")]
+    assert [r["page"] for r in sales_api.requests] == ["1", "2", "3"]
+
+
 def test_zero_sales_alert(sales_conns, sales_api, webhook, duckdb_path):
     dr = run_for_day(date(2024, 5, 5), FAST_API)  # the API knows no sales that day
     assert dagtest.xcom(dr, "summary")[0]["rows"] == 0
