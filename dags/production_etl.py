@@ -70,6 +70,7 @@ def _target(params: dict) -> str:
         "mapping": Param("include/etl/demo_mapping.yaml", type="string",
                          description="Mapping file (YAML; relative paths are from the repository root)."),
         "source": Param("direct", enum=["direct", "s3"], description="Read ferry_pg_prod directly, or restore a pg_dump from S3."),
+        "pg_schema": Param("public", type="string", description="PostgreSQL schema to snapshot (must match the mapping's source.schema)."),
         "source_name": Param("", type="string", description="Snapshot lineage name (default: the mapping file name)."),
         "s3_key": Param("", type="string", description="source=s3: dump key (default: the newest under s3_prefix)."),
         "s3_prefix": Param("postgres-exports/", type="string", description="source=s3: where dumps are."),
@@ -112,6 +113,7 @@ def production_etl():
         mongo_conn_id=MONGO,
         database="{{ ti.xcom_pull(task_ids='acquire')['database'] }}",
         mongo_db="{{ params.mongo_db }}",
+        pg_schema="{{ params.pg_schema }}",
         source_name="{{ params.source_name or (params.mapping.rsplit('/', 1)[-1].rsplit('.', 1)[0]) }}",
     )
 

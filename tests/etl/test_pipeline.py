@@ -206,3 +206,31 @@ def test_parallel_strategy_loads_a_dated_database_and_keeps_the_previous(demo_pg
     assert res["collections"]["accounts"]["written"] == 20
     assert mongo_local[target].accounts.find_one({"_id": 1})["accountName"] == "v2"
     assert load.content_hash(mongo_local[mongo_db_name]) == before
+
+
+def test_incremental_flags_source_deletes_when_configured(demo_pg, mongo_local, mongo_db_name):
+    import copy
+
+    from ferry.etl import checks
+
+    conn = demo_pg.conn
+    planned = pipeline.plan(mongo_local[meta_db(mongo_db_name)], MAPPING, detect(conn, mongo_local, mongo_db_name),
+                            "auto_safe")
+    eff = copy.deepcopy(planned["effective_mapping"])
+    eff["defaults"]["on_source_delete"] = "flag"
+    eff["collections"] = eff["collections"][:1]  # accounts only
+    load.load(conn, mongo_local, mongo_db_name, eff, strategy="incremental")
+    conn.execute("UPDATE campaigns SET account_id = 1 WHERE account_id = 5; DELETE FROM accounts WHERE id = 5")
+    conn.commit()
+    res = load.load(conn, mongo_local, mongo_db_name, eff, strategy="incremental")
+    assert res["collections"]["accounts"]["flagged"] == 1 and res["collections"]["accounts"]["deleted"] == 0
+    assert mongo_local[mongo_db_name].accounts.find_one({"_id": 5})["_ferry_deleted"] is True
+    assert checks.measure(conn, mongo_local, mongo_db_name, eff, sample=5)[0] == {
+        "check": "documents", "collection": "accounts", "expected": 19, "actual": 19}  # flagged docs are not live
+    again = load.load(conn, mongo_local, mongo_db_name, eff, strategy="incremental")
+    assert again["collections"]["accounts"]["flagged"] == 0 and again["collections"]["accounts"]["written"] == 0
+    conn.execute("INSERT INTO accounts (id, name, created_at) VALUES (5, 'Back', now())")
+    conn.commit()
+    back = load.load(conn, mongo_local, mongo_db_name, eff, strategy="incremental")
+    assert back["collections"]["accounts"]["written"] == 1
+    assert "_ferry_deleted" not in mongo_local[mongo_db_name].accounts.find_one({"_id": 5})

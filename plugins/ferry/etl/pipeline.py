@@ -25,6 +25,9 @@ def plan(meta_db, mapping_path: str, detected: dict, policy_name: str, chosen: l
     current = snaps.find_one({"_id": detected["snapshot_id"]})
     base = snaps.find_one({"source": current["source"], "version": detected["base_version"]}) \
         if detected["base_version"] is not None else None
+    if current["snapshot"]["schema"] != m["source"]["schema"]:
+        raise mapping.MappingError(f"{mapping_path}: source.schema is {m['source']['schema']!r} but the snapshot is of "
+                                   f"{current['snapshot']['schema']!r}: set the pg_schema param to match")
     changes = detected["changes"]
     decision = policy.decide(policy_name, changes, chosen, responder)
     status = policy.STATUS[decision["action"]]
