@@ -41,6 +41,27 @@ def api_base_url(conn) -> str:
     return f"{conn.schema or 'https'}://{host}{port}"
 
 
+def _fetch_api_pages(day: date, params: dict, api_conn_id: str) -> list[tuple[str, list[dict]]]:
+    """All pages of the day, fetched before the DuckDB file is opened for writing (no lock held while waiting)."""
+    import requests
+    from airflow.sdk import BaseHook
+
+    from ferry.sales import load
+
+    conn = BaseHook.get_connection(api_conn_id)
+    progress = report.Progress(log, f"sales API {day}")
+    pages = []
+    with requests.Session() as session:
+        for src, records in load.fetch_day(session, api_base_url(conn), conn.password, day,
+                                           page_size=int(params.get("page_size") or 500),
+                                           attempts=int(params.get("api_attempts") or 5),
+                                           backoff=float(params.get("api_backoff_seconds") or 0)):
+            pages.append((src, records))
+            progress.add(len(records))
+    progress.log(final=True)
+    return pages
+
+
 def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api_conn_id: str) -> dict:
     from airflow.sdk.exceptions import AirflowFailException
 
@@ -50,33 +71,31 @@ def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api
 
     day = date.fromisoformat(day_s)
     source = params["source"]
+    # The API client already retried 5xx/timeouts with exponential backoff: bad input and exhausted retries
+    # fail the day at once (alert); a later backfill reloads it.
+    fail_fast = (load.SalesInputError, load.SalesApiError, load.SalesApiUnavailable, ValidationFailed)
+    files: list[str] = []
+    pages: list[tuple[str, list[dict]]] = []
+    try:
+        if source == "csv":
+            pattern = (params.get("csv_path") or "").replace("{date}", day_s)
+            if not pattern:
+                raise load.SalesInputError("source=csv needs the csv_path param")
+            files = sorted(glob.glob(pattern)) or [pattern]
+        else:
+            pages = _fetch_api_pages(day, params, api_conn_id)
+    except fail_fast as exc:
+        raise AirflowFailException(str(exc)) from exc
+
     con = connect(duckdb_file)
     try:
         ensure_schema(con)
         stage = load.Stage(con)
         try:
-            if source == "csv":
-                pattern = (params.get("csv_path") or "").replace("{date}", day_s)
-                if not pattern:
-                    raise load.SalesInputError("source=csv needs the csv_path param")
-                files = sorted(glob.glob(pattern)) or [pattern]
-                for f in files:
-                    n = stage.add_csv(f)
-                    log.info("staged %s: %d rows read by DuckDB", f, n)
-            else:
-                import requests
-                from airflow.sdk import BaseHook
-
-                conn = BaseHook.get_connection(api_conn_id)
-                progress = report.Progress(log, f"sales API {day_s}")
-                with requests.Session() as session:
-                    for src, records in load.fetch_day(session, api_base_url(conn), conn.password, day,
-                                                       page_size=int(params.get("page_size") or 500),
-                                                       attempts=int(params.get("api_attempts") or 5),
-                                                       backoff=float(params.get("api_backoff_seconds") or 0)):
-                        stage.add_records(src, records)
-                        progress.add(len(records))
-                progress.log(final=True)
+            for f in files:
+                log.info("staged %s: %d rows read by DuckDB", f, stage.add_csv(f))
+            for src, records in pages:
+                stage.add_records(src, records)
             result = load.replace_partition(
                 con, stage, day, run_id=run_id, source=source,
                 max_reject_ratio=float(params.get("max_reject_ratio", 0.01)),
@@ -84,9 +103,7 @@ def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api
         except load.RejectThresholdExceeded as exc:
             _log_rejects(con, day)
             raise AirflowFailException(str(exc)) from exc
-        except (load.SalesInputError, load.SalesApiError, load.SalesApiUnavailable, ValidationFailed) as exc:
-            # The API client already retried 5xx/timeouts with exponential backoff: fail the day (alert),
-            # a later backfill reloads it.
+        except fail_fast as exc:
             raise AirflowFailException(str(exc)) from exc
         out = result.as_dict()
         report.log_table(log, f"Sales partition {day_s} replaced", [out])
