@@ -26,15 +26,16 @@ from ferry.sales import COLUMNS, REGIONS, ensure_schema
 log = logging.getLogger(__name__)
 
 _TYPED = ", ".join(f"{'sale_date' if c == 'date' else c} {t}" for c, t in COLUMNS.items())
-# _stage: typed rows keyed by (_src, _ord) = source and position of the record in it (CSV: k-th good row).
-# _rejects: one row per rejected record; reader/cast rejects know their line, rule rejects their _ord.
-# _gaps/_srcs: what turns (_src, _ord) back into a file line number (header + reader-rejected lines before).
+# _stage: typed rows in source order; a record's position in its source (_ord) is explicit for API records and,
+# for CSV rows, rowid - base + 1 (k-th good row; the reader preserves file order, WITH ORDINALITY cost 40%).
+# _rejects: one row per rejected record; reader/cast rejects know their line, rule rejects their _ord and _rid
+# (the staged rowid). _gaps/_srcs turn (_src, _ord) back into a file line (header + reader-rejected lines before).
 _STAGE_DDL = f"""
 CREATE OR REPLACE TEMP TABLE _stage (_src VARCHAR, _ord BIGINT, {_TYPED});
 CREATE OR REPLACE TEMP TABLE _rejects (_src VARCHAR, _ord BIGINT, _line BIGINT, "column" VARCHAR, reason VARCHAR,
-                                       raw VARCHAR);
+                                       raw VARCHAR, _rid BIGINT);
 CREATE OR REPLACE TEMP TABLE _gaps (_src VARCHAR, g BIGINT, j BIGINT);
-CREATE OR REPLACE TEMP TABLE _srcs (_src VARCHAR, hdr BIGINT);
+CREATE OR REPLACE TEMP TABLE _srcs (_src VARCHAR, hdr BIGINT, base BIGINT);
 """
 _DATA_COLS = [("sale_date" if c == "date" else c) for c in COLUMNS]
 # line of a staged record: k-th good row of a CSV = k + 1 (header) + reader-rejected lines before it. With the
@@ -101,17 +102,17 @@ class Stage:
         con = self.con
         columns = "{" + ", ".join(f"{_sql_str(c)}: {_sql_str(t)}" for c, t in COLUMNS.items()) + "}"
         con.execute("DROP TABLE IF EXISTS _csv_rej; DROP TABLE IF EXISTS _csv_scan")
+        base = con.execute("SELECT count(*) FROM _stage").fetchone()[0]  # next rowid (no deletes on _stage)
         n = con.execute(
             f"""INSERT INTO _stage
-            SELECT ?, ordinality, {', '.join('"' + c + '"' for c in COLUMNS)}
+            SELECT ?, NULL, {', '.join('"' + c + '"' for c in COLUMNS)}
             FROM read_csv(?, header=true, delim=',', quote='"', escape='"', columns={columns},
-                          store_rejects=true, rejects_table='_csv_rej', rejects_scan='_csv_scan')
-            WITH ORDINALITY""",
+                          store_rejects=true, rejects_table='_csv_rej', rejects_scan='_csv_scan')""",
             [path, path],
         ).fetchone()[0]
         # Reader rejects: one per line (a line can fail several columns: keep them all in one reason).
         con.execute(
-            """INSERT INTO _rejects
+            """INSERT INTO _rejects (_src, _ord, _line, "column", reason, raw)
             SELECT ?, NULL, line, string_agg(column_name, ', ' ORDER BY column_idx),
                    string_agg(error_type || ': ' || error_message, '; ' ORDER BY column_idx),
                    trim(any_value(csv_line), chr(10) || chr(13))
@@ -124,7 +125,7 @@ class Stage:
                 FROM (SELECT DISTINCT line FROM _csv_rej)) GROUP BY g""",
             [path],
         )
-        con.execute("INSERT INTO _srcs VALUES (?, 1)", [path])
+        con.execute("INSERT INTO _srcs VALUES (?, 1, ?)", [path, base])
         return n
 
     # ------------------------------------------------------------------ API records
@@ -133,7 +134,7 @@ class Stage:
         import pyarrow as pa
 
         self.sources.append(source)
-        self.con.execute("INSERT INTO _srcs VALUES (?, 0)", [source])
+        self.con.execute("INSERT INTO _srcs VALUES (?, 0, 0)", [source])
         if not records:
             return 0
         cols: dict[str, list] = {"_src": [], "_ord": [], "_raw": []}
@@ -157,7 +158,8 @@ class Stage:
             ]
             con.execute("CREATE OR REPLACE TEMP TABLE _api_rej AS " + " UNION ALL ".join(casts))
             con.execute(
-                """INSERT INTO _rejects SELECT _src, NULL, _ord, string_agg("column", ', '), string_agg(reason, '; '),
+                """INSERT INTO _rejects (_src, _ord, _line, "column", reason, raw)
+                SELECT _src, NULL, _ord, string_agg("column", ', '), string_agg(reason, '; '),
                 any_value(raw) FROM _api_rej GROUP BY _src, _ord"""
             )
             typed = ", ".join(f'TRY_CAST("{c}" AS {t})' for c, t in COLUMNS.items())
@@ -189,36 +191,43 @@ def _rule_rejects(con, day: date) -> None:
     where = " OR ".join(f"({cond})" for cond, _, _ in checks)
     raw = "to_json(struct_pack(" + ", ".join(f'"{c}" := s."{c}"' for c in _DATA_COLS) + "))::VARCHAR"
     con.execute(
-        f"""INSERT INTO _rejects
+        f"""INSERT INTO _rejects (_src, _ord, _line, "column", reason, raw, _rid)
         WITH simple AS (
-            SELECT _src, _ord, unnest(list_filter([{items}], lambda x: x IS NOT NULL)) AS f FROM _stage WHERE {where}
+            SELECT rowid AS _rid, unnest(list_filter([{items}], lambda x: x IS NOT NULL)) AS f
+            FROM _stage WHERE {where}
         ),
         dup_ids AS (SELECT order_id FROM _stage WHERE order_id IS NOT NULL GROUP BY order_id HAVING count(*) > 1),
         dup_rows AS (
-            SELECT _src, _ord, order_id, first_value(_src) OVER w AS first_src, first_value(_ord) OVER w AS first_ord,
-                   row_number() OVER w AS n
-            FROM _stage SEMI JOIN dup_ids USING (order_id)
-            WINDOW w AS (PARTITION BY order_id ORDER BY _src, _ord)
+            SELECT rowid AS _rid, order_id, first_value(rowid) OVER w AS first_rid, row_number() OVER w AS n
+            FROM _stage WHERE order_id IN (SELECT order_id FROM dup_ids)
+            WINDOW w AS (PARTITION BY order_id ORDER BY rowid)
+        ),
+        firsts AS (
+            SELECT d._rid, d.order_id, s._src AS first_src, coalesce(s._ord, s.rowid - h.base + 1) AS first_ord
+            FROM dup_rows d JOIN _stage s ON s.rowid = d.first_rid JOIN _srcs h ON h._src = s._src
+            WHERE d.n > 1
         ),
         dups AS (
-            SELECT d._src, d._ord, 'order_id' AS col, 'duplicate order_id ' || d.order_id || ' (first at '
-                   || d.first_src || ' line ' || {_LINE_EXPR.format(ord='d.first_ord')} || ')' AS reason
-            FROM (SELECT * FROM dup_rows WHERE n > 1) d
-            JOIN _srcs h ON h._src = d.first_src ASOF LEFT JOIN _gaps g ON g._src = d.first_src AND d.first_ord > g.g
+            SELECT f._rid, 'order_id' AS col, 'duplicate order_id ' || f.order_id || ' (first at '
+                   || f.first_src || ' line ' || {_LINE_EXPR.format(ord='f.first_ord')} || ')' AS reason
+            FROM firsts f JOIN _srcs h ON h._src = f.first_src
+            ASOF LEFT JOIN _gaps g ON g._src = f.first_src AND f.first_ord > g.g
         ),
         elsewhere AS (
-            SELECT st._src, st._ord, 'order_id' AS col,
+            SELECT st.rowid AS _rid, 'order_id' AS col,
                    'order_id ' || st.order_id || ' already loaded for ' || s.sale_date AS reason
-            FROM _stage st JOIN (SELECT order_id, sale_date FROM sales WHERE sale_date <> {d}) s USING (order_id)
+            FROM _stage st JOIN (SELECT order_id, sale_date FROM sales WHERE sale_date <> {d}) s
+                 ON s.order_id = st.order_id
         ),
         failures AS (
-            SELECT _src, _ord, f.c AS col, f.r AS reason FROM simple
-            UNION ALL SELECT _src, _ord, col, reason FROM dups
-            UNION ALL SELECT _src, _ord, col, reason FROM elsewhere
+            SELECT _rid, f.c AS col, f.r AS reason FROM simple
+            UNION ALL SELECT _rid, col, reason FROM dups
+            UNION ALL SELECT _rid, col, reason FROM elsewhere
         )
-        SELECT f._src, f._ord, NULL, string_agg(f.col, ', '), string_agg(DISTINCT f.reason, '; '), any_value({raw})
-        FROM failures f JOIN _stage s ON s._src = f._src AND s._ord = f._ord
-        GROUP BY f._src, f._ord"""
+        SELECT any_value(s._src), any_value(coalesce(s._ord, s.rowid - h.base + 1)), NULL,
+               string_agg(f.col, ', '), string_agg(DISTINCT f.reason, '; '), any_value({raw}), f._rid
+        FROM failures f JOIN _stage s ON s.rowid = f._rid JOIN _srcs h ON h._src = s._src
+        GROUP BY f._rid"""
     )
 
 
@@ -230,7 +239,7 @@ GX_EXPECTATIONS = [
     ("ExpectColumnValuesToBeInSet", {"column": "region", "value_set": list(REGIONS)}),
     ("ExpectColumnValuesToBeUnique", {"column": "order_id"}),
 ]
-_ACCEPTED = "_stage s ANTI JOIN _rejects r ON r._src = s._src AND r._ord = s._ord"
+_ACCEPTED = "_stage s ANTI JOIN _rejects r ON r._rid = s.rowid"
 
 
 def gx_frame(con, day: date, max_rows: int = 50_000):
@@ -284,7 +293,7 @@ def replace_partition(
     ensure_schema(con)
     _rule_rejects(con, day)
     staged = con.execute("SELECT count(*) FROM _stage").fetchone()[0]
-    rule_rejected = con.execute("SELECT count(*) FROM _rejects WHERE _ord IS NOT NULL").fetchone()[0]
+    rule_rejected = con.execute("SELECT count(*) FROM _rejects WHERE _rid IS NOT NULL").fetchone()[0]
     rejected = con.execute("SELECT count(*) FROM _rejects").fetchone()[0]
     accepted = staged - rule_rejected
     candidates = staged + (rejected - rule_rejected)
