@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 export PYTHON VENV
 
-.PHONY: setup demo test test-fast bench up down constraints clean
+.PHONY: setup demo test test-fast test-scheduler bench up down constraints clean
 
 setup:  ## create .venv and install pinned requirements (idempotent)
 	@bash scripts/setup.sh
@@ -19,6 +19,9 @@ test: setup  ## the whole test suite against real local services (what CI runs)
 
 test-fast: setup  ## unit tests only (no services)
 	@$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+test-scheduler: setup  ## backfill through a real Airflow scheduler (airflow backfill create; ~4 min)
+	@FERRY_SCHEDULER_TESTS=1 $(PY) -m pytest tests/sales/test_backfill_scheduler.py $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks (on demand; prints figures and ratios against same-run baselines)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
