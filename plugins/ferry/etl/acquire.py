@@ -123,6 +123,15 @@ def newest_dump(s3, bucket: str, prefix: str = "", key: str = "") -> str:
     return max(found, key=lambda o: (o["LastModified"], o["Key"]))["Key"]
 
 
+def split_password(uri: str) -> tuple[str, str | None]:
+    """A libpq conninfo without the password, and the password (for ``PGPASSWORD``)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(uri)
+    password = params.pop("password", None)
+    return make_conninfo(**params), password
+
+
 def restore_dump(s3, bucket: str, key: str, admin_conn_uri: str, target_uri: str, scratch_db: str) -> dict:
     """Download ``key`` and ``pg_restore`` it into a fresh ``scratch_db``; return what was restored."""
     import psycopg
@@ -138,9 +147,13 @@ def restore_dump(s3, bucket: str, key: str, admin_conn_uri: str, target_uri: str
         s3.download_file(bucket, key, str(path))
         size = path.stat().st_size
         exe = pg_tool("pg_restore", int(major) // 10000)
+        conninfo, password = split_password(target_uri)
+        env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+        if password:
+            env["PGPASSWORD"] = password  # not in argv, where `ps` shows it to every user
         res = subprocess.run(
-            [exe, "--no-owner", "--no-acl", "--exit-on-error", "-d", target_uri, str(path)],
-            capture_output=True, text=True, env={**os.environ, "PGCONNECT_TIMEOUT": "10"},
+            [exe, "--no-owner", "--no-acl", "--exit-on-error", "-d", conninfo, str(path)],
+            capture_output=True, text=True, env=env,
         )
         if res.returncode:
             raise RuntimeError(f"pg_restore of s3://{bucket}/{key} into {scratch_db} failed: {res.stderr.strip()[-2000:]}")
