@@ -75,3 +75,17 @@ def test_airflow_plugin_loader_does_not_import_the_library_as_loose_files():
 
     files = list(find_path_from_directory(str(REPO_ROOT / "plugins"), ".airflowignore", "glob"))
     assert [f for f in files if f.endswith(".py")] == []
+
+
+def test_every_task_alerts_on_failure_through_the_shared_callback(dagbag):
+    from ferry.alerts import on_failure
+
+    missing = []
+    for dag_id, dag in dagbag.dags.items():
+        for t in dag.tasks:
+            cbs = t.on_failure_callback
+            cbs = cbs if isinstance(cbs, (list, tuple)) else [cbs]
+            if not any(getattr(cb, "__name__", None) == on_failure.__name__ and
+                       getattr(cb, "__module__", None) == on_failure.__module__ for cb in cbs):
+                missing.append(f"{dag_id}.{t.task_id}")
+    assert not missing, f"tasks without ferry.alerts.on_failure: {missing}"
