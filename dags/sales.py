@@ -17,6 +17,7 @@ DAGs of this file (one family, see `docs/sales.md`):
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
@@ -30,6 +31,11 @@ API_CONN = "ferry_sales_api"
 TAGS = ["ferry", "sales"]
 
 
+# Catchup fills every day from here: unpausing with an old start date creates a run (an API pull) per day.
+# Set FERRY_SALES_START_DATE (YYYY-MM-DD) to the first day your history should start.
+SYNC_START = datetime.fromisoformat(os.environ.get("FERRY_SALES_START_DATE", "2026-11-01")).replace(tzinfo=timezone.utc)
+
+
 def _duckdb_file() -> str:
     from ferry import conns
 
@@ -39,7 +45,7 @@ def _duckdb_file() -> str:
 @dag(
     dag_id="nightly_sales_sync",
     schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
-    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    start_date=SYNC_START,
     catchup=True,
     max_active_runs=1,
     tags=TAGS,

@@ -19,6 +19,7 @@ os.environ.update({k: v for k, v in airflow_env(_AIRFLOW_HOME).items() if k != "
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("FERRY_SALES_START_DATE", "2024-01-01")  # the sales tests load January 2024
 
 
 def unique(prefix: str) -> str:

@@ -56,6 +56,7 @@ def airflow_cluster(tmp_path, sales_api, webhook):
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "PYTHONPATH": f"{REPO_ROOT / 'plugins'}:{REPO_ROOT}",
         "FERRY_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "FERRY_SALES_START_DATE": "2024-01-01",
         "AIRFLOW_CONN_FERRY_DUCKDB": json.dumps({"conn_type": "duckdb", "host": str(tmp_path / "sales.duckdb")}),
         "AIRFLOW_CONN_FERRY_SALES_API": json.dumps({"conn_type": "http", "host": sales_api.url, "password": API_KEY}),
         "AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK": json.dumps({"conn_type": "http", "host": webhook.url + "/hook"}),

@@ -192,3 +192,17 @@ def test_demo_step(sales_conns, stack, s3_bucket, duckdb_path, tmp_path):
     assert rows[0]["result"].startswith("2024-01-15: 100 rows loaded, 8 quarantined")
     assert "7/7 checks ok" in rows[5]["result"] or "checks ok" in rows[5]["result"]
     assert "220 rows (220 distinct order ids), 8 quarantined" in ctx.notes[0]
+
+
+def test_catchup_starts_where_the_deployment_says(monkeypatch):
+    """Unpausing must not create a run per day since some old hard-coded date."""
+    import runpy
+    from datetime import datetime, timezone
+
+    from ferry.devstack import REPO_ROOT
+
+    monkeypatch.setenv("FERRY_SALES_START_DATE", "2026-03-05")
+    ns = runpy.run_path(str(REPO_ROOT / "dags" / "sales.py"))
+    assert ns["SYNC_START"] == datetime(2026, 3, 5, tzinfo=timezone.utc)
+    monkeypatch.delenv("FERRY_SALES_START_DATE")
+    assert runpy.run_path(str(REPO_ROOT / "dags" / "sales.py"))["SYNC_START"] >= datetime(2026, 11, 1, tzinfo=timezone.utc)

@@ -30,6 +30,7 @@ def main() -> int:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        os.environ.setdefault("FERRY_SALES_START_DATE", "2024-01-01")  # the demo sales CSVs are January 2024
         os.environ.update(airflow_env(root / "airflow"))
         os.environ.update(stack.connection_env(pg_db=DEMO_PG_DB))
         stack.pg.create_database(DEMO_PG_DB, drop=True)
