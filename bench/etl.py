@@ -62,7 +62,17 @@ def child(pg_uri: str, mongo_uri: str, target: str, batch: int) -> None:
         eff = _effective(conn)
         load.load(conn, client, target, eff, strategy="full", batch_size=batch)
         client.drop_database(target)
-    print(json.dumps({"maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    print(json.dumps({"maxrss_kib": _peak_rss_kib()}))
+
+
+def _peak_rss_kib() -> int:
+    """This process image's peak RSS. Not ``getrusage().ru_maxrss``: Linux carries the parent's high-water
+    mark across ``execve``, so a child would report the benchmark parent's peak instead of its own."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main() -> None:
@@ -70,6 +80,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--batch-size", type=int, default=10_000)
     ap.add_argument("--baseline-sample", type=int, default=1000, help="root rows timed row-at-a-time")
+    ap.add_argument("--rss-only", action="store_true", help="only the peak-RSS comparison (rows/10 vs rows)")
     ap.add_argument("--child", nargs=3, metavar=("PG_URI", "MONGO_URI", "DB"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -90,48 +101,49 @@ def main() -> None:
         total_rows = sum(counts.values())
         print(f"source rows: {total_rows} ({counts})")
         client = stack.mongo_client("prod")
-        with pg.connect("bench_etl") as conn:
-            eff = _effective(conn)
-            # Ferry
-            t = time.perf_counter()
-            res = load.load(conn, client, "bench_ferry", eff, strategy="full", batch_size=args.batch_size)
-            ferry_s = time.perf_counter() - t
-            docs_n = sum(c["documents"] for c in res["collections"].values())
-            # prebuilt documents (not timed), then raw insert_many of them
-            prebuilt = {}
-            for coll in eff["collections"]:
-                prebuilt[coll["name"]] = []
-                for rows, children in acquire.batches(conn, "public", coll, args.batch_size):
-                    prebuilt[coll["name"]] += transform.build_batch(rows, coll, children, "decimal128")[0]
-            conn.commit()
-            client.drop_database("bench_raw")
-            t = time.perf_counter()
-            for name, docs in prebuilt.items():
-                for i in range(0, len(docs), 10_000):
-                    client["bench_raw"][name].insert_many(docs[i : i + 10_000], ordered=False)
-            raw_s = time.perf_counter() - t
-            del prebuilt
-            # row at a time: one query per child table per root row, insert_one per document (sampled)
-            client.drop_database("bench_rowwise")
-            coll = next(c for c in eff["collections"] if c["name"] == "campaigns")
-            sample = args.baseline_sample
-            t = time.perf_counter()
-            with conn.cursor(row_factory=dict_row) as cur:
-                rows = cur.execute(f"SELECT * FROM campaigns ORDER BY id LIMIT {sample}").fetchall()
-                for row in rows:
-                    children = acquire.children(conn, "public", coll, [row])
-                    doc = transform.build_batch([row], coll, children, "decimal128")[0][0]
-                    client["bench_rowwise"]["campaigns"].insert_one(doc)
-            row_s = time.perf_counter() - t
-            conn.commit()
-        for db in ("bench_ferry", "bench_raw", "bench_rowwise"):
-            client.drop_database(db)
-        ferry_docs_s = docs_n / ferry_s
-        print(f"ferry: {total_rows / ferry_s:.0f} source rows/s, {ferry_docs_s:.0f} documents/s ({docs_n} documents, {ferry_s:.1f}s)")
-        print(f"raw insert_many of prebuilt documents: {docs_n / raw_s:.0f} documents/s ({raw_s:.1f}s); "
-              f"ferry/raw = {raw_s / ferry_s:.0%} (target >= 70%)")
-        print(f"row-at-a-time: {sample / row_s:.0f} documents/s ({sample} campaign documents, {row_s:.1f}s); "
-              f"ferry/row-at-a-time = {ferry_docs_s / (sample / row_s):.1f}x (target >= 20x)")
+        if not args.rss_only:
+            with pg.connect("bench_etl") as conn:
+                eff = _effective(conn)
+                # Ferry
+                t = time.perf_counter()
+                res = load.load(conn, client, "bench_ferry", eff, strategy="full", batch_size=args.batch_size)
+                ferry_s = time.perf_counter() - t
+                docs_n = sum(c["documents"] for c in res["collections"].values())
+                # prebuilt documents (not timed), then raw insert_many of them
+                prebuilt = {}
+                for coll in eff["collections"]:
+                    prebuilt[coll["name"]] = []
+                    for rows, children in acquire.batches(conn, "public", coll, args.batch_size):
+                        prebuilt[coll["name"]] += transform.build_batch(rows, coll, children, "decimal128")[0]
+                conn.commit()
+                client.drop_database("bench_raw")
+                t = time.perf_counter()
+                for name, docs in prebuilt.items():
+                    for i in range(0, len(docs), 10_000):
+                        client["bench_raw"][name].insert_many(docs[i : i + 10_000], ordered=False)
+                raw_s = time.perf_counter() - t
+                del prebuilt
+                # row at a time: one query per child table per root row, insert_one per document (sampled)
+                client.drop_database("bench_rowwise")
+                coll = next(c for c in eff["collections"] if c["name"] == "campaigns")
+                sample = args.baseline_sample
+                t = time.perf_counter()
+                with conn.cursor(row_factory=dict_row) as cur:
+                    rows = cur.execute(f"SELECT * FROM campaigns ORDER BY id LIMIT {sample}").fetchall()
+                    for row in rows:
+                        children = acquire.children(conn, "public", coll, [row])
+                        doc = transform.build_batch([row], coll, children, "decimal128")[0][0]
+                        client["bench_rowwise"]["campaigns"].insert_one(doc)
+                row_s = time.perf_counter() - t
+                conn.commit()
+            for db in ("bench_ferry", "bench_raw", "bench_rowwise"):
+                client.drop_database(db)
+            ferry_docs_s = docs_n / ferry_s
+            print(f"ferry: {total_rows / ferry_s:.0f} source rows/s, {ferry_docs_s:.0f} documents/s ({docs_n} documents, {ferry_s:.1f}s)")
+            print(f"raw insert_many of prebuilt documents: {docs_n / raw_s:.0f} documents/s ({raw_s:.1f}s); "
+                  f"ferry/raw = {raw_s / ferry_s:.0%} (target >= 70%)")
+            print(f"row-at-a-time: {sample / row_s:.0f} documents/s ({sample} campaign documents, {row_s:.1f}s); "
+                  f"ferry/row-at-a-time = {ferry_docs_s / (sample / row_s):.1f}x (target >= 20x)")
         # peak RSS at rows/10 and rows, each in a fresh process
         rss = {}
         for n, db in ((max(10, args.rows // 10), "bench_etl_small"), (args.rows, "bench_etl")):
