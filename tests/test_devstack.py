@@ -157,3 +157,13 @@ def test_no_service_outlives_its_owner(tmp_path, how):
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
         time.sleep(0.2)
     assert not [p for p in pids if _alive(p)], f"left running after {how}"
+
+
+def test_ensure_bucket_creates_a_missing_bucket_once(s3):
+    from ferry.conns import ensure_bucket
+
+    name = "ferry-ensure-bucket-test"
+    ensure_bucket(s3, name)
+    s3.put_object(Bucket=name, Key="k", Body=b"x")
+    ensure_bucket(s3, name)  # exists: left as it is
+    assert s3.list_objects_v2(Bucket=name)["KeyCount"] == 1

@@ -60,6 +60,18 @@ def s3_client(conn_id: str = S3):
     return S3Hook(aws_conn_id=conn_id).get_conn()
 
 
+def ensure_bucket(s3, bucket: str) -> None:
+    """Create ``bucket`` if it does not exist (a 404 on ``head_bucket``); other errors, e.g. 403, propagate."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+            raise
+        s3.create_bucket(Bucket=bucket)
+
+
 def duckdb_path(conn_id: str = DUCKDB) -> str:
     """The DuckDB database file of ``conn_id`` (the connection's host, as ``DuckDBHook`` reads it)."""
     from airflow.sdk import BaseHook

@@ -31,9 +31,9 @@ def mongo_roundtrip(db, run_key: str, pg_result: dict) -> dict:
 
 def s3_roundtrip(s3, bucket: str, run_key: str, payload: dict) -> dict:
     """Put ``smoke/<run_key>.json`` (same key on rerun) and read its size back."""
-    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    if bucket not in existing:
-        s3.create_bucket(Bucket=bucket)
+    from ferry.conns import ensure_bucket
+
+    ensure_bucket(s3, bucket)
     key = f"smoke/{run_key}.json"
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(payload, default=str).encode())
     size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]

@@ -12,10 +12,9 @@ from ferry.etl.backup import export_jsonl_gz
 
 def push(client, db: str, names: list[str], s3, bucket: str, prefix: str, extra: dict | None = None) -> dict:
     """Upload each collection to ``s3://bucket/prefix/<collection>.jsonl.gz`` then the manifest (last)."""
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except Exception:  # noqa: BLE001 - missing bucket
-        s3.create_bucket(Bucket=bucket)
+    from ferry.conns import ensure_bucket
+
+    ensure_bucket(s3, bucket)
     prefix = prefix.strip("/")
     files = {}
     with tempfile.TemporaryDirectory(prefix="ferry-etl-push-") as tmp:

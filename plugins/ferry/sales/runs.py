@@ -182,10 +182,7 @@ def _s3(params: dict):
     from ferry import conns
 
     s3 = conns.s3_client(conns.S3)
-    try:
-        s3.head_bucket(Bucket=params["bucket"])
-    except Exception:  # noqa: BLE001 - missing bucket: create it
-        s3.create_bucket(Bucket=params["bucket"])
+    conns.ensure_bucket(s3, params["bucket"])
     return s3
 
 
