@@ -1,5 +1,5 @@
 # Airflow 3.3.2 with Ferry's pinned runtime requirements (used by docker-compose.yaml).
-FROM apache/airflow:3.3.2-python3.11
+FROM apache/airflow:3.3.2-python3.12
 USER root
 RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client \
     && rm -rf /var/lib/apt/lists/*

@@ -1,10 +1,13 @@
 # Ferry: `make demo` runs every DAG end to end on local services; `make test` runs the test suite.
 SHELL := /bin/bash
-PYTHON ?= python3
+# PYTHON: leave unset to let scripts/setup.sh pick Python 3.12+ (or: make PYTHON=/path/to/python3.12 ...)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
-export PYTHON VENV
+export VENV
+ifdef PYTHON
+export PYTHON
+endif
 
 .PHONY: setup demo test test-fast test-scheduler bench up down constraints clean
 
@@ -33,7 +36,7 @@ down:
 	docker compose down
 
 constraints:  ## re-freeze constraints.txt from the current .venv
-	@(echo "# Frozen from a verified install of requirements-dev.txt (pip check clean, Python 3.11)."; \
+	@(echo "# Frozen from a verified install of requirements-dev.txt (pip check clean, Python 3.12)."; \
 	  echo "# Regenerate: make constraints"; $(VENV)/bin/pip freeze | grep -v "@ file") > constraints.txt
 
 clean:

@@ -19,9 +19,22 @@ def _run(tmp_path: Path, **env) -> subprocess.CompletedProcess:
 
 
 def test_missing_python_is_named(tmp_path):
-    res = _run(tmp_path, PYTHON="/nonexistent/python3.11", VENV=str(tmp_path / "venv"))
+    res = _run(tmp_path, PYTHON="/nonexistent/python3.12", VENV=str(tmp_path / "venv"))
     assert res.returncode == 2
-    assert "no '/nonexistent/python3.11' on PATH" in res.stderr and "Python 3.11+" in res.stderr
+    assert "no '/nonexistent/python3.12' on PATH" in res.stderr and "Python 3.12+" in res.stderr
+
+
+def test_python_older_than_3_12_is_refused_with_the_fix(tmp_path):
+    old = tmp_path / "python3.11"
+    old.write_text("#!/bin/sh\nif [ \"$1\" = -V ]; then echo 'Python 3.11.7'; exit 0; fi\nexit 1\n")  # fails the 3.12 check
+    old.chmod(0o755)
+    res = _run(tmp_path, PYTHON=str(old), VENV=str(tmp_path / "venv"))
+    assert res.returncode == 2
+    assert "Python 3.11.7 is too old" in res.stderr and "make PYTHON=python3.12" in res.stderr
+
+
+def test_the_venv_is_python_3_12_or_newer():
+    assert sys.version_info >= (3, 12), sys.version
 
 
 def test_failed_pip_install_points_at_the_log_and_the_fix(tmp_path):

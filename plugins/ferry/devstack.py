@@ -348,6 +348,8 @@ class DevStack:
         data, sock = base / "data", base / "sock"
         sock.mkdir(parents=True, exist_ok=True)
         run_as = _unprivileged_user(base) if os.geteuid() == 0 else None  # postgres refuses root
+        if run_as:
+            _traversable(bindir)  # the wheel may sit under a 0700 folder (a clone in `mktemp -d`)
         port = _pinned_port("FERRY_PG_PORT", "PostgreSQL (embedded)")
         if not (data / "PG_VERSION").exists():
             res = subprocess.run(
@@ -488,12 +490,17 @@ def _unprivileged_user(owned: Path, name: str = "ferry_pg") -> str:
         pw = pwd.getpwnam(name)
     for path in [owned, *owned.rglob("*")]:
         os.chown(path, pw.pw_uid, pw.pw_gid)
-    # every parent must be traversable by that user
-    for parent in owned.parents:
+    _traversable(owned)
+    return name
+
+
+def _traversable(path: Path) -> None:
+    """Let other users traverse every parent of ``path`` (o+x, no read): the unprivileged server needs it."""
+    for parent in path.parents:
         mode = parent.stat().st_mode
         if not mode & 0o001:
+            log.info("chmod o+x %s (PostgreSQL runs as an unprivileged user)", parent)
             parent.chmod(mode | 0o001)
-    return name
 
 
 def pg_tool(name: str, server_major: int | None = None) -> str:
