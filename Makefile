@@ -15,7 +15,7 @@ setup:  ## create .venv and install pinned requirements (idempotent)
 	@bash scripts/setup.sh
 
 demo: setup  ## start local services, seed demo data, run every DAG, print a summary
-	@$(PY) -m ferry.demo
+	@$(PY) -m ferry_dev.demo
 
 test: setup  ## the whole test suite against real local services (what CI runs)
 	@$(PY) -m pytest $(PYTEST_ARGS)

@@ -77,8 +77,8 @@ def main(argv=None) -> int:
 
     import pymongo
 
-    from ferry.devstack import DevStack
-    from ferry.mongo import clone, structure
+    from ferry_dev.devstack import DevStack
+    from ferry.devclone import clone, structure
 
     with DevStack.start(mongo_servers=1) as stack:
         counter = WriteCounter()

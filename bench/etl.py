@@ -91,7 +91,7 @@ def main() -> None:
 
     from psycopg.rows import dict_row
 
-    from ferry.devstack import DevStack
+    from ferry_dev.devstack import DevStack
     from ferry.etl import acquire, load, transform
 
     logging.basicConfig(level=logging.WARNING)

@@ -69,7 +69,7 @@ def main(argv=None) -> int:
 
     import pymongo
 
-    from ferry.devstack import DevStack
+    from ferry_dev.devstack import DevStack
     from ferry.promotion import config
     from ferry.promotion.execute import ReportSink, execute
 

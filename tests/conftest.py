@@ -1,4 +1,4 @@
-"""Shared fixtures: one set of real local services per test session (see ferry.devstack).
+"""Shared fixtures: one set of real local services per test session (see ferry_dev.devstack).
 
 Airflow's environment is set here, at import, before anything imports Airflow.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry.devstack import DevStack, airflow_env
+from ferry_dev.devstack import DevStack, airflow_env
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ferry-test-airflow-"))
 os.environ.update({k: v for k, v in airflow_env(_AIRFLOW_HOME).items() if k != "PYTHONPATH"})

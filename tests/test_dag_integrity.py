@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry.devstack import REPO_ROOT
+from ferry_dev.devstack import REPO_ROOT
 
 DAG_FILES = sorted((REPO_ROOT / "dags").glob("*.py"))
 HEAVY = {"pandas", "pymongo", "great_expectations", "duckdb", "boto3", "psycopg", "bson", "pyarrow"}

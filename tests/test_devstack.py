@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from ferry import devstack
-from ferry.devstack import DevStack, SetupError
+from ferry_dev import devstack
+from ferry_dev.devstack import DevStack, SetupError
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +133,7 @@ def test_no_service_outlives_its_owner(tmp_path, how):
     script = textwrap.dedent(
         f"""
         import os, sys, time
-        from ferry.devstack import DevStack
+        from ferry_dev.devstack import DevStack
         os.environ["FERRY_PG_URI"] = {os.environ.get("FERRY_PG_URI", "postgresql://postgres@127.0.0.1:5432/postgres")!r}
         s = DevStack.start({str(tmp_path)!r}, mongo_servers=1)
         print(" ".join(str(p.popen.pid) for p in s._procs), flush=True)
@@ -152,7 +152,7 @@ def test_no_service_outlives_its_owner(tmp_path, how):
         proc.send_signal(signal.SIGINT)
     elif how == "sigkill":
         proc.kill()
-    proc.wait(30)
+    proc.wait(90)  # the owner stops each service (SIGTERM, 10 s grace) before it exits: slow on a loaded machine
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
         time.sleep(0.2)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import yaml
 
-from ferry.devstack import CONN_IDS, REPO_ROOT
+from ferry_dev.devstack import CONN_IDS, REPO_ROOT
 
 COMPOSE = REPO_ROOT / "docker-compose.yaml"
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ferry.devstack import REPO_ROOT
+from ferry_dev.devstack import REPO_ROOT
 
 SETUP = REPO_ROOT / "scripts" / "setup.sh"
 

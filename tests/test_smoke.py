@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ferry import dagtest
+from ferry_dev import dagtest
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from ferry import dagtest
-from ferry.devstack import pg_tool
+from ferry_dev import dagtest
+from ferry.pgtools import pg_tool
 from ferry.etl import demodata, load, meta_db
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

@@ -8,8 +8,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 def test_demo_step(airflow_conns, stack, pg_database, mongo_local, s3_bucket, tmp_path, monkeypatch):
-    from ferry.demo import DemoContext
-    from ferry.demo import etl as step
+    from ferry_dev.demo import DemoContext
+    from ferry_dev.demo import etl as step
     from ferry.etl import meta_db
 
     monkeypatch.setenv("FERRY_ETL_BACKUP_DIR", str(tmp_path / "backups"))

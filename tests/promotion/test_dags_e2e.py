@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry import dagtest
+from ferry_dev import dagtest
 from tests.promotion.conftest import P_A, db_hash
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -18,7 +18,7 @@ def test_prod_promotion_dry_run_then_execute_then_rollback(airflow_conns, dbs, s
     local_db.documents.delete_one({"_id": "d4"})  # the orphan (rejects fail execute; tested elsewhere)
     before = db_hash(prod_db)
     # collections given on every run: in one process, an array param from an earlier dag.test() run leaked
-    # into the next run's defaults (the DagBag is cached by ferry.dagtest)
+    # into the next run's defaults (the DagBag is cached by ferry_dev.dagtest)
     base = {"source_db": name, "target_db": name, "collections": ["companies", "documents", "meta_summaries"]}
 
     dr = dagtest.run_dag("prod_promotion", {**base, "mode": "summary", "collections": ["companies"]})

@@ -112,7 +112,7 @@ def test_branch_after_planning():
 
 
 def test_approval_step_shows_the_summary_table():
-    from ferry.dagtest import dagbag
+    from ferry_dev.dagtest import dagbag
 
     dag = dagbag().dags["prod_promotion"]  # parsed only: no metadata database needed
     approve = dag.get_task("approve")

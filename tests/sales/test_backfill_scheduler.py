@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ferry.devstack import REPO_ROOT, free_port
+from ferry_dev.devstack import REPO_ROOT, free_port
 from tests.sales.conftest import API_KEY
 
 pytestmark = [

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ferry import dagtest
+from ferry_dev import dagtest
 from tests.sales.conftest import API_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -182,7 +182,7 @@ def test_backup_and_retention_dags(sales_conns, sales_api, duckdb_path, s3, tmp_
 def test_demo_step(sales_conns, stack, s3_bucket, duckdb_path, tmp_path):
     from types import SimpleNamespace
 
-    from ferry.demo import sales as demo_sales
+    from ferry_dev.demo import sales as demo_sales
 
     ctx = SimpleNamespace(stack=stack, workdir=tmp_path / "demo", bucket=s3_bucket, duckdb_path=duckdb_path,
                           notes=[], run_dag=lambda dag_id, conf=None, **kw: dagtest.run_dag(dag_id, conf, **kw))
@@ -199,7 +199,7 @@ def test_catchup_starts_where_the_deployment_says(monkeypatch):
     import runpy
     from datetime import datetime, timezone
 
-    from ferry.devstack import REPO_ROOT
+    from ferry_dev.devstack import REPO_ROOT
 
     monkeypatch.setenv("FERRY_SALES_START_DATE", "2026-03-05")
     ns = runpy.run_path(str(REPO_ROOT / "dags" / "sales.py"))

@@ -136,7 +136,7 @@ def restore_dump(s3, bucket: str, key: str, admin_conn_uri: str, target_uri: str
     """Download ``key`` and ``pg_restore`` it into a fresh ``scratch_db``; return what was restored."""
     import psycopg
 
-    from ferry.devstack import pg_tool
+    from ferry.pgtools import pg_tool
 
     with psycopg.connect(admin_conn_uri, autocommit=True) as admin:
         major = admin.execute("SHOW server_version_num").fetchone()[0]

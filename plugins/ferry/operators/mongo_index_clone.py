@@ -78,7 +78,7 @@ class MongoIndexCloneOperator(BaseOperator):
         self.verify_vector_search = verify_vector_search
 
     def options(self):
-        from ferry.mongo.clone import CloneOptions
+        from ferry.devclone.clone import CloneOptions
 
         return CloneOptions(
             target_suffix=self.target_suffix,
@@ -94,7 +94,7 @@ class MongoIndexCloneOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from ferry import conns, report
-        from ferry.mongo import clone
+        from ferry.devclone import clone
 
         opts = self.options()
         names = as_list(self.source_databases, "source_databases")

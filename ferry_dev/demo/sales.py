@@ -15,8 +15,8 @@ SYNC_DEFAULTS = {"source": "csv", "csv_path": "", "target_date": "", "days": 1, 
 def run(ctx) -> list[dict]:
     import duckdb
 
-    from ferry import dagtest
-    from ferry.devstack import REPO_ROOT
+    from ferry_dev import dagtest
+    from ferry_dev.devstack import REPO_ROOT
 
     src = REPO_ROOT / "include" / "sales"
     drop = ctx.workdir / "sales" / "drop"

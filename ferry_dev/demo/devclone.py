@@ -48,7 +48,7 @@ def seed(db) -> None:
 
 
 def run(ctx) -> list[dict]:
-    from ferry import dagtest
+    from ferry_dev import dagtest
 
     with ctx.stack.mongo_client("prod") as client:
         seed(client[SOURCE])

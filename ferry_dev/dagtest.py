@@ -1,7 +1,7 @@
 """Run Ferry's DAGs in-process with ``dag.test()`` (the demo and the end-to-end tests use this).
 
 The environment (``AIRFLOW_HOME``, ``AIRFLOW_CONN_*``) must be set before Airflow is imported:
-see ``ferry.devstack.airflow_env``.
+see ``ferry_dev.devstack.airflow_env``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ferry.devstack import REPO_ROOT
+from ferry_dev.devstack import REPO_ROOT
 
 
 class DagRunFailed(AssertionError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ferry.mongo import clone, search_indexes, structure
+from ferry.devclone import clone, search_indexes, structure
 
 #: Drift a repair can fix without dropping anything.
 ADDITIVE = ("create", "collMod")

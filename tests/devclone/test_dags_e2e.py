@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ferry import dagtest
-from ferry.mongo import structure
+from ferry_dev import dagtest
+from ferry.devclone import structure
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.mongo import clone, structure
-from tests.mongo.conftest import load_fixture
+from ferry.devclone import clone, structure
+from tests.devclone.conftest import load_fixture
 
 
 def _struct(name: str, colls: dict) -> dict:

@@ -1,6 +1,6 @@
 """Clone a MongoDB database's structure (no documents): plan, guards, apply.
 
-``plan_clone(source, target, ...)`` compares two structures (``ferry.mongo.structure``) and
+``plan_clone(source, target, ...)`` compares two structures (``ferry.devclone.structure``) and
 returns one row per object with an action:
 
 - ``create``   – collection / view / index / search index missing on the target,
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ferry.mongo import search_indexes, structure
+from ferry.devclone import search_indexes, structure
 
 log = logging.getLogger(__name__)
 

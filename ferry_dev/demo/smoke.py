@@ -4,7 +4,7 @@ ORDER = 0
 
 
 def run(ctx) -> list[dict]:
-    from ferry import dagtest
+    from ferry_dev import dagtest
 
     dr = ctx.run_dag("ferry_smoke", {"run_key": "demo", "bucket": ctx.bucket})
     results = {r["store"]: r for r in dagtest.xcom(dr, "duckdb")}

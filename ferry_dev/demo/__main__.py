@@ -1,4 +1,4 @@
-"""Entry point of ``make demo`` (see ferry.demo)."""
+"""Entry point of ``make demo`` (see ferry_dev.demo)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import time
 import traceback
 
-from ferry.devstack import DEMO_BUCKET, DEMO_PG_DB, REPO_ROOT, DevStack, SetupError, airflow_env
+from ferry_dev.devstack import DEMO_BUCKET, DEMO_PG_DB, REPO_ROOT, DevStack, SetupError, airflow_env
 
 
 def main() -> int:
@@ -40,7 +40,8 @@ def main() -> int:
                     if name not in ("admin", "local", "config"):
                         client.drop_database(name)
 
-        from ferry import demo, report
+        from ferry import report
+        from ferry_dev import demo
 
         ctx = demo.DemoContext(stack, root, DEMO_PG_DB, DEMO_BUCKET, stack.duckdb_path)
         rows, failed = [], []

@@ -47,7 +47,7 @@ def _seed_catalog(local_db, s3, bucket: str) -> None:
 
 
 def run(ctx) -> list[dict]:
-    from ferry import dagtest
+    from ferry_dev import dagtest
 
     s3 = ctx.stack.s3_client()
     public = ctx.bucket + "-public"

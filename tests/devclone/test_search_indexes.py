@@ -12,8 +12,8 @@ import os
 
 import pytest
 
-from ferry.mongo import clone, search_indexes, structure
-from tests.mongo.conftest import load_fixture
+from ferry.devclone import clone, search_indexes, structure
+from tests.devclone.conftest import load_fixture
 
 VECTOR_EVENTS = {
     "name": "vector_index_loop_events", "type": "vectorSearch",
@@ -172,7 +172,7 @@ def test_apply_search_on_a_capable_target_creates_and_probes():
 
 def test_search_drift_rows():
     other = {**VECTOR_EVENTS, "definition": {"fields": [VECTOR_EVENTS["definition"]["fields"][0]]}}
-    from ferry.mongo import drift
+    from ferry.devclone import drift
 
     rows = drift.search_diff({"events": [VECTOR_EVENTS], "companies": [{"name": "s", "type": "search", "definition": {}}]},
                              {"events": [other], "infos": [{"name": "x", "type": "search", "definition": {}}]})
@@ -185,7 +185,7 @@ def test_search_drift_rows():
 
 @pytest.mark.integration
 def test_drift_check_notes_search_indexes_it_cannot_verify(mongo_prod, mongo_db_name):
-    from ferry.mongo import drift
+    from ferry.devclone import drift
 
     src = mongo_prod[mongo_db_name]
     src.create_collection("events")

@@ -62,6 +62,6 @@ def source_db(mongo_prod, mongo_db_name):
 
 
 def dumps(value) -> str:
-    from ferry.mongo.structure import to_json
+    from ferry.devclone.structure import to_json
 
     return json.dumps(to_json(value), indent=1, sort_keys=True)

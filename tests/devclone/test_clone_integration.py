@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.mongo import clone, drift, structure
-from tests.mongo.conftest import dumps, load_fixture
+from ferry.devclone import clone, drift, structure
+from tests.devclone.conftest import dumps, load_fixture
 
 pytestmark = pytest.mark.integration
 

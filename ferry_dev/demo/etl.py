@@ -8,7 +8,7 @@ DB = "bravo-1"
 
 
 def run(ctx) -> list[dict]:
-    from ferry import dagtest
+    from ferry_dev import dagtest
     from ferry.etl import demodata, meta_db
 
     with ctx.stack.pg.connect(ctx.pg_db) as conn:

@@ -1,4 +1,4 @@
-"""``python -m ferry.demo``: start local services, seed demo data, run every Ferry DAG, print a summary.
+"""``python -m ferry_dev.demo``: start local services, seed demo data, run every Ferry DAG, print a summary.
 
 Each DAG family adds one module here (``ferry/demo/<family>.py``) with:
 
@@ -21,7 +21,7 @@ from typing import Any
 
 @dataclass
 class DemoContext:
-    stack: Any  # ferry.devstack.DevStack
+    stack: Any  # ferry_dev.devstack.DevStack
     workdir: Path
     pg_db: str
     bucket: str
@@ -29,7 +29,7 @@ class DemoContext:
     notes: list[str] = field(default_factory=list)
 
     def run_dag(self, dag_id: str, conf: dict | None = None, **kw):
-        from ferry import dagtest
+        from ferry_dev import dagtest
 
         return dagtest.run_dag(dag_id, conf, **kw)
 

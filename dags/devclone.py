@@ -95,7 +95,7 @@ def dev_db_drift_check():
         from airflow.sdk.exceptions import AirflowFailException
 
         from ferry import conns, report
-        from ferry.mongo import clone, drift
+        from ferry.devclone import clone, drift
 
         log = logging.getLogger(__name__)
         ctx = get_current_context()

@@ -8,7 +8,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 def test_demo_step(airflow_conns, stack, mongo_prod, tmp_path):
-    from ferry.demo import DemoContext, dev_clone
+    from ferry_dev.demo import DemoContext
+    from ferry_dev.demo import devclone as dev_clone
 
     for db in (dev_clone.SOURCE, dev_clone.SOURCE + "_dev"):
         mongo_prod.drop_database(db)

@@ -1,0 +1,44 @@
+"""MongoDB pieces every family shares: the application database name, and index specs as mongorestore sends them."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+#: Index fields mongorestore removes before ``createIndexes`` (``mongorestore/metadata.go``): the format
+#: version and namespace the server fills in, and ``background`` which modern servers ignore.
+SERVER_INDEX_FIELDS = ("v", "ns", "background")
+
+
+def use_dev_db() -> bool:
+    """``USE_DEV_MONGO_DB``: false by default; true/1/yes or false/0/no (any case); anything else an error."""
+    from ferry.params import truthy
+
+    return truthy(os.environ.get("USE_DEV_MONGO_DB", ""), "USE_DEV_MONGO_DB")
+
+
+def db_name(base: str, suffix: str = "_dev") -> str:
+    """The application database to open: ``<base>_dev`` when ``USE_DEV_MONGO_DB`` is true, else ``base``."""
+    return f"{base}{suffix}" if use_dev_db() and not base.endswith(suffix) else base
+
+
+def index_spec(raw: Any) -> dict:
+    """A ``listIndexes`` entry as ``createIndexes`` takes it: every option kept, ``v``/``ns``/``background``
+    dropped, the key an ordered document (a compound key's order is part of the index)."""
+    from bson.son import SON
+
+    spec = {k: v for k, v in dict(raw).items() if k not in SERVER_INDEX_FIELDS}
+    key = spec["key"]
+    spec["key"] = SON([(str(k), v) for k, v in (key.items() if hasattr(key, "items") else key)])
+    return spec
+
+
+def index_specs(coll) -> list[dict]:
+    """``index_spec`` of every index of ``coll`` but ``_id_``, in the server's order."""
+    return [index_spec(i) for i in coll.list_indexes() if i.get("name") != "_id_"]
+
+
+def create_indexes(coll, specs: list[dict]) -> None:
+    """ONE ``createIndexes`` command for ``specs`` (keys given as documents or as lists of pairs)."""
+    if specs:
+        coll.database.command({"createIndexes": coll.name, "indexes": [index_spec(s) for s in specs]})

@@ -1,0 +1,50 @@
+"""Param helpers for the trigger form, and parsing of flags. Imported by DAG files at parse time: keep it light.
+
+In Airflow's trigger form a param whose schema does not admit ``null`` is *required*: an empty default
+(``""``, ``[]``) disables the Trigger button. Optional params are therefore ``type: ["null", ...]`` with a
+``None`` default, and the library reads ``None`` (and ``""``, which the form may send for a cleared field)
+as "use the documented default".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Param
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no", ""}
+
+
+def optional(type_: str, description: str, **schema: Any) -> Param:
+    """An optional param of JSON-schema ``type_``; empty means the default that ``description`` states."""
+    return Param(None, type=["null", type_], description=description, **schema)
+
+
+def optional_date(description: str) -> Param:
+    """An optional calendar day (``YYYY-MM-DD``; the form shows a date picker)."""
+    return Param(None, type=["null", "string"], format="date", description=description)
+
+
+def choices(values: list[str], description: str, *, default: list[str] | None = None, min_items: int = 0) -> Param:
+    """A multi-select of ``values`` (an array of allowed values, each at most once)."""
+    return Param(list(values if default is None else default), type="array",
+                 items={"type": "string", "enum": list(values)}, uniqueItems=True, minItems=min_items,
+                 description=description)
+
+
+def truthy(value: Any, name: str) -> bool:
+    """A flag from a bool, or ``true/1/yes`` / ``false/0/no/""`` in any case (rendered templates, env vars)."""
+    if isinstance(value, bool):
+        return value
+    text = "" if value is None else str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{name}={value!r} is not a boolean: use true/1/yes or false/0/no")
+
+
+def given(value: Any) -> bool:
+    """Whether an optional param was filled in (``None``, ``""`` and ``[]`` mean "not given")."""
+    return value not in (None, "", [], {})
