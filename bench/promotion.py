@@ -71,7 +71,8 @@ def main(argv=None) -> int:
 
     from ferry_dev.devstack import DevStack
     from ferry.promotion import config
-    from ferry.promotion.execute import ReportSink, execute
+    from ferry.promotion.execute import execute
+    from ferry.promotion.sink import ReportSink
 
     cfg = config.load()
     ferry_s, naive_s, ferry_rt, naive_rt = [], [], [], []

@@ -22,9 +22,10 @@ Applications pick the clone with `USE_DEV_MONGO_DB=true` (`ferry.mongo.db_name`)
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag
 
 from ferry.dagdefaults import default_args
+from ferry.operators.mongo_drift_check import MongoDriftCheckOperator
 from ferry.operators.mongo_index_clone import MongoIndexCloneOperator
 
 DEFAULT_DATABASES = ["alphasync_db", "STKFeed"]
@@ -43,7 +44,8 @@ _SUFFIX = Param("_dev", type="string", minLength=1, description="Clone name = so
     dag_id="dev_db_structure_clone",
     schedule=None,
     catchup=False,
-    tags=["ferry", "mongo", "dev"],
+    max_active_runs=1,
+    tags=["ferry", "devclone", "mongodb"],
     default_args=default_args(retries=0),
     doc_md=__doc__,
     render_template_as_native_obj=True,
@@ -77,9 +79,11 @@ dev_db_structure_clone()
     dag_id="dev_db_drift_check",
     schedule="@weekly",
     catchup=False,
-    tags=["ferry", "mongo", "dev"],
+    max_active_runs=1,
+    tags=["ferry", "devclone", "mongodb"],
     default_args=default_args(retries=0),
     doc_md=__doc__,
+    render_template_as_native_obj=True,
     params={
         "source_databases": _DB_LIST,
         "target_suffix": _SUFFIX,
@@ -88,62 +92,13 @@ dev_db_structure_clone()
     },
 )
 def dev_db_drift_check():
-    @task
-    def drift_check() -> list[dict]:
-        import logging
-
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from ferry import conns, report
-        from ferry.devclone import clone, drift
-
-        log = logging.getLogger(__name__)
-        ctx = get_current_context()
-        params = ctx["params"]
-        suffix, repair = params["target_suffix"], bool(params["repair"])
-        out_dir = report.artifacts_dir("dev_db_drift", str(ctx["run_id"]).replace(":", "_").replace("+", "_"))
-        summary, drifted, failures = [], [], []
-        with conns.mongo_client(conns.MONGO_PROD) as source, conns.mongo_client(conns.MONGO_DEV) as target:
-            for name in params["source_databases"]:
-                tgt = clone.target_name(name, suffix)
-                try:
-                    clone.check_names(name, tgt, suffix)
-                except clone.GuardError as exc:
-                    raise AirflowFailException(str(exc)) from exc
-                try:
-                    res = drift.check(source[name], target[tgt], repair=repair,
-                                      include_search=bool(params["include_search_indexes"]), report_dir=out_dir / tgt)
-                except clone.GuardError as exc:
-                    raise AirflowFailException(str(exc)) from exc
-                rows = drift.table_rows(res)
-                text = report.log_table(log, f"Drift {name} → {tgt}", rows)
-                if res.repaired:
-                    repaired = [{k: v for k, v in r.items() if k in ("collection", "object", "action", "status", "error")}
-                                for r in res.repaired]
-                    text += "\n\n" + report.log_table(log, f"Repair of {tgt}", repaired)
-                    text += "\n\n" + report.log_table(log, f"Drift left after repair in {tgt}", drift.table_rows(res, res.remaining))
-                for note in res.notes:
-                    log.warning("%s", note)
-                    text += f"\n\nNote: {note}"
-                if res.search_report:
-                    text += f"\n\nSearch indexes to create by hand: {res.search_report}"
-                (out_dir / f"{tgt}.md").write_text(text + "\n")
-                summary.append({"source": name, "target": tgt, "differences": len(res.rows),
-                                "repaired": len([r for r in res.repaired if r.get("status") in ("created", "modified")]),
-                                "remaining": len(res.remaining)})
-                drifted += [f"{tgt}.{r['collection']} {r['item']}: {r['change']}" for r in res.remaining]
-                failures += res.failures
-        report.log_table(log, "Drift summary", summary)
-        if drifted or failures:
-            raise AirflowFailException(
-                f"{len(drifted)} structural difference(s) between production and its clone"
-                + (" remain after repair" if repair else " (rerun with repair=true to create what is missing)")
-                + ":\n" + "\n".join(drifted[:50])
-                + ("".join(f"\nrepair failed: {f}" for f in failures))
-            )
-        return summary
-
-    drift_check()
+    MongoDriftCheckOperator(
+        task_id="drift_check",
+        source_databases="{{ params.source_databases }}",
+        target_suffix="{{ params.target_suffix }}",
+        repair="{{ params.repair }}",
+        include_search_indexes="{{ params.include_search_indexes }}",
+    )
 
 
 dev_db_drift_check()

@@ -10,14 +10,10 @@ replaces that record. Use it after configuring connections to check that Ferry c
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
 from ferry.dagdefaults import default_args
-
-
-def _run_key() -> str:
-    ctx = get_current_context()
-    return ctx["params"].get("run_key") or ctx["run_id"]
+from ferry.params import optional
 
 
 @dag(
@@ -28,49 +24,17 @@ def _run_key() -> str:
     default_args=default_args(retries=0),
     doc_md=__doc__,
     params={
-        "run_key": Param("", type="string", description="Key of this check's records (default: the run id)."),
+        "run_key": optional("string", "Key of this check's records. Empty: the run id."),
         "mongo_db": Param("ferry_smoke", type="string", description="MongoDB database on ferry_mongo_local."),
         "bucket": Param("ferry-smoke", type="string", description="S3 bucket on ferry_s3 (created if missing)."),
     },
 )
 def ferry_smoke():
-    @task
-    def postgres() -> dict:
-        from ferry import conns, smoke
+    from ferry.smoke import runs
 
-        with conns.pg_connect(conns.PG_PROD) as conn:
-            return smoke.postgres_roundtrip(conn, _run_key())
-
-    @task
-    def mongo(pg_result: dict) -> dict:
-        from ferry import conns, smoke
-
-        params = get_current_context()["params"]
-        with conns.mongo_client(conns.MONGO_LOCAL) as client:
-            return smoke.mongo_roundtrip(client[params["mongo_db"]], _run_key(), pg_result)
-
-    @task
-    def s3(pg_result: dict, mongo_result: dict) -> dict:
-        from ferry import conns, smoke
-
-        params = get_current_context()["params"]
-        return smoke.s3_roundtrip(conns.s3_client(), params["bucket"], _run_key(), [pg_result, mongo_result])
-
-    @task
-    def duckdb(pg_result: dict, mongo_result: dict, s3_result: dict) -> list[dict]:
-        import logging
-
-        from ferry import conns, report, smoke
-
-        results = [pg_result, mongo_result, s3_result]
-        results.append(smoke.duckdb_roundtrip(conns.duckdb_path(), _run_key(), results))
-        report.log_table(logging.getLogger(__name__), "Ferry smoke test", results)
-        return results
-
-    pg = postgres()
-    mg = mongo(pg)
-    s3_res = s3(pg, mg)
-    duckdb(pg, mg, s3_res)
+    pg = task(runs.postgres)()
+    mg = task(runs.mongo)(pg)
+    task(runs.duckdb, pool="ferry_duckdb")(pg, mg, task(runs.s3)(pg, mg))
 
 
 ferry_smoke()

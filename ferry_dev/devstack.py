@@ -542,7 +542,7 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        "FERRY_ARTIFACTS_DIR": str(home.parent / "artifacts"),
+        "FERRY_STORAGE_URL": str(home.parent / "storage"),
         "PYTHONPATH": os.pathsep.join(
             p for p in [str(REPO_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")] if p
         ),

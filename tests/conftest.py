@@ -131,5 +131,5 @@ def airflow_conns(stack, pg_database, duckdb_path, monkeypatch, tmp_path):
     env = stack.connection_env(pg_db=pg_database, duckdb_path=duckdb_path)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.setenv("FERRY_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("FERRY_STORAGE_URL", str(tmp_path / "storage"))  # one machine: a folder serves
     return env

@@ -16,7 +16,7 @@ from tests.sales.conftest import Webhook
 @pytest.fixture
 def hook(monkeypatch):
     w = Webhook()
-    monkeypatch.setenv("AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK", json.dumps({"conn_type": "http", "host": w.url + "/x"}))
+    monkeypatch.setenv("AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK", json.dumps({"conn_type": "slackwebhook", "password": w.url + "/x"}))
     yield w
     w.close()
 
@@ -58,7 +58,7 @@ def test_unreachable_webhook_never_raises(monkeypatch, caplog):
     port = s.getsockname()[1]
     s.close()  # nothing listens there
     monkeypatch.setenv("AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK",
-                       json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{port}/x"}))
+                       json.dumps({"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{port}/x"}))
     assert alerts.post("hello", timeout=2) is False
     alerts.on_failure(_context(RuntimeError("x")))
     assert "alert webhook ferry_alerts_webhook failed" in caplog.text
@@ -67,3 +67,10 @@ def test_unreachable_webhook_never_raises(monkeypatch, caplog):
 def test_zero_sales_alert(hook):
     assert alerts.zero_sales("2024-01-02", run_id="r9") is True
     assert "loaded 0 sales for 2024-01-02 (r9)" in hook.payloads[0]["text"]
+
+
+def test_alerts_carry_a_short_redacted_excerpt_not_data(hook):
+    records = [{"order_id": f"A-{i}", "user_id": i, "region": "Europe", "total_amount": 12.5} for i in range(40)]
+    alerts.on_failure(_context(ValueError(f"response is not {{'data': [...]}}: {records}")))
+    text = hook.payloads[0]["text"]
+    assert "A-3" not in text and "chars of data redacted" in text and len(text) < 700

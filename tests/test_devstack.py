@@ -160,7 +160,7 @@ def test_no_service_outlives_its_owner(tmp_path, how):
 
 
 def test_ensure_bucket_creates_a_missing_bucket_once(s3):
-    from ferry.conns import ensure_bucket
+    from ferry.storage import ensure_bucket
 
     name = "ferry-ensure-bucket-test"
     ensure_bucket(s3, name)

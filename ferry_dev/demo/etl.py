@@ -30,7 +30,7 @@ def run(ctx) -> list[dict]:
     inc = dagtest.xcom(dr, "load")["collections"]
     detected = dagtest.xcom(dr, "detect_schema")
     planned = dagtest.xcom(dr, "plan")
-    dr = ctx.run_dag("production_etl_rollback", {"mongo_db": DB, "version": ""})
+    dr = ctx.run_dag("production_etl_rollback", {"mongo_db": DB, "version": None})
     versions = dagtest.xcom(dr, "list_versions")
     ctx.notes.append(f"production_etl: MongoDB database {DB!r} on the local server; backups: "
                      + ", ".join(v["version"] for v in versions))

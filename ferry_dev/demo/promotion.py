@@ -61,7 +61,7 @@ def run(ctx) -> list[dict]:
         _seed_catalog(local[CATALOG_DB], s3, ctx.bucket)
 
         base = {"source_db": DB, "target_db": DB}
-        dr = ctx.run_dag("prod_promotion", {**base, "mode": "dry_run", "report_bucket": ctx.bucket})
+        dr = ctx.run_dag("prod_promotion", {**base, "mode": "dry_run", "report_url": f"s3://{ctx.bucket}/promotion"})
         plan = dagtest.xcom(dr, "plan")
         would = ", ".join(f"{r['collection']} +{r['insert']}/={r['skip']}" for r in plan["summary"])
         dr = ctx.run_dag("prod_promotion", {**base, "mode": "execute", "confirm": DB})

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 ORDER = 20
 DAYS = [date(2024, 1, 15), date(2024, 1, 16), date(2024, 1, 17), date(2024, 1, 18)]
 # dag.test() in one process shares the DAG's Param objects between runs: spell every param out.
-SYNC_DEFAULTS = {"source": "csv", "csv_path": "", "target_date": "", "days": 1, "max_reject_ratio": 0.01,
+SYNC_DEFAULTS = {"source": "csv", "csv_path": None, "target_date": None, "days": 1, "max_reject_ratio": 0.01,
                  "page_size": 500, "api_attempts": 5, "api_backoff_seconds": 2.0}
 
 

@@ -1,64 +1,54 @@
 """Ferry's one failure callback (every DAG's ``on_failure_callback``) and other alerts.
 
-Posts a Slack-compatible JSON payload (``{"text": ..., "blocks": [...]}``) to the webhook URL of the
-``ferry_alerts_webhook`` connection and logs the same text. No connection → log only; a failing webhook
-is logged and never fails the task or hides the original error. Light at import (parsed with every DAG).
+Alerts go to a Slack-compatible incoming webhook through the Slack provider's ``SlackWebhookHook``: the
+``ferry_alerts_webhook`` connection (type ``slackwebhook``; password = the webhook URL, or host + token as
+the provider documents). The same text is logged. No connection → log only; a failing webhook is logged
+and never fails the task or hides the original error.
+
+Alerts carry no raw data: an error message is cut to a short excerpt, and JSON-like payloads inside it
+(records, API responses) are replaced by their length.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
+import re
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 CONN_ID = "ferry_alerts_webhook"
+MAX_EXCERPT = 400
+_PAYLOAD = re.compile(r"(\{[^{}]{60,}\}|\[[^\[\]]{60,}\])", re.S)
 
 
-def webhook_url(conn_id: str = CONN_ID) -> str | None:
-    """The webhook URL: the connection's ``host`` if it is a full URL, else ``schema://host:port/path``."""
+def excerpt(text: str, limit: int = MAX_EXCERPT) -> str:
+    """A short, redacted excerpt of an error message: payloads replaced by their size, then cut to ``limit``."""
+    text = _PAYLOAD.sub(lambda m: f"<{len(m.group(0))} chars of data redacted>", text)
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def post(text: str, *, fields: dict[str, Any] | None = None, conn_id: str = CONN_ID, timeout: int = 10) -> bool:
+    """Log ``text`` and send it to the webhook (if configured); True if delivered."""
+    log.error("FERRY ALERT: %s", text)
     try:
         from airflow.sdk import BaseHook
 
-        c = BaseHook.get_connection(conn_id)
-    except Exception:  # noqa: BLE001 - absent connection means "log only"
-        return None
-    host = (c.host or "").strip()
-    if not host:
-        return None
-    if "://" in host:
-        return host
-    scheme = c.schema or "https"
-    port = f":{c.port}" if c.port else ""
-    return f"{scheme}://{host}{port}"
-
-
-def post(text: str, *, fields: dict[str, Any] | None = None, conn_id: str = CONN_ID, timeout: float = 10) -> bool:
-    """Log ``text`` and POST it to the webhook (if configured); True if delivered."""
-    log.error("FERRY ALERT: %s", text)
-    url = webhook_url(conn_id)
-    if not url:
+        BaseHook.get_connection(conn_id)
+    except Exception:  # noqa: BLE001 - an absent connection means "log only"
         log.info("no %s connection: alert logged only", conn_id)
         return False
-    payload = {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
     if fields:
-        payload["blocks"].append(
-            {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields.items()]}
-        )
-    req = urllib.request.Request(
-        url, data=json.dumps(payload, default=str).encode(), headers={"Content-Type": "application/json"}
-    )
+        blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields.items()]})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            ok = 200 <= resp.status < 300
+        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+        SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=timeout).send(text=text, blocks=blocks)
     except Exception as exc:  # noqa: BLE001 - never mask the task's own failure
         log.warning("alert webhook %s failed: %s", conn_id, exc)
         return False
-    if not ok:
-        log.warning("alert webhook %s answered HTTP %s", conn_id, resp.status)
-    return ok
+    return True
 
 
 def failure_text(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -67,9 +57,7 @@ def failure_text(context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     task_id = getattr(ti, "task_id", "?")
     run_id = context.get("run_id") or getattr(ti, "run_id", "?")
     exc = context.get("exception")
-    err = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error"
-    if len(err) > 1500:
-        err = err[:1500] + " …"
+    err = excerpt(f"{type(exc).__name__}: {exc}") if exc is not None else "unknown error"
     fields = {
         "dag": dag_id,
         "task": task_id,

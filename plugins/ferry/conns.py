@@ -1,6 +1,9 @@
-"""Clients for Ferry's Airflow connection ids, through the official providers' hooks.
+"""Clients for Ferry's Airflow connection ids, only through the official providers' hooks.
 
-Imported only inside tasks. Domain code never calls these: it takes clients as arguments.
+Imported inside tasks only. Domain code never calls these: it takes clients as arguments. Because every
+client comes from its provider hook, a connection's extras are honoured as the provider documents them
+(PostgreSQL ``sslmode``/``options``/``sslrootcert``, MongoDB ``tls``/``replicaSet``, S3 ``endpoint_url``,
+HTTP headers and ``verify``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ MONGO_LOCAL = "ferry_mongo_local"
 MONGO_DEV = "ferry_mongo_dev"
 S3 = "ferry_s3"
 DUCKDB = "ferry_duckdb"
+SALES_API = "ferry_sales_api"
+ALERTS = "ferry_alerts_webhook"
 
 
 def mongo_client(conn_id: str):
@@ -23,34 +28,24 @@ def mongo_client(conn_id: str):
     return MongoHook(mongo_conn_id=conn_id).get_conn()
 
 
-def mongo_default_db(conn_id: str, fallback: str) -> str:
-    """The connection's ``schema`` (default database name) or ``fallback``."""
-    from airflow.sdk import BaseHook
-
-    return BaseHook.get_connection(conn_id).schema or fallback
-
-
-def pg_uri(conn_id: str, database: str | None = None) -> str:
-    """A libpq URI for ``conn_id`` (host, port, login, password, schema = database), optionally for another database."""
-    from urllib.parse import quote
-
-    from airflow.sdk import BaseHook
-
-    c = BaseHook.get_connection(conn_id)
-    auth = quote(c.login or "", safe="")
-    if c.password:
-        auth += ":" + quote(c.password, safe="")
-    db = database or c.schema or "postgres"
-    return f"postgresql://{auth}{'@' if auth else ''}{c.host or 'localhost'}:{c.port or 5432}/{quote(db, safe='')}"
-
-
 @contextmanager
-def pg_connect(conn_id: str, database: str | None = None, **kw) -> Iterator:
-    """A psycopg 3 connection for ``conn_id``."""
-    import psycopg
+def pg_connect(conn_id: str, database: str | None = None, *, autocommit: bool = False) -> Iterator:
+    """A psycopg 3 connection for ``conn_id`` (``PostgresHook.get_conn``: extras such as ``sslmode`` apply),
+    optionally to another ``database`` of the same server."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    with psycopg.connect(pg_uri(conn_id, database), **kw) as conn:
+    conn = PostgresHook(postgres_conn_id=conn_id, database=database or None).get_conn()
+    conn.autocommit = autocommit
+    with conn:
         yield conn
+
+
+def pg_conninfo(conn) -> tuple[str, str | None]:
+    """A libpq conninfo for command-line tools (``pg_restore``) reaching what ``conn`` reaches, without the
+    password, and the password (hand it over in ``PGPASSWORD``, never in argv)."""
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(**conn.info.get_parameters()), conn.info.password or None
 
 
 def s3_client(conn_id: str = S3):
@@ -60,23 +55,22 @@ def s3_client(conn_id: str = S3):
     return S3Hook(aws_conn_id=conn_id).get_conn()
 
 
-def ensure_bucket(s3, bucket: str) -> None:
-    """Create ``bucket`` if it does not exist (a 404 on ``head_bucket``); other errors, e.g. 403, propagate."""
-    from botocore.exceptions import ClientError
+def http(conn_id: str):
+    """``(requests.Session, base URL, connection)`` for ``conn_id`` (``HttpHook``: extras become headers)."""
+    from airflow.providers.http.hooks.http import HttpHook
 
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
-            raise
-        s3.create_bucket(Bucket=bucket)
+    hook = HttpHook(method="GET", http_conn_id=conn_id)
+    session = hook.get_conn()
+    return session, hook.base_url.rstrip("/"), hook.get_connection(conn_id)
 
 
 def duckdb_path(conn_id: str = DUCKDB) -> str:
     """The DuckDB database file of ``conn_id`` (the connection's host, as ``DuckDBHook`` reads it)."""
     from airflow.sdk import BaseHook
 
+    from ferry.errors import FerryError
+
     path = BaseHook.get_connection(conn_id).host
     if not path:
-        raise ValueError(f"connection {conn_id!r} has no host: set it to the DuckDB file path")
+        raise FerryError(f"connection {conn_id!r} has no host: set it to the DuckDB file path")
     return path

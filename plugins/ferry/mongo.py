@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+#: A target database's bookkeeping (snapshots, versions, audit records) lives in ``<db>__ferry`` beside it.
+META_SUFFIX = "__ferry"
+
 #: Index fields mongorestore removes before ``createIndexes`` (``mongorestore/metadata.go``): the format
 #: version and namespace the server fills in, and ``background`` which modern servers ignore.
 SERVER_INDEX_FIELDS = ("v", "ns", "background")
@@ -20,6 +23,11 @@ def use_dev_db() -> bool:
 def db_name(base: str, suffix: str = "_dev") -> str:
     """The application database to open: ``<base>_dev`` when ``USE_DEV_MONGO_DB`` is true, else ``base``."""
     return f"{base}{suffix}" if use_dev_db() and not base.endswith(suffix) else base
+
+
+def meta_db(name: str) -> str:
+    """The bookkeeping database of ``name`` (same server)."""
+    return name + META_SUFFIX
 
 
 def index_spec(raw: Any) -> dict:

@@ -16,9 +16,9 @@ _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
 
 
-def optional(type_: str, description: str, **schema: Any) -> Param:
+def optional(type_: str, description: str, *, default: Any = None, **schema: Any) -> Param:
     """An optional param of JSON-schema ``type_``; empty means the default that ``description`` states."""
-    return Param(None, type=["null", type_], description=description, **schema)
+    return Param(default, type=["null", type_], description=description, **schema)
 
 
 def optional_date(description: str) -> Param:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 
@@ -38,12 +36,19 @@ def log_table(logger: logging.Logger, title: str, rows, headers=None) -> str:
     return text
 
 
-def artifacts_dir(*parts: str) -> Path:
-    """Folder for run artifacts (reports, JSON Schemas): ``$FERRY_ARTIFACTS_DIR`` or ``./.ferry/artifacts``."""
-    base = Path(os.environ.get("FERRY_ARTIFACTS_DIR", ".ferry/artifacts"))
-    path = base.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def location(family: str, run_id: str, name: str = "") -> str:
+    """URL of a run's report ``name``: ``<storage root>/reports/<family>/<run id>/<name>``."""
+    from ferry import storage
+
+    return storage.join(storage.root(), "reports", family, storage.safe_name(run_id), name)
+
+
+def publish(family: str, run_id: str, name: str, content: str | bytes, *, s3=None) -> str:
+    """Store a report (markdown, JSON lines ...) by URL for people and later tasks; returns its URL."""
+    from ferry import storage
+
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    return storage.put_bytes(location(family, run_id, name), data, s3=s3).url
 
 
 class Progress:

@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ferry.errors import FerryError  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 Expectation = tuple[str, dict[str, Any]]
@@ -39,13 +41,27 @@ class ValidationResult:
             raise ValidationFailed(f"validation {self.name!r} failed {len(failed)} expectation(s):\n{self.table()}")
 
 
-class ValidationFailed(Exception):
+class ValidationFailed(FerryError):
     pass
+
+
+#: Libraries whose INFO lines would bury Ferry's own tables in task logs (GX logs ~200 lines per validation).
+QUIET_LOGGERS = ("great_expectations", "great_expectations.core", "great_expectations.expectations",
+                 "great_expectations.data_context", "great_expectations.datasource", "py.warnings")
+
+
+def quiet() -> None:
+    """Turn other libraries' chatter down to WARNING so Ferry's tables lead the log."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    quiet()
     import great_expectations as gx
+
+    quiet()  # GX may reconfigure its loggers on import
 
     ctx = gx.get_context(mode="ephemeral")
     try:  # no tqdm bars in task logs

@@ -17,13 +17,16 @@ def test_clone_dag_dry_run_then_apply_then_drift_check(airflow_conns, source_db,
     summary = dagtest.xcom(dr, "clone_structure")
     assert summary[0]["target"] == dev and summary[0]["create"] > 0 and summary[0]["write_commands"] == 0
     assert dev not in mongo_prod.list_database_names()
-    plans = list((tmp_path / "artifacts" / "dev_db_clone").glob(f"*/{dev}.md"))
+    plans = list((tmp_path / "storage" / "reports" / "devclone").glob(f"*/{dev}.md"))
     assert plans and "Plan (dry run)" in plans[0].read_text()
+    assert mongo_prod[dev + "__ferry"].name not in mongo_prod.list_database_names()  # no audit for a dry run
 
     dr = dagtest.run_dag("dev_db_structure_clone", {"source_databases": [name], "dry_run": False})
     assert dagtest.xcom(dr, "clone_structure")[0]["failures"] == 0
     assert structure.diff(structure.read_structure(source_db), structure.read_structure(mongo_prod[dev])) == []
     assert sum(mongo_prod[dev][c].count_documents({}) for c in ("users", "orders", "places")) == 0
+    run = mongo_prod[dev + "__ferry"]["_ferry_clone_runs"].find_one({"run_id": dr.run_id})
+    assert run["family"] == "devclone" and run["outcome"] == "success" and run["counts"]["failures"] == 0
 
     dr = dagtest.run_dag("dev_db_drift_check", {"source_databases": [name]})
     assert dagtest.xcom(dr, "drift_check") == [

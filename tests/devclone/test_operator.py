@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.operators.mongo_index_clone import MongoIndexCloneOperator, as_bool, as_list
+from ferry.operators.mongo_index_clone import MongoIndexCloneOperator, as_list
+from ferry.params import truthy as as_bool
 
 
 @pytest.mark.parametrize("raw,want", [(True, True), ("False", False), ("true", True), ("0", False), ("", False)])

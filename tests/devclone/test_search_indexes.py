@@ -122,7 +122,7 @@ def test_unsupported_target_gets_the_exact_command_then_a_manual_report(
     client, rec = command_recorder(stack.mongo_prod_uri)
     target = client[mongo_db_name + "_dev"]
     res = clone.clone_database(client[mongo_db_name], target, clone.CloneOptions(dry_run=False),
-                               report_dir=tmp_path / "report", search_reader=reader)
+                               report_url=tmp_path / "report", search_reader=reader)
     assert res.failures == []  # not a failure: handed over to a person
     sent = [c for n, _, c in rec.commands if n == "createSearchIndexes"]
     assert [{k: c[k] for k in ("createSearchIndexes", "indexes")} for c in sent] == [
@@ -155,7 +155,7 @@ def test_apply_search_on_a_capable_target_creates_and_probes():
         source_search={"events": [VECTOR_EVENTS]}, target_search={},
     )
     assert [(r["object"], r["action"]) for r in rows] == [("events", "exists"), ("vector_index_loop_events", "create")]
-    failures, report, sent = clone.apply_search(atlas, rows, report_dir=None, timeout=5, verify_vector_search=True,
+    failures, report, sent = clone.apply_search(atlas, rows, report_url=None, timeout=5, verify_vector_search=True,
                                                 sleep=lambda s: None)
     assert failures == [] and report is None and sent == 1
     assert rows[1]["status"] == "created, $vectorSearch probe: ok"

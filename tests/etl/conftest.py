@@ -35,7 +35,8 @@ def detect(conn, client, db: str, source: str = "demo", run_id: str = "t") -> di
 
 def run_etl(conn, client, db: str, tmp_path, *, policy: str = "auto_safe", strategy: str = "full",
             batch_size: int = 25, chosen=None, fail_after_batches=None, run_id: str = "t") -> dict:
-    """detect -> plan -> backup -> load -> validate, as production_etl does (domain functions only)."""
+    """detect -> plan -> backup -> load (staging) -> validate -> publish, as production_etl does (domain
+    functions only): a full load is checked in staging before it is published."""
     from ferry.etl import backup, checks, load, meta_db, pipeline
 
     detected = detect(conn, client, db, run_id=run_id)
@@ -43,10 +44,13 @@ def run_etl(conn, client, db: str, tmp_path, *, policy: str = "auto_safe", strat
     planned = pipeline.plan(meta, MAPPING, detected, policy, chosen)
     rec = backup.create(client, db, meta, str(tmp_path / "backups"), run_id=run_id)
     res = load.load(conn, client, db, planned["effective_mapping"], strategy=strategy, batch_size=batch_size,
-                    meta_db=meta, run_id=run_id, fail_after_batches=fail_after_batches)
+                    meta_db=meta, run_id=run_id, fail_after_batches=fail_after_batches, publish_now=False)
     conn.commit()
     quarantined = {k: v["quarantined"] for k, v in res["collections"].items()}
-    rows = checks.run(conn, client, db, planned["effective_mapping"], quarantined=quarantined, sample=20)
+    rows = checks.run(conn, client, res["staging"] or db, planned["effective_mapping"], quarantined=quarantined,
+                      sample=20)
     conn.commit()
+    if res["staging"]:
+        load.publish(client, res["staging"], db, list(res["collections"]))
     return {"detected": detected, "planned": planned, "backup": rec, "load": res, "checks": rows}
 

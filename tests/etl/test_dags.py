@@ -10,6 +10,7 @@ import pytest
 
 from ferry_dev import dagtest
 from ferry.pgtools import pg_tool
+from ferry import hashing
 from ferry.etl import demodata, load, meta_db
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -17,7 +18,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 def test_production_etl_and_rollback_end_to_end(airflow_conns, stack, pg_database, mongo_local, mongo_db_name, s3,
                                                  s3_bucket, tmp_path, monkeypatch):
-    monkeypatch.setenv("FERRY_ETL_BACKUP_DIR", str(tmp_path / "backups"))
     with stack.pg.connect(pg_database) as conn:
         demodata.create_schema(conn)
         counts = demodata.seed(conn, accounts=15, campaigns_per=2, items_per=3, tags_per=2)
@@ -35,7 +35,7 @@ def test_production_etl_and_rollback_end_to_end(airflow_conns, stack, pg_databas
     assert len(c1["lineItems"]) == 3 and [t["tag"] for t in c1["tags"]] == ["tag-1", "tag-2"]
     assert isinstance(c1["lineItems"][0]["rate"], float)
     v1 = dagtest.xcom(dr, "backup")["version"]
-    state1 = load.content_hash(db)
+    state1 = hashing.db_digest(db)
     run1 = meta["_ferry_etl_runs"].find_one({"_id": dr.run_id})
     assert run1["status"] == "success" and run1["backup_version"] == v1 and run1["decision"]["action"] == "none"
     assert run1["counts"]["campaigns"]["written"] == 30 and run1["snapshot"]["version"] == 1
@@ -43,7 +43,8 @@ def test_production_etl_and_rollback_end_to_end(airflow_conns, stack, pg_databas
     manifest_key = next(k for k in keys if k.endswith("manifest.json"))
     manifest = json.loads(s3.get_object(Bucket=s3_bucket, Key=manifest_key)["Body"].read())
     assert {n: f["count"] for n, f in manifest["collections"].items()} == {"accounts": 15, "campaigns": 30}
-    assert [r["check"] for r in dagtest.xcom(dr, "validate")][:3] == ["documents", "null _id", "sample checksum (15 docs)"]
+    assert [r["check"] for r in dagtest.xcom(dr, "validate")][:4] == [
+        "documents", "duplicate _id", "null _id", "sample checksum (15 docs)"]
 
     # 2. a safe schema change, incremental: the new column joins the documents, nothing else is rewritten
     with stack.pg.connect(pg_database) as conn:
@@ -75,14 +76,14 @@ def test_production_etl_and_rollback_end_to_end(airflow_conns, stack, pg_databas
 
     # 4. a breaking change with policy=ask: the review task (resolved by marking it) gives no decision -> abort,
     #    before any write to the target; the audit record says so
-    state3 = load.content_hash(db)
+    state3 = hashing.db_digest(db)
     with stack.pg.connect(pg_database) as conn:
         conn.execute("ALTER TABLE campaigns DROP COLUMN budget")
     dr = dagtest.run_dag("production_etl", {**conf, "schema_change_policy": "ask"}, check=False,
                          mark_success_pattern="review_schema_changes")
     states = dagtest.task_states(dr)
     assert dr.state == "failed" and states["plan"] == "failed" and states["backup"] == "upstream_failed"
-    assert load.content_hash(db) == state3
+    assert hashing.db_digest(db) == state3
     run4 = meta["_ferry_etl_runs"].find_one({"_id": dr.run_id})
     assert run4["status"] == "failed" and run4["decision"] is None and run4["diff_summary"]["breaking"] == 1
     assert meta["_ferry_schema_snapshots"].find_one({"_id": dagtest.xcom(dr, "detect_schema")["snapshot_id"]})["status"] == "rejected"
@@ -94,7 +95,7 @@ def test_production_etl_and_rollback_end_to_end(airflow_conns, stack, pg_databas
     assert len(listed) == 3 and v1 in listed
     v2 = listed[1]  # backup taken before the incremental run of step 2
     dr = dagtest.run_dag("production_etl_rollback", {"mongo_db": mongo_db_name, "version": v2})
-    assert load.content_hash(db, ["accounts", "campaigns"]) == {k: state1[k] for k in ("accounts", "campaigns")}
+    assert hashing.db_digest(db, ["accounts", "campaigns"]) == {k: state1[k] for k in ("accounts", "campaigns")}
     restored = dagtest.xcom(dr, "restore")
     assert restored["version"] == v2 and restored["backup_before"] not in listed
 

@@ -12,7 +12,6 @@ def test_demo_step(airflow_conns, stack, pg_database, mongo_local, s3_bucket, tm
     from ferry_dev.demo import etl as step
     from ferry.etl import meta_db
 
-    monkeypatch.setenv("FERRY_ETL_BACKUP_DIR", str(tmp_path / "backups"))
     ctx = DemoContext(stack=stack, workdir=tmp_path, pg_db=pg_database, bucket=s3_bucket, duckdb_path=tmp_path / "d.duckdb")
     try:
         rows = step.run(ctx)

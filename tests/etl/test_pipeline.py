@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ferry import hashing
 from ferry.etl import backup, load, meta_db, pipeline
 from tests.etl.conftest import MAPPING, detect, run_etl
 
@@ -63,7 +64,7 @@ def test_real_alter_table_changes_are_detected_and_classified(demo_pg, mongo_loc
 def test_breaking_change_stops_before_any_write(policy, demo_pg, mongo_local, mongo_db_name, command_recorder, stack, tmp_path):
     conn = demo_pg.conn
     run_etl(conn, mongo_local, mongo_db_name, tmp_path)
-    before = load.content_hash(mongo_local[mongo_db_name])
+    before = hashing.db_digest(mongo_local[mongo_db_name])
     conn.execute("ALTER TABLE accounts DROP COLUMN balance")
     conn.commit()
     client, rec = command_recorder(stack.mongo_local_uri)
@@ -71,7 +72,7 @@ def test_breaking_change_stops_before_any_write(policy, demo_pg, mongo_local, mo
         run_etl(conn, client, mongo_db_name, tmp_path, policy=policy)  # ask: no answer recorded -> abort
     assert "column_dropped" in str(exc.value)
     assert _target_writes(rec, mongo_db_name) == []
-    assert load.content_hash(mongo_local[mongo_db_name]) == before
+    assert hashing.db_digest(mongo_local[mongo_db_name]) == before
     snap = mongo_local[meta_db(mongo_db_name)]["_ferry_schema_snapshots"].find_one(sort=[("version", -1)])
     assert snap["status"] == "rejected" and snap["decision"]["action"] == "abort"
 
@@ -140,16 +141,16 @@ def test_crash_midway_then_rerun_equals_a_clean_run(strategy, demo_pg, mongo_loc
     conn.execute("UPDATE accounts SET balance = balance + 1; DELETE FROM campaign_tags WHERE campaign_id < 10;"
                  "INSERT INTO accounts (id, name, created_at) VALUES (500, 'Late', now())")
     conn.commit()
-    before = load.content_hash(mongo_local[db])
+    before = hashing.db_digest(mongo_local[db])
     with pytest.raises(load.InjectedFailure):
         run_etl(conn, mongo_local, db, tmp_path, strategy=strategy, batch_size=7, fail_after_batches=4)
     conn.rollback()
     if strategy == "full":  # readers still see the previous complete data
-        assert load.content_hash(mongo_local[db]) == before
+        assert hashing.db_digest(mongo_local[db]) == before
     run_etl(conn, mongo_local, db, tmp_path, strategy=strategy, batch_size=7)
     clean = f"{db}_clean"
     run_etl(conn, mongo_local, clean, tmp_path, batch_size=1000)
-    assert load.content_hash(mongo_local[db]) == load.content_hash(mongo_local[clean])
+    assert hashing.db_digest(mongo_local[db]) == hashing.db_digest(mongo_local[clean])
     assert mongo_local[db].accounts.count_documents({}) == demo_pg.counts["accounts"] + 1
 
 
@@ -159,17 +160,17 @@ def test_rollback_restores_exact_previous_content(demo_pg, mongo_local, mongo_db
     first = run_etl(conn, mongo_local, db, tmp_path)
     assert first["backup"]["documents"] == 0  # backup of the empty target before the first write
     mongo_local[db].campaigns.create_index("status", name="by_status")
-    state1 = load.content_hash(mongo_local[db])
+    state1 = hashing.db_digest(mongo_local[db])
     conn.execute("UPDATE accounts SET name = 'Renamed'; DELETE FROM campaign_tags;")
     conn.commit()
     second = run_etl(conn, mongo_local, db, tmp_path)
-    assert load.content_hash(mongo_local[db]) != state1
+    assert hashing.db_digest(mongo_local[db]) != state1
     assert "by_status" in mongo_local[db].campaigns.index_information()  # full swap keeps indexes
     with pytest.raises(backup.UnknownVersion, match=f"valid versions: {second['backup']['_id']}, {first['backup']['_id']}"):
         backup.restore(mongo_local, meta, "1999-01-01-001")
     res = backup.restore(mongo_local, meta, second["backup"]["_id"])
     assert res["collections"] == {"accounts": 20, "campaigns": 60}
-    assert load.content_hash(mongo_local[db]) == state1
+    assert hashing.db_digest(mongo_local[db]) == state1
     assert "by_status" in mongo_local[db].campaigns.index_information()
     backup.restore(mongo_local, meta, first["backup"]["_id"])  # back to before the first load: empty
     assert mongo_local[db].list_collection_names() == []
@@ -187,25 +188,27 @@ def test_bad_values_are_quarantined_not_dropped(demo_pg, mongo_local, mongo_db_n
     with pytest.raises(TargetDiffers) as exc:
         run_etl(conn, mongo_local, mongo_db_name, tmp_path)
     assert "dangling accountId -> accounts" in str(exc.value) and "| documents" not in str(exc.value)
-    assert mongo_local[mongo_db_name].accounts.count_documents({}) == demo_pg.counts["accounts"] - 1
+    # write-audit-publish: the target stays as it was (empty), staging is kept for inspection
+    assert mongo_local[mongo_db_name].list_collection_names() == []
+    assert mongo_local[load.staging_db(mongo_db_name)].accounts.count_documents({}) == demo_pg.counts["accounts"] - 1
     q = list(mongo_local[meta_db(mongo_db_name)]["_ferry_etl_quarantine"].find())
     assert [(r["table"], r["key"]) for r in q] == [("accounts", "3")] and "NaN" in q[0]["error"]
 
 
-def test_parallel_strategy_loads_a_dated_database_and_keeps_the_previous(demo_pg, mongo_local, mongo_db_name, tmp_path):
+def test_dated_copy_strategy_loads_a_dated_database_and_keeps_the_previous(demo_pg, mongo_local, mongo_db_name, tmp_path):
     conn = demo_pg.conn
     run_etl(conn, mongo_local, mongo_db_name, tmp_path)
-    before = load.content_hash(mongo_local[mongo_db_name])
+    before = hashing.db_digest(mongo_local[mongo_db_name])
     conn.execute("UPDATE accounts SET name = 'v2'")
     conn.commit()
     planned = pipeline.plan(mongo_local[meta_db(mongo_db_name)], MAPPING, detect(conn, mongo_local, mongo_db_name),
                             "auto_safe")
-    target = load.parallel_db(mongo_db_name, "2026-11-22")
+    target = load.dated_db(mongo_db_name, "2026-11-22")
     assert target == f"{mongo_db_name}-20261122"
-    res = load.load(conn, mongo_local, target, planned["effective_mapping"], strategy="parallel", batch_size=25)
+    res = load.load(conn, mongo_local, target, planned["effective_mapping"], strategy="dated_copy", batch_size=25)
     assert res["collections"]["accounts"]["written"] == 20
     assert mongo_local[target].accounts.find_one({"_id": 1})["accountName"] == "v2"
-    assert load.content_hash(mongo_local[mongo_db_name]) == before
+    assert hashing.db_digest(mongo_local[mongo_db_name]) == before
 
 
 def test_incremental_flags_source_deletes_when_configured(demo_pg, mongo_local, mongo_db_name):

@@ -179,13 +179,3 @@ def test_conversions():
         transform.convert(Decimal("NaN"))
     with pytest.raises(transform.RowError):
         transform.convert(Decimal("1.5"), "int")
-
-
-def test_pg_restore_gets_the_password_through_the_environment_not_argv():
-    from ferry.etl.acquire import split_password
-
-    conninfo, password = split_password("postgresql://etl:s3cr%40t@db.example:5433/prod")
-    assert password == "s3cr@t"
-    assert "s3cr" not in conninfo
-    assert "host=db.example" in conninfo and "port=5433" in conninfo and "dbname=prod" in conninfo
-    assert split_password("postgresql://postgres@127.0.0.1:5432/x")[1] is None

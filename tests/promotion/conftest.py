@@ -76,6 +76,6 @@ def cfg():
 
 @pytest.fixture
 def sink(tmp_path):
-    from ferry.promotion.execute import ReportSink
+    from ferry.promotion.sink import ReportSink
 
     return ReportSink(tmp_path / "reports")

@@ -28,7 +28,7 @@ def test_prod_promotion_dry_run_then_execute_then_rollback(airflow_conns, dbs, s
         ("companies", 3, 1, 2, 1)
     ]
 
-    dr = dagtest.run_dag("prod_promotion", {**base, "mode": "dry_run", "report_bucket": s3_bucket})
+    dr = dagtest.run_dag("prod_promotion", {**base, "mode": "dry_run", "report_url": f"s3://{s3_bucket}/promotion"})
     assert dagtest.task_states(dr)["execute"] == "skipped"
     planned = dagtest.xcom(dr, "plan")
     assert {r["collection"]: r["insert"] for r in planned["summary"]} == {"companies": 2, "documents": 2, "meta_summaries": 1}
@@ -57,7 +57,7 @@ def test_prod_promotion_dry_run_then_execute_then_rollback(airflow_conns, dbs, s
 
 @pytest.mark.parametrize(
     "conf",
-    [{"mode": "execute", "confirm": "production"}, {"mode": "dry_run", "filter": '{"$where": "sleep(1000)"}'}],
+    [{"mode": "execute", "confirm": "production"}, {"mode": "dry_run", "filter": {"$where": "sleep(1000)"}}],
     ids=["wrong-confirm", "where-filter"],
 )
 def test_prod_promotion_guards_refuse_before_any_write(airflow_conns, dbs, conf):

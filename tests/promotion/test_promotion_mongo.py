@@ -7,6 +7,8 @@ import json
 import pytest
 
 from ferry.promotion import execute as ex
+from ferry.promotion import rollback as rb
+from ferry.promotion import sink as sink_mod
 from ferry.promotion.plan import plan_all
 from tests.promotion.conftest import GHOST, L_B, L_C, P_A, T0, T1, db_hash
 
@@ -48,7 +50,7 @@ def test_dry_run_writes_nothing_and_reports_every_document(dbs, cfg, sink, comma
     local_db, prod_db, name = dbs
     before = db_hash(prod_db)
     client, rec = command_recorder(stack.mongo_prod_uri)
-    out = ex.dry_run(cfg, local_db, client[name], ALL, {}, "skip", sink)
+    out = sink_mod.dry_run(cfg, local_db, client[name], ALL, {}, "skip", sink)
     assert rec.writes() == []
     assert db_hash(prod_db) == before
     lines = [json.loads(x) for x in open(out["report"])]
@@ -145,17 +147,17 @@ def test_rollback_restores_the_exact_prior_state(dbs, cfg, sink, on_conflict):
     assert c["name"] == "C" and c["_id"] == "old"
     assert ("extra" in c) == (on_conflict == "update_if_newer")  # $set keeps fields, replace does not
 
-    rows = ex.rollback(cfg, prod_db, "px")
+    rows = rb.rollback(cfg, prod_db, "px")
     assert db_hash(prod_db) == before
     assert {r["collection"]: (r["deleted"], r["restored"]) for r in rows}["companies"] == (1, 2)
     assert prod_db["_ferry_promotions"].find_one({"_id": "px"})["status"] == "rolled_back"
-    ex.rollback(cfg, prod_db, "px")  # idempotent
+    rb.rollback(cfg, prod_db, "px")  # idempotent
     assert db_hash(prod_db) == before
 
 
 def test_rollback_of_unknown_promotion_is_a_clear_error(mongo_prod, mongo_db_name, cfg):
     with pytest.raises(LookupError, match="no promotion 'nope'"):
-        ex.rollback(cfg, mongo_prod[mongo_db_name], "nope")
+        rb.rollback(cfg, mongo_prod[mongo_db_name], "nope")
 
 
 def test_same_server_different_databases_and_filter(mongo_prod, mongo_db_name, cfg, sink):
@@ -186,7 +188,7 @@ def test_id_collision_is_a_reported_failure_and_rollback_never_deletes_the_produ
     res = _run(cfg, local_db, prod_db, sink, pid="pc", collections=["companies"])  # no unique index: upsert path
     assert [(f["_id"], f["code"]) for f in res["failures"]] == [("7", 11000)]
     assert prod_db.companies.find_one({"_id": 7})["domain"] == "prod-only.com"
-    ex.rollback(cfg, prod_db, "pc")
+    rb.rollback(cfg, prod_db, "pc")
     assert db_hash(prod_db) == before
 
 
@@ -197,7 +199,7 @@ def test_rollback_after_a_crash_between_write_and_confirmation_uses_content_hash
     backups = prod_db["_ferry_promotion_backups"]
     backups.update_many({"promotion_id": "pk", "kind": "inserts"}, {"$set": {"inserted": None}})  # as if it crashed
     prod_db.companies.update_one({"domain": "c.com"}, {"$set": {"name": "edited after promotion"}})
-    rows = ex.rollback(cfg, prod_db, "pk")
+    rows = rb.rollback(cfg, prod_db, "pk")
     assert {r["collection"]: r["deleted"] for r in rows}["companies"] == 1  # b.com; the edited c.com is kept
     assert sorted(d["domain"] for d in prod_db.companies.find()) == ["a.com", "c.com"]
     prod_db.companies.delete_one({"domain": "c.com"})

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from ferry.promotion import config, filters
-from ferry.promotion.execute import PromotionRefused, check_guards, deployment, next_tasks
+from ferry.promotion.guards import PromotionRefused, check_guards, deployment, next_tasks
 from ferry.promotion.plan import ParentRef, decide, natural_key, remap
 
 ALL = ["companies", "documents", "meta_summaries"]

@@ -135,5 +135,5 @@ def sales_conns(airflow_conns, sales_api, webhook, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_FERRY_SALES_API",
                        json.dumps({"conn_type": "http", "host": sales_api.url, "password": API_KEY}))
     monkeypatch.setenv("AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK",
-                       json.dumps({"conn_type": "http", "host": webhook.url + "/hook"}))
+                       json.dumps({"conn_type": "slackwebhook", "password": webhook.url + "/hook"}))
     return airflow_conns

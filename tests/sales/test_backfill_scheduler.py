@@ -59,7 +59,7 @@ def airflow_cluster(tmp_path, sales_api, webhook):
         "FERRY_SALES_START_DATE": "2024-01-01",
         "AIRFLOW_CONN_FERRY_DUCKDB": json.dumps({"conn_type": "duckdb", "host": str(tmp_path / "sales.duckdb")}),
         "AIRFLOW_CONN_FERRY_SALES_API": json.dumps({"conn_type": "http", "host": sales_api.url, "password": API_KEY}),
-        "AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK": json.dumps({"conn_type": "http", "host": webhook.url + "/hook"}),
+        "AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK": json.dumps({"conn_type": "slackwebhook", "password": webhook.url + "/hook"}),
     }
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
     procs = []

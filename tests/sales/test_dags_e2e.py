@@ -18,7 +18,7 @@ INCLUDE = Path(__file__).resolve().parents[2] / "include" / "sales"
 START = date(2024, 2, 1)
 # Every param spelled out: in one process dag.test() runs share the DAG object, and a conf value
 # given to one run was seen leaking into the next run's params when omitted there.
-DEFAULTS = {"source": "api", "csv_path": "", "target_date": "", "days": 1, "max_reject_ratio": 0.01,
+DEFAULTS = {"source": "api", "csv_path": None, "target_date": None, "days": 1, "max_reject_ratio": 0.01,
             "page_size": 500, "api_attempts": 5, "api_backoff_seconds": 2.0}
 FAST_API = {**DEFAULTS, "api_attempts": 2, "api_backoff_seconds": 0.01}
 
@@ -103,7 +103,7 @@ def test_csv_source_quarantines_malformed_lines_and_fails_over_threshold(sales_c
         lines = [r[0] for r in con.execute("SELECT line FROM sales_rejects ORDER BY line").fetchall()]
     assert lines == [6, 21, 34, 48, 61, 72, 89, 96]
     assert sales_by_day(duckdb_path) == {"2024-01-15": (100, 100)}
-    report = (tmp_path / "artifacts" / "sales" / "rejects" / "2024-01-15.md").read_text()
+    report = next((tmp_path / "storage" / "reports" / "sales").glob("*/rejects-2024-01-15.md")).read_text()
     assert "| line |" in report.replace("  ", " ") or "line" in report.splitlines()[1]
     assert "unknown region 'Atlantis'" in report
 
@@ -140,7 +140,7 @@ def test_import_users_never_exposes_plain_passwords(sales_conns, duckdb_path, tm
         assert users.verify_password(con, "bob", "Bob-Initial-Pw2!")
     captured = capfd.readouterr()
     logs = captured.out + captured.err + caplog.text
-    artifacts = "".join(p.read_text() for p in (tmp_path / "artifacts").rglob("*") if p.is_file())
+    artifacts = "".join(p.read_text() for p in (tmp_path / "storage").rglob("*.md"))
     assert "Users import" in logs + artifacts
     blob = duckdb_path.read_bytes()
     for pw in passwords:

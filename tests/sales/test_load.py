@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from ferry.sales import ensure_schema, load
+from ferry.errors import FerryError
 from ferry.sales.runs import days_for_run
 from tests.sales.conftest import API_KEY, make_records
 
@@ -187,7 +188,7 @@ def test_days_for_run():
         "2024-02-01", "2024-02-02", "2024-02-03"]
     after = datetime(2024, 3, 1, 9, tzinfo=timezone.utc)
     assert days_for_run(target_date="", days=1, data_interval_start=None, run_after=after) == ["2024-02-29"]
-    with pytest.raises(ValueError, match="not YYYY-MM-DD"):
+    with pytest.raises(FerryError, match="not YYYY-MM-DD"):
         days_for_run(target_date="15/01/2024", days=1, data_interval_start=None, run_after=after)
 
 

@@ -26,15 +26,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ferry.devclone import search_indexes, structure
+from ferry.errors import FerryError
 
 log = logging.getLogger(__name__)
 
 
-class GuardError(ValueError):
+class GuardError(FerryError, ValueError):
     """The clone would touch something it must not (prod database, non-empty target, bad name)."""
 
 
-class CloneFailed(RuntimeError):
+class CloneFailed(FerryError):
     """Some objects could not be created; ``failures`` lists each with the server's error."""
 
     def __init__(self, failures: list[dict]):
@@ -282,7 +283,7 @@ def apply_search(
     target_db,
     rows: list[dict],
     *,
-    report_dir: Path | None,
+    report_url: str | Path | None,
     timeout: float = 600,
     verify_vector_search: bool = False,
     sleep: Callable[[float], None] | None = None,
@@ -290,7 +291,7 @@ def apply_search(
     """Create the search indexes of ``rows`` (one ``createSearchIndexes`` per collection).
 
     Where the target has no search support the definitions and instructions go to
-    ``report_dir/SEARCH_INDEXES.md`` (rows get status ``manual``). Returns
+    ``<report_url>/SEARCH_INDEXES.md`` (rows get status ``manual``). Returns
     ``(failures, report_path, commands_sent)``.
     """
     from pymongo.errors import PyMongoError
@@ -329,8 +330,8 @@ def apply_search(
             manual[coll] = defs
             reason = res["error"]
     report = None
-    if manual and report_dir is not None:
-        report = str(search_indexes.write_manual_report(report_dir, dbname, manual, reason))
+    if manual and report_url is not None:
+        report = search_indexes.write_manual_report(report_url, dbname, manual, reason)
     return failures, report, sent
 
 
@@ -356,7 +357,7 @@ def clone_database(
     target_db,
     opts: CloneOptions,
     *,
-    report_dir: Path | None = None,
+    report_url: str | Path | None = None,
     search_reader=search_indexes.read,
     logger: logging.Logger = log,
 ) -> CloneResult:
@@ -395,7 +396,7 @@ def clone_database(
         return result
     failures, sent = apply_plan(target_db, rows)
     s_fail, report, s_sent = apply_search(
-        target_db, rows, report_dir=report_dir, timeout=opts.search_timeout,
+        target_db, rows, report_url=report_url, timeout=opts.search_timeout,
         verify_vector_search=opts.verify_vector_search,
     )
     differs = [

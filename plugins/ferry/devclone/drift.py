@@ -62,7 +62,7 @@ def _read(source_db, target_db, include_search: bool, reader, notes: list[str]):
 
 
 def check(source_db, target_db, *, repair: bool = False, include_search: bool = False,
-          search_reader=search_indexes.read, report_dir: Path | None = None) -> DriftResult:
+          search_reader=search_indexes.read, report_url: str | Path | None = None) -> DriftResult:
     """Diff ``source_db`` against ``target_db``; with ``repair`` create what is missing and collMod validators."""
     res = DriftResult(source=source_db.name, target=target_db.name)
     src, tgt, res.rows, s_search, t_search = _read(source_db, target_db, include_search, search_reader, res.notes)
@@ -71,7 +71,7 @@ def check(source_db, target_db, *, repair: bool = False, include_search: bool = 
         plan = [r for r in clone.plan_clone(src, tgt, source_search=s_search, target_search=t_search)
                 if r["action"] in ADDITIVE]
         res.failures, _ = clone.apply_plan(target_db, plan)
-        s_fail, res.search_report, _ = clone.apply_search(target_db, plan, report_dir=report_dir)
+        s_fail, res.search_report, _ = clone.apply_search(target_db, plan, report_url=report_url)
         res.failures += s_fail
         res.repaired = plan
         res.remaining = _read(source_db, target_db, include_search, search_reader, [])[2]

@@ -86,9 +86,12 @@ def atlas_file(database: str, collection: str, d: dict) -> dict:
     return {"name": d["name"], "database": database, "collectionName": collection, "type": d["type"], **d["definition"]}
 
 
-def write_manual_report(folder: Path, database: str, pending: dict[str, list[dict]], reason: str) -> Path:
-    """One JSON file per index under ``folder`` and ``SEARCH_INDEXES.md`` with the steps; returns the .md."""
-    folder.mkdir(parents=True, exist_ok=True)
+def write_manual_report(base_url: str | Path, database: str, pending: dict[str, list[dict]], reason: str) -> str:
+    """One JSON file per index under ``base_url`` (a folder or ``s3://`` prefix, via ``ferry.storage``) and
+    ``SEARCH_INDEXES.md`` with the steps; returns the URL of the .md."""
+    from ferry import storage
+
+    base = str(base_url)
     lines = [
         f"# Search indexes to create by hand in `{database}`",
         "",
@@ -109,7 +112,8 @@ def write_manual_report(folder: Path, database: str, pending: dict[str, list[dic
     for coll, defs in sorted(pending.items()):
         for d in defs:
             fname = f"{database}.{coll}.{d['name']}.json"
-            (folder / fname).write_text(json.dumps(atlas_file(database, coll, d), indent=2, sort_keys=True, default=str))
+            storage.put_text(storage.join(base, fname),
+                             json.dumps(atlas_file(database, coll, d), indent=2, sort_keys=True, default=str))
             cmd = f"atlas clusters search indexes create --clusterName <CLUSTER> --file {fname}"
             lines.append(f"| {coll} | {d['name']} | {d['type']} | {fname} | `{cmd}` |")
     lines += [
@@ -118,9 +122,7 @@ def write_manual_report(folder: Path, database: str, pending: dict[str, list[dic
         f"{database} --collection <COLLECTION>`, then rerun `dev_db_drift_check`.",
         "",
     ]
-    md = folder / "SEARCH_INDEXES.md"
-    md.write_text("\n".join(lines))
-    return md
+    return storage.put_text(storage.join(base, "SEARCH_INDEXES.md"), "\n".join(lines)).url
 
 
 def vector_probe(collection, d: dict, *, max_time_ms: int = 5000) -> str:

@@ -2,14 +2,13 @@
 
 Modules: ``mapping`` (YAML), ``schema`` (snapshots, diff, classes), ``policy`` (decisions),
 ``acquire`` (server-side cursors, pg_dump from S3), ``transform``, ``load``, ``backup``, ``checks``
-(GX source-vs-target), ``publish`` (S3), ``jsonschema``, ``audit``.
+(GX source-vs-target), ``publish`` (S3), ``jsonschema``; ``runs`` holds what each DAG task does.
 """
 
 from __future__ import annotations
 
-import os
-
-META_SUFFIX = "__ferry"
+#: Audit records of production_etl / production_etl_rollback runs (in the bookkeeping database).
+RUNS = "_ferry_etl_runs"
 
 
 def target_db(base: str) -> str:
@@ -21,17 +20,13 @@ def target_db(base: str) -> str:
 
 def meta_db(base: str) -> str:
     """Where snapshots, versions, runs and quarantined rows of ``base`` live (same server)."""
-    return target_db(base) + META_SUFFIX
+    from ferry.mongo import meta_db as bookkeeping
+
+    return bookkeeping(target_db(base))
 
 
-def backup_location(kind: str, bucket: str, folder: str = "") -> str:
-    """``s3://<bucket>/backups`` or a folder (``folder``, ``$FERRY_ETL_BACKUP_DIR``, artifacts/etl-backups)."""
-    if kind == "s3":
-        return f"s3://{bucket}/backups"
-    if folder:
-        return folder
-    if os.environ.get("FERRY_ETL_BACKUP_DIR"):
-        return os.environ["FERRY_ETL_BACKUP_DIR"]
-    from ferry.report import artifacts_dir
+def backup_location(url: str | None = None) -> str:
+    """Where backups go: ``url`` (the ``backup_url`` param), else ``<FERRY_STORAGE_URL>/etl-backups``."""
+    from ferry import storage
 
-    return str(artifacts_dir("etl-backups"))
+    return (url or "").rstrip("/") or storage.join(storage.root(), "etl-backups")

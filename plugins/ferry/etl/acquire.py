@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Iterator
 
 from psycopg import sql
+
+from ferry.errors import FerryError
 from psycopg.rows import dict_row
 
 log = logging.getLogger(__name__)
@@ -107,55 +109,73 @@ def add_join_keys(eff: dict, snapshot: dict) -> dict:
 # --------------------------------------------------------------------------- S3: pg_dump -> scratch database
 
 
+class DumpNotFound(FerryError, FileNotFoundError):
+    pass
+
+
 def newest_dump(s3, bucket: str, prefix: str = "", key: str = "") -> str:
     """``key`` if given (must exist), else the newest object under ``prefix`` ending in .dump/.pgdump/.backup."""
     if key:
-        try:
-            s3.head_object(Bucket=bucket, Key=key)
-        except Exception as exc:  # noqa: BLE001 - botocore ClientError
-            raise FileNotFoundError(f"s3://{bucket}/{key}: no such dump ({exc})") from exc
+        from ferry import storage
+
+        if not storage.exists(f"s3://{bucket}/{key}", s3=s3):
+            raise DumpNotFound(f"s3://{bucket}/{key}: no such dump")
         return key
     found = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         found += [o for o in page.get("Contents", []) if o["Key"].endswith((".dump", ".pgdump", ".backup"))]
     if not found:
-        raise FileNotFoundError(f"no pg_dump file (*.dump, *.pgdump, *.backup) under s3://{bucket}/{prefix}")
+        raise DumpNotFound(f"no pg_dump file (*.dump, *.pgdump, *.backup) under s3://{bucket}/{prefix}")
     return max(found, key=lambda o: (o["LastModified"], o["Key"]))["Key"]
 
 
-def split_password(uri: str) -> tuple[str, str | None]:
-    """A libpq conninfo without the password, and the password (for ``PGPASSWORD``)."""
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    params = conninfo_to_dict(uri)
-    password = params.pop("password", None)
-    return make_conninfo(**params), password
+#: Connection parameters handed to command-line tools: those every libpq since PostgreSQL 12 knows (the
+#: tools may be older than the libpq psycopg ships, which adds e.g. ``sslcertmode``).
+TOOL_PARAMS = ("host", "hostaddr", "port", "user", "dbname", "options", "application_name", "connect_timeout",
+               "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslcompression", "gssencmode",
+               "krbsrvname", "target_session_attrs", "keepalives", "keepalives_idle", "service", "passfile")
 
 
-def restore_dump(s3, bucket: str, key: str, admin_conn_uri: str, target_uri: str, scratch_db: str) -> dict:
-    """Download ``key`` and ``pg_restore`` it into a fresh ``scratch_db``; return what was restored."""
-    import psycopg
+def conninfo(conn) -> tuple[str, str | None]:
+    """A libpq conninfo reaching what the open psycopg ``conn`` reaches (host, port, user, database and
+    options such as ``sslmode``), without the password, and the password (for ``PGPASSWORD``, never argv)."""
+    from psycopg.conninfo import make_conninfo
 
+    params = {k: v for k, v in conn.info.get_parameters().items() if k in TOOL_PARAMS}
+    return make_conninfo(**params), conn.info.password or None
+
+
+def create_scratch(admin, scratch_db: str) -> int:
+    """(Re)create ``scratch_db`` on the server of ``admin`` (an autocommit connection); its major version."""
+    major = int(admin.execute("SHOW server_version_num").fetchone()[0]) // 10000
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch_db)))
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch_db)))
+    return major
+
+
+def drop_scratch(admin, scratch_db: str) -> None:
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch_db)))
+
+
+def restore_dump(s3, bucket: str, key: str, scratch, server_major: int) -> dict:
+    """Download ``key`` and ``pg_restore`` it into the (empty) database ``scratch`` is connected to."""
     from ferry.pgtools import pg_tool
 
-    with psycopg.connect(admin_conn_uri, autocommit=True) as admin:
-        major = admin.execute("SHOW server_version_num").fetchone()[0]
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch_db)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch_db)))
+    scratch_db = scratch.info.dbname
     with tempfile.TemporaryDirectory(prefix="ferry-etl-dump-") as tmp:
         path = Path(tmp) / Path(key).name
         s3.download_file(bucket, key, str(path))
         size = path.stat().st_size
-        exe = pg_tool("pg_restore", int(major) // 10000)
-        conninfo, password = split_password(target_uri)
+        exe = pg_tool("pg_restore", server_major)
+        info, password = conninfo(scratch)
         env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
         if password:
             env["PGPASSWORD"] = password  # not in argv, where `ps` shows it to every user
         res = subprocess.run(
-            [exe, "--no-owner", "--no-acl", "--exit-on-error", "-d", conninfo, str(path)],
+            [exe, "--no-owner", "--no-acl", "--exit-on-error", "-d", info, str(path)],
             capture_output=True, text=True, env=env,
         )
         if res.returncode:
-            raise RuntimeError(f"pg_restore of s3://{bucket}/{key} into {scratch_db} failed: {res.stderr.strip()[-2000:]}")
+            raise FerryError(f"pg_restore of s3://{bucket}/{key} into {scratch_db} failed: {res.stderr.strip()[-2000:]}")
     log.info("restored s3://%s/%s (%d bytes) into scratch database %s", bucket, key, size, scratch_db)
     return {"bucket": bucket, "key": key, "bytes": size, "database": scratch_db}

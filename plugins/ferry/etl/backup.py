@@ -1,5 +1,6 @@
 """Versioned backups of a MongoDB database (gzip'd canonical Extended JSON lines per collection),
-to a local folder or S3, recorded in ``_ferry_etl_versions``; list and restore.
+stored by URL (``ferry.storage``: S3 by default, or a folder), recorded in ``_ferry_etl_versions``;
+list and restore.
 
 Version ids look like ``2026-11-22-001`` (date of the backup, then a counter for that day).
 A restore loads each collection into a scratch database, recreates its indexes, checks the content
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import hashlib
 import json
 import logging
 import tempfile
@@ -19,7 +19,10 @@ from pathlib import Path
 
 from bson import json_util
 
-from ferry.etl.load import content_hash, create_indexes, index_specs
+from ferry import storage
+from ferry.errors import FerryError
+from ferry.hashing import db_digest, file_digests
+from ferry.mongo import create_indexes, index_specs
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +31,12 @@ RESTORE_SUFFIX = "__ferry_restore"
 _JSON = json_util.CANONICAL_JSON_OPTIONS
 
 
-class UnknownVersion(LookupError):
+class UnknownVersion(FerryError, LookupError):
     pass
+
+
+class BackupCorrupt(FerryError):
+    """A backup file or its restored content does not match what was recorded; the target is untouched."""
 
 
 def export_jsonl_gz(coll, path: Path) -> dict:
@@ -40,7 +47,8 @@ def export_jsonl_gz(coll, path: Path) -> dict:
             f.write(json_util.dumps(doc, json_options=_JSON))
             f.write("\n")
             n += 1
-    return {"count": n, "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
+    size, sha, _ = file_digests(path)
+    return {"count": n, "file_sha256": sha, "bytes": size}
 
 
 def _collections(db) -> list[str]:
@@ -58,46 +66,28 @@ def _next_version(meta_db, today: str) -> str:
 
 def create(client, db: str, meta_db, location: str, *, s3=None, run_id: str = "", note: str = "",
            logger: logging.Logger = log) -> dict:
-    """Back up every collection of ``client[db]`` to ``location`` (a folder, or ``s3://bucket/prefix``)."""
+    """Back up every collection of ``client[db]`` under the URL ``location`` (``s3://bucket/prefix`` or a folder);
+    every file is verified where it landed before the version is recorded."""
     now = dt.datetime.now(dt.timezone.utc)
     version = _next_version(meta_db, now.strftime("%Y-%m-%d"))
     source = client[db]
     names = _collections(source)
-    hashes = content_hash(source, names)
+    hashes = db_digest(source, names)
     colls = {}
     with tempfile.TemporaryDirectory(prefix="ferry-etl-backup-") as tmp:
         for name in names:
             fname = f"{name}.jsonl.gz"
             info = export_jsonl_gz(source[name], Path(tmp) / fname)
             colls[name] = {**info, "file": fname, "sha256": hashes[name]["sha256"], "indexes": index_specs(source[name])}
-        base = _put(Path(tmp), location.rstrip("/") + f"/{db}/{version}", s3)
+        base = storage.join(location, db, version)
+        for name, info in colls.items():
+            storage.put_file(storage.join(base, info["file"]), Path(tmp) / info["file"], s3=s3)
     record = {"_id": version, "db": db, "location": base, "collections": colls, "created_at": now, "run_id": run_id,
               "note": note, "documents": sum(c["count"] for c in colls.values())}
     meta_db[VERSIONS].insert_one(record)
     logger.info("backup %s of %s: %d collection(s), %d document(s) -> %s", version, db, len(colls),
                 record["documents"], base)
     return record
-
-
-def _put(folder: Path, dest: str, s3) -> str:
-    if dest.startswith("s3://"):
-        bucket, _, prefix = dest[5:].partition("/")
-        for f in sorted(folder.iterdir()):
-            s3.upload_file(str(f), bucket, f"{prefix}/{f.name}")
-        return dest
-    out = Path(dest)
-    out.mkdir(parents=True, exist_ok=True)
-    for f in sorted(folder.iterdir()):
-        (out / f.name).write_bytes(f.read_bytes())
-    return str(out)
-
-
-def _get(location: str, fname: str, dest: Path, s3) -> Path:
-    if location.startswith("s3://"):
-        bucket, _, prefix = location[5:].partition("/")
-        s3.download_file(bucket, f"{prefix}/{fname}", str(dest))
-        return dest
-    return Path(location) / fname
 
 
 def list_versions(meta_db, db: str | None = None) -> list[dict]:
@@ -121,9 +111,11 @@ def restore(client, meta_db, version: str, *, s3=None, db: str | None = None, lo
     client.drop_database(scratch.name)
     with tempfile.TemporaryDirectory(prefix="ferry-etl-restore-") as tmp:
         for name, info in rec["collections"].items():
-            path = _get(rec["location"], info["file"], Path(tmp) / info["file"], s3)
-            if hashlib.sha256(path.read_bytes()).hexdigest() != info["file_sha256"]:
-                raise ValueError(f"backup file {rec['location']}/{info['file']} is corrupt (sha256 differs)")
+            url = storage.join(rec["location"], info["file"])
+            try:
+                path = storage.get_file(url, Path(tmp) / info["file"], s3=s3, sha256=info["file_sha256"])
+            except storage.StorageError as exc:
+                raise BackupCorrupt(f"backup {version}: {exc}; target left unchanged") from exc
             scratch.create_collection(name)
             batch = []
             with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -135,10 +127,10 @@ def restore(client, meta_db, version: str, *, s3=None, db: str | None = None, lo
             if batch:
                 scratch[name].insert_many(batch, ordered=False)
             create_indexes(scratch[name], info["indexes"])
-    got = content_hash(scratch, list(rec["collections"]))
+    got = db_digest(scratch, list(rec["collections"]))
     for name, info in rec["collections"].items():
         if got[name]["sha256"] != info["sha256"]:
-            raise ValueError(f"restored {name} differs from backup {version} (content hash); target left unchanged")
+            raise BackupCorrupt(f"restored {name} differs from backup {version} (content hash); target left unchanged")
     for name in rec["collections"]:
         client.admin.command("renameCollection", f"{scratch.name}.{name}", to=f"{db}.{name}", dropTarget=True)
     dropped = [n for n in _collections(client[db]) if n not in rec["collections"]]

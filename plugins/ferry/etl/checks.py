@@ -2,6 +2,9 @@
 
 Each check is a row ``{check, collection, expected, actual}`` measured on both sides; one GX
 expectation (the two columns are equal) runs over them, and a failure names every row that differs.
+production_etl runs it on the *staging* database of a full or dated-copy load, before anything is
+published (write-audit-publish): documents per collection, unique ``_id``, no null ``_id``, embedded
+row counts, dangling references and a sample of documents rebuilt from the source and compared by hash.
 """
 
 from __future__ import annotations
@@ -10,14 +13,15 @@ import logging
 
 from psycopg import sql
 
+from ferry.errors import FerryError
 from ferry.etl import acquire
 from ferry.etl.transform import DELETED_FIELD, HASH_FIELD, build_batch, doc_hash
 
 log = logging.getLogger(__name__)
 
 
-class TargetDiffers(AssertionError):
-    pass
+class TargetDiffers(FerryError, AssertionError):
+    """The loaded data differs from the source; nothing was published."""
 
 
 def measure(conn, client, db: str, eff: dict, *, quarantined: dict[str, int] | None = None, sample: int = 50) -> list[dict]:
@@ -30,6 +34,9 @@ def measure(conn, client, db: str, eff: dict, *, quarantined: dict[str, int] | N
         name, target = coll["name"], tdb[coll["name"]]
         src = acquire.count(conn, schema, coll["table"]) - quarantined.get(name, 0)
         rows.append({"check": "documents", "collection": name, "expected": src, "actual": target.count_documents(live)})
+        dup = list(target.aggregate([{"$group": {"_id": "$_id", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}},
+                                     {"$count": "ids"}]))
+        rows.append({"check": "duplicate _id", "collection": name, "expected": 0, "actual": dup[0]["ids"] if dup else 0})
         rows.append({"check": "null _id", "collection": name, "expected": 0, "actual": target.count_documents({"_id": None})})
         for rel in coll["relations"]:
             if rel["kind"] == "embed_many":
@@ -74,5 +81,5 @@ def run(conn, client, db: str, eff: dict, *, quarantined=None, sample: int = 50,
     logger.info("source vs target (%s)\n%s", db, table(rows))
     if not res.success:
         bad = [rows[i] for idx in res.failed_indexes.values() for i in idx] or [r for r in rows if not r["ok"]]
-        raise TargetDiffers(f"target {db} differs from the source:\n{table(bad)}")
+        raise TargetDiffers(f"{db} differs from the source:\n{table(bad)}")
     return rows

@@ -1,20 +1,19 @@
-"""Batched loads into MongoDB: ``full`` (staging database, then swap), ``incremental`` (upsert changed
-documents by ``_id``, handle source deletions), ``parallel`` (a new ``<db>-YYYYMMDD`` database, full).
+"""Batched loads into MongoDB: ``full`` (staging database, checked, then published), ``incremental`` (upsert
+changed documents by ``_id``, handle source deletions), ``dated_copy`` (a new ``<db>-YYYYMMDD`` database,
+loaded like ``full``).
 
-Every path is idempotent: a full load rebuilds a staging database from scratch and swaps each
-collection in with ``renameCollection`` (``dropTarget``), so readers see the old or the new
-collection, never an empty one; an incremental load compares each document's ``_ferry_hash`` and
-writes only what changed, so a rerun with no source change writes nothing.
+Every path is idempotent. A full load rebuilds a staging database from scratch; the caller checks it
+against the source and only then ``publish``es it: each collection is swapped in with ``renameCollection``
+(``dropTarget``), so readers see the old or the new collection, never an empty or unchecked one. An
+incremental load compares each document's ``_ferry_hash`` and writes only what changed, so a rerun with no
+source change writes nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
-import bson
 from pymongo import DeleteMany, ReplaceOne, UpdateMany
 
 from ferry.etl import acquire
@@ -22,7 +21,9 @@ from ferry.etl.transform import DELETED_FIELD, HASH_FIELD, build_batch
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("full", "incremental", "parallel")
+STRATEGIES = ("full", "incremental", "dated_copy")
+#: Earlier name of ``dated_copy`` (it never meant parallel work), still accepted.
+ALIASES = {"parallel": "dated_copy"}
 STAGING_SUFFIX = "__ferry_staging"
 QUARANTINE = "_ferry_etl_quarantine"
 
@@ -31,33 +32,52 @@ class InjectedFailure(RuntimeError):
     """Raised by ``fail_after_batches`` (tests of crash recovery)."""
 
 
-def parallel_db(db: str, day: str) -> str:
+def strategy_name(strategy: str) -> str:
+    """``strategy`` with the old alias resolved; an unknown one is an error listing the choices."""
+    from ferry.errors import FerryError
+
+    name = ALIASES.get(strategy, strategy)
+    if name not in STRATEGIES:
+        raise FerryError(f"refresh_strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    return name
+
+
+def staging_db(db: str) -> str:
+    return db + STAGING_SUFFIX
+
+
+def dated_db(db: str, day: str) -> str:
     """``<db>-YYYYMMDD`` for ``day`` (``YYYY-MM-DD`` or ``YYYYMMDD``)."""
     return f"{db}-{day.replace('-', '')}"
 
 
 def load(conn, client, db: str, eff: dict, *, strategy: str = "full", batch_size: int = 10000,
-         meta_db=None, run_id: str = "", fail_after_batches: int | None = None, logger: logging.Logger = log) -> dict:
+         meta_db=None, run_id: str = "", fail_after_batches: int | None = None, publish_now: bool = True,
+         logger: logging.Logger = log) -> dict:
     """Load every collection of the effective mapping ``eff`` from ``conn`` (psycopg) into ``client[db]``.
 
-    Returns ``{"db", "strategy", "collections": {name: counts}, "quarantined": n}``.
+    ``full`` / ``dated_copy`` load ``<db>__ferry_staging``; with ``publish_now=False`` it is left for the
+    caller to check and ``publish`` (what production_etl does). Returns ``{"db", "staging", "strategy",
+    "collections": {name: counts}, "quarantined": n}`` (``staging`` is None for incremental loads).
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"refresh_strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    strategy = strategy_name(strategy)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     schema = eff["source"]["schema"]
     numeric = eff["defaults"]["numeric"]
-    full = strategy in ("full", "parallel")
-    staging = client[db + STAGING_SUFFIX]
+    full = strategy != "incremental"
+    staging = client[staging_db(db)]
     if full:
-        client.drop_database(staging.name)  # leftovers of a crashed run
+        client.drop_database(staging.name)  # leftovers of a crashed or rejected run
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferry-etl-writer")
     try:
-        return _load(conn, client, db, eff, strategy, batch_size, meta_db, run_id, fail_after_batches, logger,
-                     schema, numeric, full, staging, writer)
+        result = _load(conn, client, db, eff, strategy, batch_size, meta_db, run_id, fail_after_batches, logger,
+                       schema, numeric, full, staging, writer)
     finally:
         writer.shutdown(wait=True)
+    if full and publish_now:
+        publish(client, staging.name, db, list(result["collections"]))
+    return result
 
 
 def _load(conn, client, db, eff, strategy, batch_size, meta_db, run_id, fail_after_batches, logger,
@@ -65,7 +85,8 @@ def _load(conn, client, db, eff, strategy, batch_size, meta_db, run_id, fail_aft
     from ferry.report import Progress
 
     batches_done = 0
-    result = {"db": db, "strategy": strategy, "collections": {}, "quarantined": 0}
+    result = {"db": db, "staging": staging.name if full else None, "strategy": strategy, "collections": {},
+              "quarantined": 0}
     for coll in eff["collections"]:
         name = coll["name"]
         total = acquire.count(conn, schema, coll["table"])
@@ -102,8 +123,9 @@ def _load(conn, client, db, eff, strategy, batch_size, meta_db, run_id, fail_aft
         result["collections"][name] = counts
         result["quarantined"] += counts["quarantined"]
     if full:
-        swap(client, staging.name, db, [c["name"] for c in eff["collections"]])
-        client.drop_database(staging.name)
+        for name in result["collections"]:  # an empty source table gives an empty collection
+            if name not in client[staging.name].list_collection_names():
+                client[staging.name].create_collection(name)
     return result
 
 
@@ -164,52 +186,18 @@ def _quarantine(meta_db, run_id: str, rejected: list[dict], logger) -> None:
         )
 
 
-def swap(client, from_db: str, to_db: str, names: list[str]) -> None:
-    """Move each staged collection over its target (``renameCollection`` with ``dropTarget``).
+def publish(client, from_db: str, to_db: str, names: list[str]) -> None:
+    """Move each checked, staged collection over its target (``renameCollection`` with ``dropTarget``), then
+    drop the staging database. Indexes of the current target collection (other than ``_id``) are recreated
+    on the staged one first. Rerunnable: a collection already moved is skipped."""
+    from ferry.mongo import create_indexes, index_specs
 
-    Indexes of the current target collection (other than ``_id``) are recreated on the staged one first.
-    """
     staged = set(client[from_db].list_collection_names())
     current = set(client[to_db].list_collection_names())
     for name in names:
         if name not in staged:
-            client[from_db].create_collection(name)  # an empty source table gives an empty collection
+            continue  # moved by an earlier attempt of this publish
         if name in current:
             create_indexes(client[from_db][name], index_specs(client[to_db][name]))
         client.admin.command("renameCollection", f"{from_db}.{name}", to=f"{to_db}.{name}", dropTarget=True)
-
-
-def index_specs(coll) -> list[dict]:
-    """Index specs without ``v``/``ns`` (as mongorestore normalises them), ``_id_`` left out."""
-    out = []
-    for spec in coll.list_indexes():
-        spec = dict(spec)
-        if spec.get("name") == "_id_":
-            continue
-        spec.pop("v", None)
-        spec.pop("ns", None)
-        spec["key"] = list(dict(spec["key"]).items())
-        out.append(spec)
-    return out
-
-
-def create_indexes(coll, specs: list[dict]) -> None:
-    from pymongo import IndexModel
-
-    if specs:
-        coll.create_indexes([IndexModel([tuple(k) for k in s["key"]], **{k: v for k, v in s.items() if k != "key"})
-                             for s in specs])
-
-
-def content_hash(db, names: list[str] | None = None, exclude: Callable[[str], bool] | None = None) -> dict:
-    """``{collection: {"count", "sha256"}}`` over documents in ``_id`` order (BSON bytes)."""
-    names = names if names is not None else sorted(n for n in db.list_collection_names() if not n.startswith("system."))
-    out = {}
-    for name in names:
-        h = hashlib.sha256()
-        n = 0
-        for doc in db[name].find({}, sort=[("_id", 1)]):
-            h.update(bson.encode(doc))
-            n += 1
-        out[name] = {"count": n, "sha256": h.hexdigest()}
-    return out
+    client.drop_database(from_db)

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from ferry.errors import FerryError
+
 KINDS = ("embed_many", "embed_one", "reference")
 TYPES = ("auto", "decimal128", "double", "string", "int", "datetime", "bool")
 NUMERIC = ("decimal128", "double")
@@ -30,7 +32,7 @@ _REL_KEYS = {"kind", "table", "as", "foreign_key", "local_key", "column", "colle
              "new_columns", "order_by"}
 
 
-class MappingError(ValueError):
+class MappingError(FerryError, ValueError):
     """A mapping problem, naming file, line and field."""
 
 

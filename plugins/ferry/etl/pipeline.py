@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from ferry.errors import FerryError
 from ferry.etl import acquire, mapping, policy, schema
 
 log = logging.getLogger(__name__)
 
 
-class Aborted(RuntimeError):
+class Aborted(FerryError):
     """Schema changes stopped the run before any write to the target."""
 
 

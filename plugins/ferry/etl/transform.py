@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import hashlib
 import uuid
 from typing import Any, Iterable
 
@@ -117,8 +116,10 @@ def document(row: dict, coll: dict, related: dict[str, Any], numeric: str) -> di
 
 
 def doc_hash(doc: dict) -> str:
-    body = {k: v for k, v in doc.items() if k not in (HASH_FIELD, DELETED_FIELD)}
-    return hashlib.sha1(bson.encode(body)).hexdigest()
+    """The hash stored in ``_ferry_hash`` (SHA-1 as in earlier releases, so stored hashes stay valid)."""
+    from ferry.hashing import doc_digest
+
+    return doc_digest(doc, exclude=(HASH_FIELD, DELETED_FIELD), algorithm="sha1")
 
 
 def build_batch(rows: list[dict], coll: dict, children: dict[str, dict], numeric: str) -> tuple[list[dict], list[dict]]:

@@ -42,6 +42,6 @@ class SchemaChangeDetectOperator(BaseOperator):
         else:
             self.log.info("schema of %s: snapshot %s vs accepted %s: %s\n%s", self.source_name, doc["version"],
                           base["version"], summary, md)
-        report.artifacts_dir("etl", context["run_id"]).joinpath("schema_diff.md").write_text(md + "\n")
+        report.publish("etl", context["run_id"], "schema_diff.md", md + "\n")
         return {"snapshot_id": doc["_id"], "version": doc["version"], "base_version": doc["base_version"],
                 "changes": changes, "summary": summary, "markdown": md, "fingerprint": snap["fingerprint"]}

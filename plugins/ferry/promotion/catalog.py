@@ -9,6 +9,8 @@ rewritten. Everything is checked before anything is written; a rerun changes not
 
 from __future__ import annotations
 
+from ferry.errors import FerryError
+
 import hashlib
 import json
 from datetime import datetime, timezone
@@ -17,7 +19,7 @@ from typing import Any
 DEFINITION_FIELDS = ("name", "schema_ref", "data_urls", "tags", "description", "license", "metadata")
 
 
-class CatalogError(ValueError):
+class CatalogError(FerryError, ValueError):
     """A catalog entry cannot be promoted; the message names the dataset / schema."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ferry.errors import FerryError
+
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +14,7 @@ TYPE_NAMES = {"str", "int", "float", "bool", "datetime", "ObjectId", "dict", "li
 LOOKUPS = {"auto", "in", "scan"}
 
 
-class ConfigError(ValueError):
+class ConfigError(FerryError, ValueError):
     """The promotion config is invalid; the message names the file and the field."""
 
 

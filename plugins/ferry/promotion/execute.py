@@ -1,4 +1,4 @@
-"""Carry a promotion out: validate, back up, bulk-write, audit; and roll a promotion back.
+"""Carry a promotion out: validate, back up, bulk-write, audit.
 
 Per collection, parents first: plan (``ferry.promotion.plan``) -> Great Expectations on the documents
 to write -> backup of what will change -> unordered ``bulk_write`` in batches -> children of
@@ -8,12 +8,10 @@ caller fails the task at the end when there are any.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from ferry.promotion.config import CollectionSpec, PromotionConfig
@@ -24,92 +22,11 @@ from ferry.promotion.plan import (
     chunks,
     hashable,
     parent_refs,
-    plan_all,
     plan_collection,
 )
+from ferry.promotion.sink import ReportSink
 
 log = logging.getLogger(__name__)
-
-SUMMARY_HEADERS = ["collection", "local_total", "local_selected", "prod_total", "insert", "skip", "update", "reject"]
-
-
-class PromotionRefused(ValueError):
-    """A guard refused the run before anything was written."""
-
-
-# --------------------------------------------------------------------------- guards
-
-
-def deployment(hosts: str | None, port: int | None) -> frozenset[str]:
-    """Normalised ``host:port`` set of a connection (``localhost`` == ``127.0.0.1``)."""
-    out = set()
-    for h in (hosts or "localhost").split(","):
-        h = h.strip().lower()
-        p = port or 27017
-        if ":" in h and not h.startswith("["):
-            h, _, ps = h.partition(":")
-            p = int(ps)
-        if h in ("localhost", "::1", "[::1]"):
-            h = "127.0.0.1"
-        out.add(f"{h}:{p}")
-    return frozenset(out)
-
-
-def check_guards(
-    *, mode: str, confirm: str, source: frozenset[str], target: frozenset[str], source_db: str, target_db: str
-) -> None:
-    """Refuse a run that targets its own source, or an ``execute`` without the right confirmation."""
-    if source & target and source_db == target_db:
-        raise PromotionRefused(
-            f"source and target are the same deployment ({', '.join(sorted(source & target))}) and the same "
-            f"database {target_db!r}: refusing to promote a database onto itself"
-        )
-    if mode == "execute" and confirm != target_db:
-        raise PromotionRefused(
-            f"mode=execute writes to production database {target_db!r}: set confirm to exactly {target_db!r} "
-            f"(got {confirm!r}); nothing was written"
-        )
-
-
-def next_tasks(mode: str, require_approval: bool) -> list[str]:
-    """The branch after planning: nothing (summary / dry_run), the approval step, or execute."""
-    if mode != "execute":
-        return []
-    return ["approve"] if require_approval else ["execute"]
-
-
-# --------------------------------------------------------------------------- reports
-
-
-class ReportSink:
-    """JSON-lines reports in the run's artifacts folder, and in S3 when a bucket is given."""
-
-    def __init__(self, folder: Path, s3=None, bucket: str = "", prefix: str = ""):
-        self.folder, self.s3, self.bucket, self.prefix = Path(folder), s3, bucket, prefix.strip("/")
-
-    def write(self, name: str, lines) -> str:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / name
-        with open(path, "w") as fh:
-            for line in lines:
-                fh.write(json.dumps(line, default=str) + "\n")
-        if self.s3 is not None and self.bucket:
-            key = f"{self.prefix}/{name}" if self.prefix else name
-            self.s3.upload_file(str(path), self.bucket, key)
-            return f"s3://{self.bucket}/{key}"
-        return str(path)
-
-
-def summary(plans: list[CollectionPlan]) -> list[dict]:
-    return [p.summary_row() for p in plans]
-
-
-def dry_run(cfg, local_db, prod_db, collections, queries, on_conflict, sink: ReportSink, *, lookup=None) -> dict:
-    """Plan every document and write the plan as JSON lines; reads only."""
-    plans = plan_all(cfg, local_db, prod_db, collections, queries, on_conflict, lookup=lookup)
-    location = sink.write("plan.jsonl", (a.report() for p in plans for a in p.actions))
-    return {"summary": summary(plans), "report": location, "queries": sum(p.prod_queries for p in plans)}
-
 
 # --------------------------------------------------------------------------- validation
 
@@ -175,10 +92,11 @@ class Outcome:
         }
 
 
-def _doc_hash(doc: dict) -> str:
-    import bson
+def doc_hash(doc: dict) -> str:
+    """What a promotion records of each document it inserts (to recognise it later, e.g. in a rollback)."""
+    from ferry.hashing import doc_digest
 
-    return hashlib.sha256(bson.encode(doc)).hexdigest()
+    return doc_digest(doc)
 
 
 def _unique_key_index(coll, key: tuple[str, ...]) -> str | None:
@@ -264,7 +182,7 @@ def _write_collection(
                     "promotion_id": promotion_id,
                     "collection": spec.name,
                     "kind": "inserts",
-                    "planned": [{"_id": a.doc["_id"], "h": _doc_hash(a.doc)} for a in inserts],
+                    "planned": [{"_id": a.doc["_id"], "h": doc_hash(a.doc)} for a in inserts],
                     "inserted": None,
                 },
                 upsert=True,
@@ -328,25 +246,24 @@ def execute(
     triggered_by: str | None = None,
     attempt: int = 1,
     lookup: str | None = None,
+    approval: dict | None = None,
+    dag_id: str = "prod_promotion",
 ) -> dict:
-    """Promote ``collections`` (parents first). Returns counts, failures and report/backup locations."""
+    """Promote ``collections`` (parents first). Returns counts, failures and report/backup locations.
+
+    The audit record (``ferry.audit`` shape, ``_id`` = ``promotion_id``) is written before the first write
+    with outcome ``running``, and completed at the end; ``approval`` (who approved, when) goes into it.
+    """
+    from ferry import audit as audit_rec
+
     audit = prod_db[cfg.audit_collection]
     now = datetime.now(timezone.utc)
-    audit.update_one(
-        {"_id": promotion_id},
-        {
-            "$setOnInsert": {"created_at": now},
-            "$set": {
-                "status": "running",
-                "started_at": now,
-                "triggered_by": triggered_by,
-                "params": params or {},
-                "attempt": attempt,
-                "backup_location": f"{prod_db.name}.{cfg.backups_collection} (promotion_id={promotion_id})",
-            },
-        },
-        upsert=True,
-    )
+    audit_rec.to_mongo(audit, audit_rec.record(
+        id=promotion_id, family="promotion", dag_id=dag_id, run_id=promotion_id, who=triggered_by or "unknown",
+        outcome="running", params=params, started_at=now, status="running", triggered_by=triggered_by,
+        attempt=attempt, **(approval or {}),
+        backup_location=f"{prod_db.name}.{cfg.backups_collection} (promotion_id={promotion_id})",
+    ))
     parents: dict[str, dict[Any, ParentRef]] = {}
     outcomes, failures, all_actions, summaries = [], [], [], []
     for spec in cfg.ordered(collections):
@@ -380,6 +297,7 @@ def execute(
         {
             "$set": {
                 "status": status,
+                "outcome": "success" if status == "succeeded" else "failed",
                 "finished_at": datetime.now(timezone.utc),
                 "counts": result["outcome"],
                 "plan": summaries,
@@ -392,46 +310,3 @@ def execute(
         },
     )
     return result
-
-
-# --------------------------------------------------------------------------- rollback
-
-
-def rollback(cfg: PromotionConfig, prod_db, promotion_id: str) -> list[dict]:
-    """Undo ``promotion_id`` exactly: delete what it inserted, restore what it replaced. Idempotent."""
-    from pymongo import ReplaceOne
-
-    audit = prod_db[cfg.audit_collection].find_one({"_id": promotion_id})
-    if audit is None:
-        raise LookupError(
-            f"no promotion {promotion_id!r} in {prod_db.name}.{cfg.audit_collection}: check the promotion_id "
-            f"(the prod_promotion run id) and the target database"
-        )
-    backups = prod_db[cfg.backups_collection]
-    names = list(cfg.collections)
-    rows = {n: {"collection": n, "deleted": 0, "restored": 0} for n in names}
-    for name in reversed(names):  # children before parents
-        ids: list = []
-        for rec in backups.find({"promotion_id": promotion_id, "collection": name, "kind": "inserts"}):
-            if rec.get("inserted") is not None:
-                ids += rec["inserted"]
-                continue
-            planned = {hashable(p["_id"]): p["h"] for p in rec.get("planned", [])}
-            for chunk in chunks([p["_id"] for p in rec.get("planned", [])], cfg.lookup_chunk):
-                for d in prod_db[name].find({"_id": {"$in": chunk}}):
-                    if _doc_hash(d) == planned.get(hashable(d["_id"])):
-                        ids.append(d["_id"])
-        for chunk in chunks(ids, cfg.batch_size):
-            rows[name]["deleted"] += prod_db[name].delete_many({"_id": {"$in": chunk}}).deleted_count
-        ops = [
-            ReplaceOne({"_id": b["doc_id"]}, b["before"], upsert=True)
-            for b in backups.find({"promotion_id": promotion_id, "collection": name, "kind": "pre_image"})
-        ]
-        for chunk in chunks(ops, cfg.batch_size):
-            prod_db[name].bulk_write(chunk, ordered=False)
-        rows[name]["restored"] = len(ops)
-    prod_db[cfg.audit_collection].update_one(
-        {"_id": promotion_id},
-        {"$set": {"status": "rolled_back", "rolled_back_at": datetime.now(timezone.utc), "rollback": list(rows.values())}},
-    )
-    return list(rows.values())

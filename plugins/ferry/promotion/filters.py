@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ferry.errors import FerryError
+
 import json
 from typing import Any
 
@@ -9,7 +11,7 @@ from typing import Any
 FORBIDDEN = ("$where", "$function", "$accumulator")
 
 
-class FilterError(ValueError):
+class FilterError(FerryError, ValueError):
     """The filter is not acceptable; the message says where and why."""
 
 

@@ -14,12 +14,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from ferry.errors import FerryError  # noqa: E402
+
 log = logging.getLogger(__name__)
 PREFIX = "sales-"
 STAMP = "%Y%m%dT%H%M%SZ"
 
 
-class BackupVerificationFailed(Exception):
+class BackupVerificationFailed(FerryError):
     pass
 
 

@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ferry.errors import FerryError
 from ferry.sales import COLUMNS, REGIONS, ensure_schema
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,11 @@ _LINE_JOIN = "JOIN _srcs h ON h._src = {a}._src ASOF LEFT JOIN _gaps g ON g._src
 _LINE_EXPR = "({ord} + h.hdr + coalesce(g.j, 0))"
 
 
-class SalesInputError(ValueError):
+class SalesInputError(FerryError, ValueError):
     """The input as a whole is unusable (wrong header, missing file): fail fast, do not retry."""
 
 
-class RejectThresholdExceeded(Exception):
+class RejectThresholdExceeded(FerryError):
     def __init__(self, result: "LoadResult"):
         super().__init__(
             f"{result.reject_records} of {result.candidates} records for {result.day} rejected "
@@ -359,7 +360,7 @@ def rejects_table(con, day: date, limit: int = 50) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------- API client
 
 
-class SalesApiError(Exception):
+class SalesApiError(FerryError):
     """The API refused the request (4xx): not transient, do not retry."""
 
 

@@ -1,7 +1,9 @@
-"""Task bodies of ``dags/sales.py``: connections in, domain modules called, reports logged.
+"""What each task of the sales DAGs does (``dags/sales.py`` only declares): connections in (provider hooks),
+domain modules called, reports logged and stored by URL, an audit record per load.
 
-Imported inside tasks only. Bad data raises ``AirflowFailException`` (no retries); transient API
-trouble raises normally so Airflow's retries with exponential backoff apply.
+Each task function takes upstream results as arguments and the Airflow context as keyword arguments.
+Bad data raises ``FerryError`` (no retries, via ``fails_fast``); transient trouble raises normally so
+Airflow's retries with exponential backoff apply.
 """
 
 from __future__ import annotations
@@ -12,19 +14,21 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ferry import report
+from ferry import audit, conns, report
+from ferry.errors import FerryError, fails_fast
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("ferry.sales")
+FAMILY = "sales"
 
 
-def days_for_run(*, target_date: str, days: int, data_interval_start: datetime | None,
+def days_for_run(*, target_date: str | None, days: int, data_interval_start: datetime | None,
                  run_after: datetime | None) -> list[str]:
     """The days a run owns: ``target_date`` param, else its data interval's day, else the day before run_after."""
     if target_date:
         try:
             end = date.fromisoformat(target_date.strip())
         except ValueError as exc:
-            raise ValueError(f"target_date {target_date!r} is not YYYY-MM-DD") from exc
+            raise FerryError(f"target_date {target_date!r} is not YYYY-MM-DD") from exc
     elif data_interval_start is not None:
         end = data_interval_start.astimezone(timezone.utc).date()
     else:
@@ -33,26 +37,28 @@ def days_for_run(*, target_date: str, days: int, data_interval_start: datetime |
     return [(end - timedelta(days=i)).isoformat() for i in range(n - 1, -1, -1)]
 
 
-def api_base_url(conn) -> str:
-    host = (conn.host or "").strip().rstrip("/")
-    if "://" in host:
-        return host
-    port = f":{conn.port}" if conn.port else ""
-    return f"{conn.schema or 'https'}://{host}{port}"
+def duckdb_file() -> str:
+    return conns.duckdb_path(conns.DUCKDB)
+
+
+@fails_fast
+def plan(**ctx) -> list[str]:
+    """The days this run loads (its data interval's day, or the manual ``target_date`` and ``days``)."""
+    days = days_for_run(target_date=ctx["params"].get("target_date"), days=ctx["params"]["days"],
+                        data_interval_start=ctx.get("data_interval_start"), run_after=ctx["dag_run"].run_after)
+    log.info("data interval: %s -> %s; days: %s", ctx.get("data_interval_start"), ctx.get("data_interval_end"), days)
+    return days
 
 
 def _fetch_api_pages(day: date, params: dict, api_conn_id: str) -> list[tuple[str, list[dict]]]:
     """All pages of the day, fetched before the DuckDB file is opened for writing (no lock held while waiting)."""
-    import requests
-    from airflow.sdk import BaseHook
-
     from ferry.sales import load
 
-    conn = BaseHook.get_connection(api_conn_id)
+    session, base_url, conn = conns.http(api_conn_id)
     progress = report.Progress(log, f"sales API {day}")
     pages = []
-    with requests.Session() as session:
-        for src, records in load.fetch_day(session, api_base_url(conn), conn.password, day,
+    with session:
+        for src, records in load.fetch_day(session, base_url, conn.password, day,
                                            page_size=int(params.get("page_size") or 500),
                                            attempts=int(params.get("api_attempts") or 5),
                                            backoff=float(params.get("api_backoff_seconds") or 0)):
@@ -62,9 +68,19 @@ def _fetch_api_pages(day: date, params: dict, api_conn_id: str) -> list[tuple[st
     return pages
 
 
-def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api_conn_id: str) -> dict:
-    from airflow.sdk.exceptions import AirflowFailException
+@fails_fast
+def load_day(day: str, **ctx) -> dict:
+    """Replace one day's partition (and its rejects) in one DuckDB transaction; audited. The asset event it
+    emits carries the day, so the health check it triggers looks at that day."""
+    out = load_one_day(day, params=ctx["params"], run_id=ctx["run_id"], duckdb_file=duckdb_file(),
+                       api_conn_id=conns.SALES_API, who=audit.who(ctx), dag_id=ctx["dag_run"].dag_id)
+    for outlet in getattr(ctx.get("task"), "outlets", None) or []:
+        ctx["outlet_events"][outlet].extra = {"day": day, "rows": out["rows"]}
+    return out
 
+
+def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api_conn_id: str,
+                 who: str = "unknown", dag_id: str = "nightly_sales_sync") -> dict:
     from ferry import alerts
     from ferry.sales import connect, ensure_schema, load
     from ferry.validation import ValidationFailed
@@ -85,7 +101,7 @@ def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api
         else:
             pages = _fetch_api_pages(day, params, api_conn_id)
     except fail_fast as exc:
-        raise AirflowFailException(str(exc)) from exc
+        raise FerryError(str(exc)) from exc
 
     con = connect(duckdb_file)
     try:
@@ -101,14 +117,16 @@ def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api
                 max_reject_ratio=float(params.get("max_reject_ratio", 0.01)),
             )
         except load.RejectThresholdExceeded as exc:
-            _log_rejects(con, day)
-            raise AirflowFailException(str(exc)) from exc
+            _log_rejects(con, day, run_id)
+            _audit(con, day_s, run_id, dag_id, who, params, exc.result.as_dict(), "failed")
+            raise FerryError(str(exc)) from exc
         except fail_fast as exc:
-            raise AirflowFailException(str(exc)) from exc
+            raise FerryError(str(exc)) from exc
         out = result.as_dict()
+        _audit(con, day_s, run_id, dag_id, who, params, out, "success")
         report.log_table(log, f"Sales partition {day_s} replaced", [out])
         if result.reject_records:
-            _log_rejects(con, day)
+            _log_rejects(con, day, run_id)
         if result.rows == 0:
             alerts.zero_sales(day_s, run_id=run_id)
         return out
@@ -116,59 +134,78 @@ def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api
         con.close()
 
 
-def _log_rejects(con, day: date) -> None:
+def _audit(con, day: str, run_id: str, dag_id: str, who: str, params: dict, counts: dict, outcome: str) -> None:
+    audit.to_duckdb(con, audit.record(id=f"{run_id}:{day}", family=FAMILY, dag_id=dag_id, run_id=run_id, who=who,
+                                      outcome=outcome, params=params, counts=counts, day=day))
+
+
+def _log_rejects(con, day: date, run_id: str) -> None:
     from ferry.sales import load
 
     rows = load.rejects_table(con, day, limit=1000)
     text = report.log_table(log, f"Quarantined records for {day} (sales_rejects)", rows[:50])
-    (report.artifacts_dir("sales", "rejects") / f"{day}.md").write_text(text + "\n")
+    report.publish(FAMILY, run_id, f"rejects-{day}.md", text + "\n")
 
 
-def import_users_task(params: dict, *, duckdb_file: str) -> dict:
-    from airflow.sdk.exceptions import AirflowFailException
+def summary(results: list[dict], **ctx) -> list[dict]:
+    rows = list(results)
+    report.log_table(log, "Sales loaded", rows)
+    return rows
 
+
+@fails_fast
+def import_users(**ctx) -> dict:
+    """Users CSV -> ``users`` with bcrypt hashes; rejected and duplicate rows reported, never written."""
     from ferry.sales import connect
-    from ferry.sales.users import UsersInputError, import_users
+    from ferry.sales.users import import_users as run_import
 
+    params = ctx["params"]
     if not params.get("csv_path"):
-        raise AirflowFailException("import_users needs the csv_path param")
-    con = connect(duckdb_file)
+        raise FerryError("import_users needs the csv_path param (a users CSV: username,email,role,initial_password)")
+    con = connect(duckdb_file())
     try:
-        rep = import_users(con, params["csv_path"], update_existing=bool(params.get("update_existing")),
-                           rounds=int(params.get("bcrypt_rounds") or 12))
-    except UsersInputError as exc:
-        raise AirflowFailException(str(exc)) from exc
+        rep = run_import(con, params["csv_path"], update_existing=bool(params.get("update_existing")),
+                         rounds=int(params.get("bcrypt_rounds") or 12))
+        audit.to_duckdb(con, audit.record(id=ctx["run_id"], family=FAMILY, dag_id=ctx["dag_run"].dag_id,
+                                          run_id=ctx["run_id"], who=audit.who(ctx), outcome="success",
+                                          params={k: v for k, v in params.items()}, counts=rep.summary()))
     finally:
         con.close()
     report.log_table(log, "Users import", [rep.summary()])
     text = report.log_table(log, "Rejected rows (not imported)", rep.rejected)
     text += "\n\n" + report.log_table(log, "Duplicates (reported, not written)", rep.duplicates)
-    (report.artifacts_dir("sales") / "import_users.md").write_text(text + "\n")
+    report.publish(FAMILY, ctx["run_id"], "import_users.md", text + "\n")
     return {**rep.summary(), "rejected_rows": rep.rejected, "duplicate_rows": rep.duplicates}
 
 
-def health_task(params: dict, *, run_after: datetime | None, duckdb_file: str) -> list[dict]:
-    from airflow.sdk.exceptions import AirflowFailException
+@fails_fast
+def health(**ctx) -> list[dict]:
+    """Gaps, nulls, types, business rules, duplicate order ids: a table; any FAIL fails the task."""
+    from ferry.sales import connect
+    from ferry.sales import health as checks_mod
 
-    from ferry.sales import connect, health
-
+    params, path = ctx["params"], duckdb_file()
+    loaded = sorted(e.extra["day"] for events in (ctx.get("triggering_asset_events") or {}).values()
+                    for e in events if (e.extra or {}).get("day"))
     if params.get("end_date"):
         end = date.fromisoformat(params["end_date"])
+    elif loaded:  # run after loads: check up to the newest day they loaded
+        end = date.fromisoformat(loaded[-1])
     else:
-        end = ((run_after or datetime.now(timezone.utc)) - timedelta(days=1, hours=3)).date()
-    if not Path(duckdb_file).exists():
-        raise AirflowFailException(f"DuckDB file {duckdb_file} does not exist")
-    con = connect(duckdb_file, read_only=True)
+        end = ((ctx["dag_run"].run_after or datetime.now(timezone.utc)) - timedelta(days=1, hours=3)).date()
+    if not Path(path).exists():
+        raise FerryError(f"DuckDB file {path} does not exist (connection ferry_duckdb): nothing loaded yet?")
+    con = connect(path, read_only=True)
     try:
-        checks, counts = health.check(con, end, int(params.get("days") or 7))
+        checks, counts = checks_mod.check(con, end, int(params.get("days") or 7))
     finally:
         con.close()
     text = report.log_table(log, f"Sales rows per day (last {params.get('days')} days to {end})", counts)
     text += "\n\n" + report.log_table(log, "Sales health checks", checks)
-    (report.artifacts_dir("sales") / "health.md").write_text(text + "\n")
+    report.publish(FAMILY, ctx["run_id"], "health.md", text + "\n")
     failed = [c for c in checks if c["status"] == "FAIL"]
     if failed:
-        raise AirflowFailException(f"{len(failed)} sales health check(s) failed:\n{report.table(failed)}")
+        raise FerryError(f"{len(failed)} sales health check(s) failed:\n{report.table(failed)}")
     return checks
 
 
@@ -179,34 +216,37 @@ def _backup_root(params: dict, duckdb_file: str) -> Path:
 def _s3(params: dict):
     if not params.get("bucket"):
         return None
-    from ferry import conns
+    from ferry import storage
 
     s3 = conns.s3_client(conns.S3)
-    conns.ensure_bucket(s3, params["bucket"])
+    storage.ensure_bucket(s3, params["bucket"])
     return s3
 
 
-def backup_task(params: dict, *, duckdb_file: str) -> dict:
-    from ferry.sales import backup
-
-    if not Path(duckdb_file).exists():
-        from airflow.sdk.exceptions import AirflowFailException
-
-        raise AirflowFailException(f"DuckDB file {duckdb_file} does not exist")
+@fails_fast
+def backup(**ctx) -> dict:
+    """Verified Parquet export of the DuckDB file, to the local folder and S3."""
+    from ferry.sales import backup as bk
     from ferry.sales import connect
 
-    connect(duckdb_file, read_only=True).close()  # wait for a running writer to finish
-    manifest = backup.backup(duckdb_file, _backup_root(params, duckdb_file), s3=_s3(params),
+    params, path = ctx["params"], duckdb_file()
+    if not Path(path).exists():
+        raise FerryError(f"DuckDB file {path} does not exist (connection ferry_duckdb): nothing to back up")
+    connect(path, read_only=True).close()  # wait for a running writer to finish
+    manifest = bk.backup(path, _backup_root(params, path), s3=_s3(params),
                              bucket=params.get("bucket") or "", prefix=params.get("prefix") or "duckdb-backups")
     report.log_table(log, f"Backup {manifest['name']} verified (restored counts match)",
                      [{"table": t, "rows": n} for t, n in manifest["tables"].items()])
     return manifest
 
 
-def retention_task(params: dict, *, duckdb_file: str) -> list[dict]:
-    from ferry.sales import backup
+@fails_fast
+def retention(**ctx) -> list[dict]:
+    """Delete backups older than ``retention_days`` locally and in S3, never the newest."""
+    from ferry.sales import backup as bk
 
-    rows = backup.retention(_backup_root(params, duckdb_file), retention_days=int(params["retention_days"]),
+    params = ctx["params"]
+    rows = bk.retention(_backup_root(params, duckdb_file()), retention_days=int(params["retention_days"]),
                             s3=_s3(params), bucket=params.get("bucket") or "",
                             prefix=params.get("prefix") or "duckdb-backups", dry_run=bool(params.get("dry_run")))
     report.log_table(log, f"Backups older than {params['retention_days']} days", rows)

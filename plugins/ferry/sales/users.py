@@ -16,6 +16,8 @@ from typing import Any
 ROLES = ("user", "manager", "admin")
 HEADER = ["username", "email", "role", "initial_password"]
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+from ferry.errors import FerryError  # noqa: E402
+
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
 
 USERS_DDL = """
@@ -30,7 +32,7 @@ CREATE TABLE IF NOT EXISTS users (
 """
 
 
-class UsersInputError(ValueError):
+class UsersInputError(FerryError, ValueError):
     pass
 
 

@@ -31,7 +31,7 @@ def mongo_roundtrip(db, run_key: str, pg_result: dict) -> dict:
 
 def s3_roundtrip(s3, bucket: str, run_key: str, payload: dict) -> dict:
     """Put ``smoke/<run_key>.json`` (same key on rerun) and read its size back."""
-    from ferry.conns import ensure_bucket
+    from ferry.storage import ensure_bucket
 
     ensure_bucket(s3, bucket)
     key = f"smoke/{run_key}.json"

@@ -1,0 +1,264 @@
+"""What each task of ``production_etl`` and ``production_etl_rollback`` does (``dags/etl.py`` only declares).
+
+Each function is a task's callable: upstream results as arguments, the Airflow context as keyword
+arguments (``params``, ``run_id``, ``ti``, ``dag_run``). It opens its connections through the provider hooks
+(``ferry.conns``) and calls the domain modules. ``FerryError``s
+(bad mapping, refused change, failed check) fail the task without retries (``fails_fast``).
+
+Write-audit-publish: a full or dated-copy load fills a staging database, ``validate`` checks it against
+the source, and only then ``publish`` swaps it in; a failed check leaves the target untouched and the
+staging database in place for inspection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ferry import audit, conns, report, storage
+from ferry.errors import FerryError, fails_fast
+from ferry.etl import RUNS, backup_location, meta_db, target_db
+
+log = logging.getLogger("ferry.etl")
+
+PG, MONGO, S3 = conns.PG_PROD, conns.MONGO_LOCAL, conns.S3
+REPO = Path(__file__).resolve().parents[3]
+FAMILY = "etl"
+
+
+def mapping_path(value: str) -> str:
+    """A mapping path as given, or relative to the repository (bundle) root."""
+    path = Path(value)
+    return str(path if path.is_absolute() else REPO / path)
+
+
+def source_name(params: dict) -> str:
+    """Snapshot lineage name: the ``source_name`` param, else the mapping file's stem."""
+    return params.get("source_name") or Path(params["mapping"]).stem
+
+
+def scratch_name(run_id: str) -> str:
+    """The scratch PostgreSQL database a ``source=s3`` run restores its dump into."""
+    return "ferry_etl_scratch_" + storage.safe_name(run_id).replace("-", "_").replace(".", "_")[-40:].lower()
+
+
+def load_target(params: dict, ctx: Any) -> str:
+    """The database this run loads: ``mongo_db`` (``_dev`` under USE_DEV_MONGO_DB), or its dated copy."""
+    from ferry.etl import load
+
+    db = target_db(params["mongo_db"])
+    if load.strategy_name(params["refresh_strategy"]) == "dated_copy":
+        day = ctx.get("logical_date") or ctx["dag_run"].run_after
+        db = load.dated_db(db, day.strftime("%Y%m%d"))
+    return db
+
+
+# --------------------------------------------------------------------------- production_etl
+
+
+@fails_fast
+def acquire(**ctx) -> dict:
+    """``source=direct``: nothing to do. ``source=s3``: restore the newest (or named) dump into a scratch database."""
+    from ferry.etl import acquire as acq
+
+    p = ctx["params"]
+    if p["source"] == "direct":
+        return {"source": "direct", "database": ""}
+    s3 = conns.s3_client(S3)
+    key = acq.newest_dump(s3, p["bucket"], p["s3_prefix"], p.get("s3_key") or "")
+    scratch = scratch_name(ctx["run_id"])
+    with conns.pg_connect(PG, autocommit=True) as admin:
+        major = acq.create_scratch(admin, scratch)
+    try:
+        with conns.pg_connect(PG, scratch) as conn:
+            info = acq.restore_dump(s3, p["bucket"], key, conn, major)
+    except BaseException:
+        release({"source": "s3", "database": scratch})  # the teardown only runs after a successful acquire
+        raise
+    return {"source": "s3", **info}
+
+
+def release(acquired: dict | None = None, **ctx) -> None:
+    """Teardown: drop the scratch database of a ``source=s3`` run, whatever happened in between."""
+    from ferry.etl import acquire as acq
+
+    if acquired and acquired.get("source") == "s3" and acquired.get("database"):
+        with conns.pg_connect(PG, autocommit=True) as admin:
+            acq.drop_scratch(admin, acquired["database"])
+        log.info("dropped scratch database %s", acquired["database"])
+
+
+def route(detected: dict, **ctx) -> str:
+    """Branch: the human review when ``schema_change_policy=ask`` meets changes, else straight to ``plan``."""
+    from ferry.etl import policy
+
+    return "review_schema_changes" if policy.needs_human(ctx["params"]["schema_change_policy"],
+                                                         detected["changes"]) else "plan"
+
+
+@fails_fast
+def plan(detected: dict, **ctx) -> dict:
+    """Decide about the detected changes (policy or the reviewer's answer), build the effective mapping,
+    write the JSON Schemas and the effective mapping as reports."""
+    from ferry.etl import jsonschema, pipeline
+
+    p = ctx["params"]
+    answer = ctx["ti"].xcom_pull(task_ids="review_schema_changes") or {}
+    responder = (answer.get("responded_by_user") or {}).get("name")
+    with conns.mongo_client(MONGO) as client:
+        out = pipeline.plan(client[meta_db(p["mongo_db"])], mapping_path(p["mapping"]), detected,
+                            p["schema_change_policy"], answer.get("chosen_options"), responder)
+    schemas = jsonschema.all_schemas(out["effective_mapping"], out["snapshot"])
+    files = [report.publish(FAMILY, ctx["run_id"], f"jsonschema/{name}.json", json.dumps(s, indent=2))
+             for name, s in schemas.items()]
+    report.publish(FAMILY, ctx["run_id"], "effective_mapping.json",
+                   json.dumps(out["effective_mapping"], indent=2, default=str))
+    return {"decision": out["decision"], "effective_mapping": out["effective_mapping"], "schemas": schemas,
+            "schema_files": files, "target_db": load_target(p, ctx)}
+
+
+@fails_fast
+def backup(planned: dict, **ctx) -> dict:
+    """Versioned backup of the target database, verified where it landed, before any write."""
+    from ferry.etl import backup as bk
+
+    p = ctx["params"]
+    with conns.mongo_client(MONGO) as client:
+        rec = bk.create(client, planned["target_db"], client[meta_db(p["mongo_db"])],
+                        backup_location(p.get("backup_url")), run_id=ctx["run_id"],
+                        note="before production_etl load", logger=log)
+    return {"version": rec["_id"], "location": rec["location"], "documents": rec["documents"]}
+
+
+@fails_fast
+def load(acquired: dict, planned: dict, backed_up: dict, **ctx) -> dict:
+    """Batched transform + load: into the staging database (full, dated copy) or the target (incremental)."""
+    from ferry.etl import jsonschema
+    from ferry.etl import load as ld
+
+    p = ctx["params"]
+    with conns.pg_connect(PG, acquired["database"] or None) as conn, conns.mongo_client(MONGO) as client:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        res = ld.load(conn, client, planned["target_db"], planned["effective_mapping"],
+                      strategy=p["refresh_strategy"], batch_size=p["batch_size"], publish_now=False,
+                      meta_db=client[meta_db(p["mongo_db"])], run_id=ctx["run_id"], logger=log)
+        if p["apply_validators"]:
+            res["validators"] = jsonschema.apply_validators(client[res["staging"] or res["db"]], planned["schemas"])
+    where = f"staging {res['staging']}" if res["staging"] else res["db"]
+    report.log_table(log, f"loaded into {where} ({res['strategy']}, backup {backed_up['version']})",
+                     [{"collection": k, **v} for k, v in res["collections"].items()])
+    return res
+
+
+@fails_fast
+def validate(acquired: dict, planned: dict, loaded: dict, **ctx) -> list[dict]:
+    """Check what was loaded (the staging database, before it is published) against the source."""
+    from ferry.etl import checks
+
+    p = ctx["params"]
+    quarantined = {k: v["quarantined"] for k, v in loaded["collections"].items()}
+    with conns.pg_connect(PG, acquired["database"] or None) as conn, conns.mongo_client(MONGO) as client:
+        return checks.run(conn, client, loaded["staging"] or loaded["db"], planned["effective_mapping"],
+                          quarantined=quarantined, sample=p["validate_sample"], logger=log)
+
+
+@fails_fast
+def publish(loaded: dict, **ctx) -> dict:
+    """Swap the checked staging collections into the target (full, dated copy); incremental wrote in place."""
+    from ferry.etl import load as ld
+
+    if not loaded["staging"]:
+        return {"db": loaded["db"], "published": False}
+    with conns.mongo_client(MONGO) as client:
+        ld.publish(client, loaded["staging"], loaded["db"], list(loaded["collections"]))
+    log.info("published %s -> %s (%d collection(s))", loaded["staging"], loaded["db"], len(loaded["collections"]))
+    return {"db": loaded["db"], "published": True}
+
+
+@fails_fast
+def push_s3(planned: dict, loaded: dict, **ctx) -> dict | None:
+    """Processed data as JSON lines + manifest under ``s3://<bucket>/processed/<db>/<run>``."""
+    from ferry.etl import publish as pub
+
+    p = ctx["params"]
+    if not p["push_to_s3"]:
+        return None
+    with conns.mongo_client(MONGO) as client:
+        return pub.push(client, loaded["db"], list(loaded["collections"]), conns.s3_client(S3), p["bucket"],
+                        f"processed/{loaded['db']}/{storage.safe_name(ctx['run_id'])}",
+                        extra={"run_id": ctx["run_id"], "decision": planned["decision"]})
+
+
+def finish(**ctx) -> dict:
+    """The run's audit record (success or failed, with every step's outcome); fails the run if a step failed."""
+    ti, dr = ctx["ti"], ctx["dag_run"]
+    p = ctx["params"]
+    pulled = {t: ti.xcom_pull(task_ids=t) for t in ("acquire", "detect_schema", "plan", "backup", "load")}
+    detected, planned, backed_up, loaded = (pulled[t] for t in ("detect_schema", "plan", "backup", "load"))
+    raw = ti.get_task_states(dag_id=dr.dag_id, run_ids=[dr.run_id])
+    states = raw.get(dr.run_id, raw)
+    failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
+    rec = audit.record(
+        id=ctx["run_id"], family=FAMILY, dag_id=dr.dag_id, run_id=ctx["run_id"], who=audit.who(ctx),
+        outcome="failed" if failed else "success", params=dict(p), started_at=dr.start_date,
+        counts=loaded["collections"] if loaded else None,
+        status="failed" if failed else "success", failed_tasks=failed,
+        source={"kind": p["source"], **(pulled["acquire"] or {})},
+        snapshot={"id": detected["snapshot_id"], "version": detected["version"],
+                  "base_version": detected["base_version"]} if detected else None,
+        diff_summary=detected["summary"] if detected else None,
+        changes=detected["changes"] if detected else None,
+        decision=planned["decision"] if planned else None,
+        backup_version=backed_up["version"] if backed_up else None,
+        target_db=loaded["db"] if loaded else (planned or {}).get("target_db"),
+        staging_kept=loaded["staging"] if loaded and loaded["staging"] and states.get("publish") != "success" else None,
+    )
+    with conns.mongo_client(MONGO) as client:
+        audit.to_mongo(client[meta_db(p["mongo_db"])][RUNS], rec)
+    if failed:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(f"production_etl failed in {failed} (audit record {rec['_id']} written)")
+    return {"run_id": rec["_id"], "status": rec["outcome"], "backup_version": rec["backup_version"]}
+
+
+# --------------------------------------------------------------------------- production_etl_rollback
+
+
+def list_versions(**ctx) -> list[dict]:
+    """The backup versions of ``mongo_db``, as a table in the log."""
+    from ferry.etl import backup as bk
+
+    p = ctx["params"]
+    with conns.mongo_client(MONGO) as client:
+        rows = bk.list_versions(client[meta_db(p["mongo_db"])])
+    report.log_table(log, f"backup versions of {target_db(p['mongo_db'])}", rows)
+    return rows
+
+
+@fails_fast
+def restore(versions: list[dict], **ctx) -> dict | None:
+    """Restore ``version`` exactly (after backing up the current state); no version = list only."""
+    from ferry.etl import backup as bk
+
+    p = ctx["params"]
+    if not p.get("version"):
+        log.info("no version given: listed %d backup(s), nothing restored", len(versions))
+        return None
+    valid = [v["version"] for v in versions]
+    if p["version"] not in valid:
+        raise FerryError(f"unknown version {p['version']!r}; valid versions: {', '.join(valid) or '(none)'}")
+    run_id = ctx["run_id"]
+    with conns.mongo_client(MONGO) as client:
+        meta = client[meta_db(p["mongo_db"])]
+        rec = meta[bk.VERSIONS].find_one({"_id": p["version"]})
+        before = bk.create(client, rec["db"], meta, backup_location(p.get("backup_url")), run_id=run_id,
+                           note=f"before rollback to {p['version']}", logger=log)
+        res = bk.restore(client, meta, p["version"], logger=log)
+        audit.to_mongo(meta[RUNS], audit.record(
+            id=run_id, family=FAMILY, dag_id="production_etl_rollback", run_id=run_id, who=audit.who(ctx),
+            outcome="success", params=dict(p), counts=res["collections"], status="success", restored=res,
+            backup_version=before["_id"], target_db=rec["db"]))
+    return {**res, "backup_before": before["_id"]}
