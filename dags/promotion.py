@@ -10,8 +10,7 @@ listing every rejected or failed document. `require_approval=true` adds a human 
 summary; a rejection is audited (`rejected`, by whom, when) and ends the run as failed with that message.
 
 **`prod_promotion_rollback`** undoes one promotion exactly (`promotion_id`, `confirm`); without
-`promotion_id` it lists the recent promotions. **`dataset_promotion`** promotes dataset catalog entries
-with schema de-duplication and optional S3 data copy. See `docs/promotion.md`.
+`promotion_id` it lists the recent promotions. See `docs/promotion.md` (dataset catalogs: `dags/catalog.py`).
 """
 
 from __future__ import annotations
@@ -92,32 +91,3 @@ def prod_promotion_rollback():
 
 
 prod_promotion_rollback()
-
-
-@dag(
-    dag_id="dataset_promotion",
-    schedule=None,
-    catchup=False,
-    max_active_runs=1,
-    tags=["ferry", "promotion", "catalog"],
-    default_args=default_args(retries=0),
-    doc_md=__doc__,
-    params={
-        "datasets": optional("array", "Dataset names. Empty: all.", items={"type": "string"}),
-        "source_db": Param("ferry_catalog", type="string", description="Catalog database on ferry_mongo_local."),
-        "target_db": Param("ferry_catalog", type="string", description="Catalog database on ferry_mongo_prod."),
-        "copy_data": Param(False, type="boolean", description="Copy data objects to target_bucket (else keep URLs)."),
-        "target_bucket": optional("string", "S3 bucket (ferry_s3) for copied data (needed with copy_data)."),
-        "name": optional("string", "Override the name (one dataset only). Empty: keep."),
-        "description": optional("string", "Override the description. Empty: keep."),
-        "tags": optional("array", "Override the tags. Empty: keep.", items={"type": "string"}),
-        "license": optional("string", "Override the license. Empty: keep."),
-    },
-)
-def dataset_promotion():
-    from ferry.promotion import runs
-
-    task(runs.promote, **LONG)()
-
-
-dataset_promotion()

@@ -1,8 +1,7 @@
-"""What each task of ``prod_promotion``, ``prod_promotion_rollback`` and ``dataset_promotion`` does
-(``dags/promotion.py`` only declares).
+"""What each task of ``prod_promotion`` and ``prod_promotion_rollback`` does (``dags/promotion.py`` only declares).
 
 Each function is a task's callable: upstream results as arguments, the Airflow context as keyword
-arguments. ``FerryError``s (a refused guard, a bad filter, a catalog conflict) fail the task without
+arguments. ``FerryError``s (a refused guard, a bad filter) fail the task without
 retries (``fails_fast``).
 """
 
@@ -195,28 +194,4 @@ def rollback(**ctx) -> list[dict]:
     with conns.mongo_client(conns.MONGO_PROD) as prod:
         rows = undo(cfg, prod[target_db], p["promotion_id"])
     report.log_table(log, f"Rollback of {p['promotion_id']}", rows)
-    return rows
-
-
-# --------------------------------------------------------------------------- dataset_promotion
-
-
-@fails_fast
-def promote(**ctx) -> list[dict]:
-    """Catalog entries (and their schemas) from the local catalog to production's, optionally copying data."""
-    from ferry.promotion import catalog
-
-    p = ctx["params"]
-    source_db, target_db = _dbs(p)
-    overrides = {k: p[k] for k in ("name", "description", "tags", "license") if p.get(k)}
-    if p["copy_data"] and not p.get("target_bucket"):
-        raise FerryError("copy_data=true needs target_bucket")
-    with conns.mongo_client(conns.MONGO_LOCAL) as local, conns.mongo_client(conns.MONGO_PROD) as prod:
-        rows = catalog.promote(local[source_db], prod[target_db], names=list(p.get("datasets") or []),
-                               overrides=overrides, s3=conns.s3_client() if p["copy_data"] else None,
-                               target_bucket=p.get("target_bucket") if p["copy_data"] else None)
-        audit.to_mongo(prod[target_db]["_ferry_catalog_runs"], audit.record(
-            id=ctx["run_id"], family="catalog", dag_id=ctx["dag_run"].dag_id, run_id=ctx["run_id"],
-            who=audit.who(ctx), outcome="success", params=dict(p), counts={"datasets": len(rows)}, datasets=rows))
-    report.log_table(log, f"Dataset promotion {source_db} → {target_db}", rows)
     return rows

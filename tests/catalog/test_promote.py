@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.promotion import catalog
+from ferry.catalog import promote as catalog
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from ferry.errors import FerryError
 
-import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -60,10 +59,9 @@ def _target_url(url: str, bucket: str) -> str:
 
 
 def _md5(s3, bucket: str, key: str) -> str:
-    h = hashlib.md5()
-    for chunk in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20):
-        h.update(chunk)
-    return h.hexdigest()
+    from ferry.hashing import stream_md5
+
+    return stream_md5(s3.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20))
 
 
 def copy_object(s3, src_url: str, dst_url: str) -> dict:
