@@ -29,6 +29,22 @@ def doc_digest(doc: Mapping[str, Any], *, exclude: Iterable[str] = (), algorithm
     return hashlib.new(algorithm, bson.encode(body)).hexdigest()
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with every document's keys sorted (recursively; arrays keep their order): two documents with
+    the same fields and values in another order become equal."""
+    if isinstance(value, Mapping):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
+def content_digest(doc: Mapping[str, Any], *, exclude: Iterable[str] = ()) -> str:
+    """SHA-256 of ``doc``'s content regardless of field order (a server may store fields in another order,
+    e.g. an upsert puts the query's fields first)."""
+    return doc_digest(canonical(doc), exclude=exclude)
+
+
 def collection_digest(coll, *, query: Mapping[str, Any] | None = None, exclude: Iterable[str] = ()) -> dict:
     """``{"count", "sha256"}`` over the documents of ``coll`` matching ``query``, in ``_id`` order."""
     import bson

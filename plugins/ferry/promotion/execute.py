@@ -93,10 +93,18 @@ class Outcome:
 
 
 def doc_hash(doc: dict) -> str:
-    """What a promotion records of each document it inserts (to recognise it later, e.g. in a rollback)."""
-    from ferry.hashing import doc_digest
+    """What a promotion records of each document it inserts, to recognise it later (a rollback): its content,
+    whatever order the server stores the fields in."""
+    from ferry.hashing import content_digest
 
-    return doc_digest(doc)
+    return content_digest(doc)
+
+
+def durable(coll):
+    """``coll`` writing with majority and journal acknowledgement: what it wrote survives a server crash."""
+    from pymongo import WriteConcern
+
+    return coll.with_options(write_concern=WriteConcern(w="majority", j=True))
 
 
 def _unique_key_index(coll, key: tuple[str, ...]) -> str | None:
@@ -128,8 +136,11 @@ def _write_ops(spec: CollectionSpec, actions: list[Action], insert_with: str):
 
 
 def _backup(cfg: PromotionConfig, prod_db, promotion_id: str, spec: CollectionSpec, actions: list[Action]) -> int:
-    """Production pre-images of documents to update/overwrite (first backup wins on retries)."""
+    """Production pre-images of documents to update/overwrite, durable and read back before any write (first
+    backup wins on retries, so a rerun never records a half-promoted state as the "before")."""
     from pymongo import UpdateOne
+
+    from ferry.errors import FerryError
 
     ops = [
         UpdateOne(
@@ -149,8 +160,14 @@ def _backup(cfg: PromotionConfig, prod_db, promotion_id: str, spec: CollectionSp
         for a in actions
         if a.action in ("update", "overwrite")
     ]
+    backups = durable(prod_db[cfg.backups_collection])
     for chunk in chunks(ops, cfg.batch_size):
-        prod_db[cfg.backups_collection].bulk_write(chunk, ordered=False)
+        backups.bulk_write(chunk, ordered=False)
+    if ops:
+        kept = backups.count_documents({"promotion_id": promotion_id, "collection": spec.name, "kind": "pre_image"})
+        if kept < len(ops):
+            raise FerryError(f"promotion {promotion_id}: {kept} of {len(ops)} pre-images of {spec.name} read back; "
+                             "nothing written to it")
     return len(ops)
 
 
@@ -159,8 +176,10 @@ def _write_collection(
 ) -> Outcome:
     from pymongo.errors import BulkWriteError
 
+    from ferry.errors import FerryError
+
     spec = plan.spec
-    coll, backups = prod_db[spec.name], prod_db[cfg.backups_collection]
+    coll, backups = prod_db[spec.name], durable(prod_db[cfg.backups_collection])
     out = Outcome(spec.name, planned=plan.counts())
     out.skipped = out.planned["skip"]
     out.rejected = out.planned["reject"]
@@ -175,18 +194,17 @@ def _write_collection(
     for n, chunk in enumerate(chunks(writes, cfg.batch_size)):
         inserts = [a for a in chunk if a.action == "insert"]
         rec_id = f"{promotion_id}|{spec.name}|inserts|{attempt}|{n}"
-        if inserts:  # before writing: the ids this batch will insert (and what they will contain)
+        if inserts:  # intent, durable and read back before writing: the ids this batch inserts, and their content
+            planned = [{"_id": a.doc["_id"], "h": doc_hash(a.doc)} for a in inserts]
             backups.replace_one(
                 {"_id": rec_id},
-                {
-                    "promotion_id": promotion_id,
-                    "collection": spec.name,
-                    "kind": "inserts",
-                    "planned": [{"_id": a.doc["_id"], "h": doc_hash(a.doc)} for a in inserts],
-                    "inserted": None,
-                },
+                {"promotion_id": promotion_id, "collection": spec.name, "kind": "inserts", "planned": planned,
+                 "inserted": None},
                 upsert=True,
             )
+            if len((backups.find_one({"_id": rec_id}) or {}).get("planned") or []) != len(planned):
+                raise FerryError(f"promotion {promotion_id}: the intent record {rec_id} did not read back; "
+                                 f"batch {n} of {spec.name} not written")
         ops = _write_ops(spec, chunk, insert_with)
         errors: dict[int, dict] = {}
         upserted: set[int] = set()
@@ -255,15 +273,53 @@ def execute(
     with outcome ``running``, and completed at the end; ``approval`` (who approved, when) goes into it.
     """
     from ferry import audit as audit_rec
+    from ferry import locks
 
-    audit = prod_db[cfg.audit_collection]
+    audit = durable(prod_db[cfg.audit_collection])
+    with locks.hold(prod_db, lock_name(prod_db), owner=promotion_id, dag_id=dag_id, release_at_end=True):
+        recover(cfg, prod_db, promotion_id)
+        now = datetime.now(timezone.utc)
+        audit_rec.to_mongo(audit, audit_rec.record(
+            id=promotion_id, family="promotion", dag_id=dag_id, run_id=promotion_id, who=triggered_by or "unknown",
+            outcome="running", params=params, started_at=now, status="running", triggered_by=triggered_by,
+            attempt=attempt, **(approval or {}),
+            backup_location=f"{prod_db.name}.{cfg.backups_collection} (promotion_id={promotion_id})",
+        ))
+        return _execute(cfg, local_db, prod_db, collections, queries, on_conflict, promotion_id=promotion_id,
+                        sink=sink, attempt=attempt, lookup=lookup, audit=audit)
+
+
+def lock_name(prod_db) -> str:
+    """The lock every writer of this production database takes (promotions and their rollbacks)."""
+    return f"promotion:{prod_db.name}"
+
+
+def recover(cfg: PromotionConfig, prod_db, promotion_id: str) -> list[dict]:
+    """What a crash left, found by the next writer (it holds the lock, so nothing else is running):
+    promotions or rollbacks still marked running are marked interrupted (their intent records stay, so
+    ``prod_promotion_rollback`` can undo them); a retry of this very promotion resumes. Logs what it found."""
+    audit = durable(prod_db[cfg.audit_collection])
     now = datetime.now(timezone.utc)
-    audit_rec.to_mongo(audit, audit_rec.record(
-        id=promotion_id, family="promotion", dag_id=dag_id, run_id=promotion_id, who=triggered_by or "unknown",
-        outcome="running", params=params, started_at=now, status="running", triggered_by=triggered_by,
-        attempt=attempt, **(approval or {}),
-        backup_location=f"{prod_db.name}.{cfg.backups_collection} (promotion_id={promotion_id})",
-    ))
+    found = []
+    for a in audit.find({"status": {"$in": ["running", "rolling_back"]}, "_id": {"$ne": promotion_id}}):
+        status = "interrupted" if a["status"] == "running" else "rollback_interrupted"
+        audit.update_one({"_id": a["_id"], "status": a["status"]},
+                         {"$set": {"status": status, "outcome": "failed", "interrupted_found_by": promotion_id,
+                                   "interrupted_found_at": now}})
+        found.append({"promotion_id": a["_id"], "was": a["status"], "now": status})
+        log.warning("found %s %s left '%s' by a crash: marked '%s' (undo it with prod_promotion_rollback, "
+                    "its intent records are kept)", "promotion" if status == "interrupted" else "rollback of",
+                    a["_id"], a["status"], status)
+    mine = audit.find_one({"_id": promotion_id}, {"status": 1, "attempt": 1})
+    if mine and mine.get("status") == "running":
+        log.warning("resuming promotion %s after attempt %s stopped midway: documents it already wrote plan as "
+                    "skip (same natural key) and its earlier intent records are kept", promotion_id, mine.get("attempt"))
+    return found
+
+
+def _execute(cfg: PromotionConfig, local_db, prod_db, collections: list[str], queries: dict[str, dict],
+             on_conflict: str, *, promotion_id: str, sink: ReportSink, attempt: int, lookup: str | None,
+             audit) -> dict:
     parents: dict[str, dict[Any, ParentRef]] = {}
     outcomes, failures, all_actions, summaries = [], [], [], []
     for spec in cfg.ordered(collections):

@@ -192,6 +192,6 @@ def rollback(**ctx) -> list[dict]:
     if (p.get("confirm") or "") != target_db:
         raise FerryError(f"rollback writes to production database {target_db!r}: set confirm to exactly {target_db!r}")
     with conns.mongo_client(conns.MONGO_PROD) as prod:
-        rows = undo(cfg, prod[target_db], p["promotion_id"])
+        rows = undo(cfg, prod[target_db], p["promotion_id"], owner=ctx["run_id"])
     report.log_table(log, f"Rollback of {p['promotion_id']}", rows)
     return rows
