@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -25,6 +26,11 @@ log = logging.getLogger(__name__)
 
 LOCKS = "_ferry_locks"
 TTL = dt.timedelta(minutes=10)
+
+
+def default_wait() -> float:
+    """How long a writer waits for a busy target: ``$FERRY_LOCK_WAIT_SECONDS`` (default 600 s)."""
+    return float(os.environ.get("FERRY_LOCK_WAIT_SECONDS", "600"))
 
 
 class Locked(FerryError):
@@ -63,8 +69,9 @@ def holder(db, target: str) -> dict | None:
 
 
 def acquire(db, target: str, *, owner: str, dag_id: str = "", ttl: dt.timedelta = TTL,
-            wait: float = 600.0, poll: float = 2.0) -> dict:
+            wait: float | None = None, poll: float = 2.0) -> dict:
     """``try_acquire`` until it succeeds or ``wait`` seconds passed (then ``Locked`` naming the holder)."""
+    wait = default_wait() if wait is None else wait
     deadline = time.monotonic() + wait
     logged = False
     while True:
@@ -79,7 +86,7 @@ def acquire(db, target: str, *, owner: str, dag_id: str = "", ttl: dt.timedelta 
                          f"(lease until {current.get('expires_at')}); waited {wait:.0f}s. Retry when it has "
                          "finished; a crashed holder's lease expires by itself.")
         if not logged:
-            log.info("waiting for %s: held by %s run %s until %s", target, current.get("dag_id"),
+            log.warning("waiting for %s: held by %s run %s until %s", target, current.get("dag_id"),
                      current.get("owner"), current.get("expires_at"))
             logged = True
         time.sleep(poll)
@@ -91,7 +98,7 @@ def release(db, target: str, *, owner: str) -> bool:
 
 
 @contextmanager
-def hold(db, target: str, *, owner: str, dag_id: str = "", ttl: dt.timedelta = TTL, wait: float = 600.0,
+def hold(db, target: str, *, owner: str, dag_id: str = "", ttl: dt.timedelta = TTL, wait: float | None = None,
          release_at_end: bool = False) -> Iterator[dict]:
     """Hold the lock while the block runs, renewing the lease every ``ttl / 4`` from a background thread.
 

@@ -108,6 +108,9 @@ def restore(client, meta_db, version: str, *, s3=None, db: str | None = None, lo
         raise UnknownVersion(f"unknown backup version {version!r}; valid versions: {', '.join(valid) or '(none)'}")
     db = db or rec["db"]
     scratch = client[db + RESTORE_SUFFIX]
+    if scratch.list_collection_names():
+        logger.warning("found %s left by an interrupted restore: dropped; restoring %s again from its backup",
+                       scratch.name, version)
     client.drop_database(scratch.name)
     with tempfile.TemporaryDirectory(prefix="ferry-etl-restore-") as tmp:
         for name, info in rec["collections"].items():

@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ferry import audit, conns, report, storage
+from ferry import audit, conns, locks, report, storage
 from ferry.errors import FerryError, fails_fast
 from ferry.etl import RUNS, backup_location, meta_db, target_db
 
@@ -81,13 +81,48 @@ def acquire(**ctx) -> dict:
 
 
 def release(acquired: dict | None = None, **ctx) -> None:
-    """Teardown: drop the scratch database of a ``source=s3`` run, whatever happened in between."""
+    """Teardown: drop the scratch database of a ``source=s3`` run and release the target's lock, whatever
+    happened in between."""
     from ferry.etl import acquire as acq
 
     if acquired and acquired.get("source") == "s3" and acquired.get("database"):
         with conns.pg_connect(PG, autocommit=True) as admin:
             acq.drop_scratch(admin, acquired["database"])
         log.info("dropped scratch database %s", acquired["database"])
+    if ctx.get("params") and ctx.get("run_id"):
+        with conns.mongo_client(MONGO) as client:
+            meta = client[meta_db(ctx["params"]["mongo_db"])]
+            for lock in meta[locks.LOCKS].find({"owner": ctx["run_id"]}):
+                locks.release(meta, lock["_id"], owner=ctx["run_id"])
+                log.info("released %s", lock["_id"])
+
+
+def _lock(client, params: dict, target: str, ctx):
+    """The target's lock for this run (taken by its first write, renewed by every writing task, released by
+    the teardown): an ETL run and an ETL rollback of one database never interleave."""
+    return locks.hold(client[meta_db(params["mongo_db"])], f"etl:{target}", owner=ctx["run_id"],
+                      dag_id=ctx["dag_run"].dag_id)
+
+
+def recover(client, params: dict, run_id: str) -> list[dict]:
+    """What a crashed run left (found by the next run holding the lock): runs still marked running are marked
+    interrupted, and their scratch PostgreSQL databases dropped. Logs what it found."""
+    from ferry.etl import acquire as acq
+
+    runs = client[meta_db(params["mongo_db"])][RUNS]
+    found = []
+    for r in runs.find({"outcome": "running", "_id": {"$ne": run_id}}):
+        scratch = (r.get("source") or {}).get("database")
+        if scratch:
+            with conns.pg_connect(PG, autocommit=True) as admin:
+                acq.drop_scratch(admin, scratch)
+        runs.update_one({"_id": r["_id"]}, {"$set": {"outcome": "failed", "status": "interrupted",
+                                                     "interrupted_found_by": run_id}})
+        found.append(r["_id"])
+        log.warning("found run %s left running by a crash (target %s): marked interrupted%s; its backup %s "
+                    "restores the state before it", r["_id"], r.get("target_db"),
+                    f", dropped scratch database {scratch}" if scratch else "", r.get("backup_version"))
+    return found
 
 
 def route(detected: dict, **ctx) -> str:
@@ -125,10 +160,15 @@ def backup(planned: dict, **ctx) -> dict:
     from ferry.etl import backup as bk
 
     p = ctx["params"]
-    with conns.mongo_client(MONGO) as client:
-        rec = bk.create(client, planned["target_db"], client[meta_db(p["mongo_db"])],
-                        backup_location(p.get("backup_url")), run_id=ctx["run_id"],
-                        note="before production_etl load", logger=log)
+    with conns.mongo_client(MONGO) as client, _lock(client, p, planned["target_db"], ctx):
+        meta = client[meta_db(p["mongo_db"])]
+        recover(client, p, ctx["run_id"])
+        rec = bk.create(client, planned["target_db"], meta, backup_location(p.get("backup_url")),
+                        run_id=ctx["run_id"], note="before production_etl load", logger=log)
+        audit.to_mongo(meta[RUNS], audit.record(  # intent: found and closed by the next run if this one dies
+            id=ctx["run_id"], family=FAMILY, dag_id=ctx["dag_run"].dag_id, run_id=ctx["run_id"], who=audit.who(ctx),
+            outcome="running", params=dict(p), status="running", target_db=planned["target_db"],
+            backup_version=rec["_id"], source=ctx["ti"].xcom_pull(task_ids="acquire")))
     return {"version": rec["_id"], "location": rec["location"], "documents": rec["documents"]}
 
 
@@ -139,7 +179,13 @@ def load(acquired: dict, planned: dict, backed_up: dict, **ctx) -> dict:
     from ferry.etl import load as ld
 
     p = ctx["params"]
-    with conns.pg_connect(PG, acquired["database"] or None) as conn, conns.mongo_client(MONGO) as client:
+    with conns.pg_connect(PG, acquired["database"] or None) as conn, conns.mongo_client(MONGO) as client, \
+            _lock(client, p, planned["target_db"], ctx):
+        staging = client[ld.staging_db(planned["target_db"])]
+        left = {n: staging[n].estimated_document_count() for n in staging.list_collection_names()}
+        if left:
+            log.warning("found staging database %s left by an earlier run (%s): dropped before loading",
+                        staging.name, left)
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         res = ld.load(conn, client, planned["target_db"], planned["effective_mapping"],
                       strategy=p["refresh_strategy"], batch_size=p["batch_size"], publish_now=False,
@@ -171,7 +217,7 @@ def publish(loaded: dict, **ctx) -> dict:
 
     if not loaded["staging"]:
         return {"db": loaded["db"], "published": False}
-    with conns.mongo_client(MONGO) as client:
+    with conns.mongo_client(MONGO) as client, _lock(client, ctx["params"], loaded["db"], ctx):
         ld.publish(client, loaded["staging"], loaded["db"], list(loaded["collections"]))
     log.info("published %s -> %s (%d collection(s))", loaded["staging"], loaded["db"], len(loaded["collections"]))
     return {"db": loaded["db"], "published": True}
@@ -254,11 +300,19 @@ def restore(versions: list[dict], **ctx) -> dict | None:
     with conns.mongo_client(MONGO) as client:
         meta = client[meta_db(p["mongo_db"])]
         rec = meta[bk.VERSIONS].find_one({"_id": p["version"]})
-        before = bk.create(client, rec["db"], meta, backup_location(p.get("backup_url")), run_id=run_id,
-                           note=f"before rollback to {p['version']}", logger=log)
-        res = bk.restore(client, meta, p["version"], logger=log)
-        audit.to_mongo(meta[RUNS], audit.record(
-            id=run_id, family=FAMILY, dag_id="production_etl_rollback", run_id=run_id, who=audit.who(ctx),
-            outcome="success", params=dict(p), counts=res["collections"], status="success", restored=res,
-            backup_version=before["_id"], target_db=rec["db"]))
+        with locks.hold(meta, f"etl:{rec['db']}", owner=run_id, dag_id=ctx["dag_run"].dag_id, release_at_end=True):
+            return _restore(client, meta, rec, p, ctx)
+
+
+def _restore(client, meta, rec: dict, p: dict, ctx) -> dict:
+    from ferry.etl import backup as bk
+
+    run_id = ctx["run_id"]
+    before = bk.create(client, rec["db"], meta, backup_location(p.get("backup_url")), run_id=run_id,
+                       note=f"before rollback to {p['version']}", logger=log)
+    res = bk.restore(client, meta, p["version"], logger=log)
+    audit.to_mongo(meta[RUNS], audit.record(
+        id=run_id, family=FAMILY, dag_id="production_etl_rollback", run_id=run_id, who=audit.who(ctx),
+        outcome="success", params=dict(p), counts=res["collections"], status="success", restored=res,
+        backup_version=before["_id"], target_db=rec["db"]))
     return {**res, "backup_before": before["_id"]}
