@@ -35,7 +35,7 @@ def pg_connect(conn_id: str, database: str | None = None, *, autocommit: bool = 
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     conn = PostgresHook(postgres_conn_id=conn_id, database=database or None).get_conn()
-    conn.autocommit = autocommit
+    conn.autocommit = autocommit  # type: ignore[attr-defined]  # a psycopg 3 Connection
     with conn:
         yield conn
 

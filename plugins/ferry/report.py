@@ -11,16 +11,16 @@ def table(rows: Iterable[Mapping[str, Any] | Sequence[Any]], headers: Sequence[s
     """A GitHub-flavoured markdown table (``tabulate``); ``"(none)"`` for no rows."""
     from tabulate import tabulate
 
-    rows = list(rows)
-    if not rows:
+    items: list[Any] = list(rows)
+    if not items:
         return "(none)"
-    if isinstance(rows[0], Mapping):
+    if isinstance(items[0], Mapping):
         if headers is None:
-            headers = list(dict.fromkeys(k for r in rows for k in r))  # union of keys, first-seen order
-        rows = [[_cell(r.get(h)) for h in headers] for r in rows]
+            headers = list(dict.fromkeys(k for r in items for k in r))  # union of keys, first-seen order
+        cells = [[_cell(r.get(h)) for h in headers] for r in items]
     else:
-        rows = [[_cell(v) for v in r] for r in rows]
-    return tabulate(rows, headers=headers or (), tablefmt="github")
+        cells = [[_cell(v) for v in r] for r in items]
+    return tabulate(cells, headers=headers or (), tablefmt="github")
 
 
 def _cell(value: Any) -> Any:

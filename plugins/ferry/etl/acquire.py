@@ -80,7 +80,7 @@ def children(conn, schema: str, coll: dict, rows: list[dict]) -> dict[str, dict]
     return out
 
 
-def fetch_ids(conn, schema: str, coll: dict, ids: list) -> Iterator[tuple[list[dict], dict[str, dict]]]:
+def fetch_ids(conn, schema: str, coll: dict, ids: list) -> tuple[list[dict], dict[str, dict]]:
     """The rows (and children) of ``ids`` only (validation samples)."""
     q = sql.SQL("SELECT {} FROM {}.{} WHERE {} = ANY(%s) ORDER BY {}").format(
         _cols(coll, root_columns(coll)), sql.Identifier(schema), sql.Identifier(coll["table"]),

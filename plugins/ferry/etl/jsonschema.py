@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ferry.etl.transform import DELETED_FIELD, HASH_FIELD
 
@@ -42,7 +43,7 @@ def _object(part: dict, table: dict, numeric: str, extra: dict | None = None, re
     for col, spec in part["fields"].items():
         c = table["columns"][col]
         t = bson_type(c["type"], spec["type"], numeric)
-        prop = {} if t is None else {"bsonType": t + (["null"] if c["nullable"] else [])}
+        prop: dict[str, Any] = {} if t is None else {"bsonType": t + (["null"] if c["nullable"] else [])}
         prop["description"] = f"{part['table']}.{col} ({c['type']}{'' if c['nullable'] else ', not null'})"
         props[spec["name"]] = prop
         required.append(spec["name"])

@@ -106,15 +106,15 @@ def parse(text: str, source: str = "<mapping>") -> dict:
     _choice(doc, numeric, ("defaults", "numeric"), NUMERIC)
     on_delete = defaults.get("on_source_delete", "delete")
     _choice(doc, on_delete, ("defaults", "on_source_delete"), ON_DELETE)
-    source = m.get("source") or {}
-    if not isinstance(source, dict):
+    src = m.get("source") or {}
+    if not isinstance(src, dict):
         raise doc.error(("source",), "must be a mapping (e.g. {schema: public})")
     colls = m.get("collections")
     if not isinstance(colls, list) or not colls:
         raise doc.error(("collections",), "a non-empty list of collections is required")
     out = {
         "version": m.get("version", 1),
-        "source": {"schema": source.get("schema", "public")},
+        "source": {"schema": src.get("schema", "public")},
         "defaults": {"numeric": numeric, "on_source_delete": on_delete},
         "collections": [],
         "lines": {},
@@ -141,20 +141,20 @@ def parse(text: str, source: str = "<mapping>") -> dict:
             "relations": [],
         }
         out["lines"][c["name"]] = doc.lines.get(p, 1)
-        seen_as = {}
+        seen_as: dict[str, int] = {}
         for j, r in enumerate(c.get("relations") or []):
             rp = p + ("relations", j)
             if not isinstance(r, dict):
                 raise doc.error(rp, "each relation must be a mapping with kind, table/column, as")
             _keys(doc, r, rp, _REL_KEYS)
-            kind = r.get("kind")
-            _choice(doc, kind, rp + ("kind",), KINDS)
+            kind = str(r.get("kind"))
+            _choice(doc, r.get("kind"), rp + ("kind",), KINDS)
             need = {"embed_many": ("table", "as", "foreign_key"), "embed_one": ("table", "as", "local_key"),
                     "reference": ("column", "collection")}[kind]
             for req in need:
                 if not isinstance(r.get(req), str) or not r.get(req):
                     raise doc.error(rp, f"{kind} needs '{req}' (a string)")
-            rel = {"kind": kind}
+            rel: dict[str, Any] = {"kind": kind}
             if kind == "reference":
                 rel.update(column=r["column"], collection=r["collection"], **{"as": r.get("as") or r["column"]})
             else:

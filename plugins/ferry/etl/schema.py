@@ -77,9 +77,9 @@ def snapshot(conn, schema: str = "public") -> dict:
         t = tables.setdefault(table, {"columns": {}, "primary_key": [], "foreign_keys": [], "unique": [], "indexes": {}})
         t["columns"][col] = {"type": typ, "nullable": nullable == "YES", "default": default, "position": pos}
     for table, _name, kind, cols, ref_table, ref_cols in conn.execute(_CONSTRAINTS, (schema,)).fetchall():
-        t = tables.get(table)
-        if t is None:
+        if table not in tables:
             continue
+        t = tables[table]
         if kind == "p":
             t["primary_key"] = list(cols)
         elif kind == "u":

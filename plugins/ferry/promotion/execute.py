@@ -50,14 +50,14 @@ def validate_actions(spec: CollectionSpec, actions: list[Action]) -> dict[int, s
     fields = list(dict.fromkeys([*spec.required, *spec.types, *spec.key]))
     rows = []
     for a in actions:
-        row = {}
+        row: dict[str, Any] = {}
         for f in fields:
-            v = get_field(a.doc, f)
+            v = get_field(a.doc or {}, f)
             row[f] = None if v is _MISSING else v
         row["_natural_key"] = json.dumps([str(row[k]) for k in spec.key])
         rows.append(row)
     df = pd.DataFrame(rows, dtype=object)
-    exp = [("ExpectColumnValuesToNotBeNull", {"column": f}) for f in spec.required]
+    exp: list[tuple[str, dict[str, Any]]] = [("ExpectColumnValuesToNotBeNull", {"column": f}) for f in spec.required]
     exp += [("ExpectColumnValuesToBeInTypeList", {"column": f, "type_list": t}) for f, t in _type_names(spec).items()]
     exp.append(("ExpectColumnValuesToBeUnique", {"column": "_natural_key"}))
     result = validate(df, exp, name=f"promotion_{spec.name}")
@@ -119,8 +119,9 @@ def _unique_key_index(coll, key: tuple[str, ...]) -> str | None:
 def _write_ops(spec: CollectionSpec, actions: list[Action], insert_with: str):
     from pymongo import InsertOne, ReplaceOne, UpdateOne
 
-    ops = []
+    ops: list[Any] = []
     for a in actions:
+        assert a.doc is not None, f"{a.action} {a.key} has no document"
         if a.action == "insert":
             if insert_with == "insert":
                 ops.append(InsertOne(a.doc))
@@ -321,7 +322,8 @@ def _execute(cfg: PromotionConfig, local_db, prod_db, collections: list[str], qu
              on_conflict: str, *, promotion_id: str, sink: ReportSink, attempt: int, lookup: str | None,
              audit) -> dict:
     parents: dict[str, dict[Any, ParentRef]] = {}
-    outcomes, failures, all_actions, summaries = [], [], [], []
+    outcomes, all_actions, summaries = [], [], []
+    failures: list[dict] = []
     for spec in cfg.ordered(collections):
         plan = plan_collection(spec, cfg, local_db, prod_db, queries.get(spec.name, {}), on_conflict, parents, lookup=lookup)
         summaries.append(plan.summary_row())

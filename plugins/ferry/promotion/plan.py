@@ -253,7 +253,7 @@ class ProdIndex:
             wanted = set(chunk)
             for d in self.coll.find(query, self._projection()):
                 k = natural_key(self.spec, d)
-                if k in wanted:  # compound keys: $in per field is a superset
+                if isinstance(k, tuple) and k in wanted:  # compound keys: $in per field is a superset
                     out.setdefault(k, d)
         return out
 
@@ -367,7 +367,7 @@ def plan_collection(
             mapped, why = remap(spec, doc, parents)
             k = natural_key(spec, mapped)
             if why or not isinstance(k, tuple):
-                plan.actions.append(Action(spec.name, "reject", key_dict(spec, mapped), doc["_id"], reason=why or k))
+                plan.actions.append(Action(spec.name, "reject", key_dict(spec, mapped), doc["_id"], reason=why or str(k)))
                 continue
             if k in seen:
                 plan.actions.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from typing import Any
 
 from ferry.errors import FerryError
 from ferry.promotion.config import PromotionConfig
@@ -59,7 +60,7 @@ def _undo(cfg: PromotionConfig, prod_db, promotion_id: str) -> list[dict]:
 
     backups = prod_db[cfg.backups_collection]
     names = list(cfg.collections)
-    rows = {n: {"collection": n, "deleted": 0, "restored": 0, "left": 0} for n in names}
+    rows: dict[str, dict[str, Any]] = {n: {"collection": n, "deleted": 0, "restored": 0, "left": 0} for n in names}
     for name in reversed(names):  # children before parents
         ids: list = []
         for rec in backups.find({"promotion_id": promotion_id, "collection": name, "kind": "inserts"}):

@@ -6,6 +6,7 @@ Every function is keyed by ``run_key`` so a rerun replaces its own record and ne
 from __future__ import annotations
 
 import json
+from typing import Any
 
 
 def postgres_roundtrip(conn, run_key: str) -> dict:
@@ -29,7 +30,7 @@ def mongo_roundtrip(db, run_key: str, pg_result: dict) -> dict:
     return {"store": "mongo", "documents": db.smoke_runs.count_documents({}), "db": db.name}
 
 
-def s3_roundtrip(s3, bucket: str, run_key: str, payload: dict) -> dict:
+def s3_roundtrip(s3, bucket: str, run_key: str, payload: Any) -> dict:
     """Put ``smoke/<run_key>.json`` (same key on rerun) and read its size back."""
     from ferry.storage import ensure_bucket
 
@@ -50,5 +51,5 @@ def duckdb_roundtrip(path: str, run_key: str, summary: list[dict]) -> dict:
         con.execute("DELETE FROM smoke_runs WHERE run_key = ?", [run_key])
         con.execute("INSERT INTO smoke_runs VALUES (?, ?)", [run_key, json.dumps(summary, default=str)])
         con.execute("COMMIT")
-        (rows,) = con.execute("SELECT count(*) FROM smoke_runs").fetchone()
+        rows = con.execute("SELECT count(*) FROM smoke_runs").fetchone()[0]  # type: ignore[index]
     return {"store": "duckdb", "rows": rows, "path": path}
