@@ -543,6 +543,10 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "FERRY_STORAGE_URL": str(home.parent / "storage"),
+        # OpenLineage: every task's START/COMPLETE events, with inputs and outputs, as JSON lines in one file
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "ferry",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(home / "openlineage.jsonl"), "append": True}),
         "PYTHONPATH": os.pathsep.join(
             p for p in [str(REPO_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")] if p
         ),

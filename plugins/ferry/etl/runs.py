@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ferry import audit, conns, locks, report, storage
+from ferry import audit, conns, lineage, locks, report, storage
 from ferry.errors import FerryError, fails_fast
 from ferry.etl import RUNS, backup_location, meta_db, target_db
 
@@ -165,6 +165,8 @@ def backup(planned: dict, **ctx) -> dict:
         recover(client, p, ctx["run_id"])
         rec = bk.create(client, planned["target_db"], meta, backup_location(p.get("backup_url")),
                         run_id=ctx["run_id"], note="before production_etl load", logger=log)
+        lineage.report(client, inputs=[lineage.mongo(client, planned["target_db"], c) for c in rec["collections"]],
+                       outputs=[lineage.url(rec["location"])])
         audit.to_mongo(meta[RUNS], audit.record(  # intent: found and closed by the next run if this one dies
             id=ctx["run_id"], family=FAMILY, dag_id=ctx["dag_run"].dag_id, run_id=ctx["run_id"], who=audit.who(ctx),
             outcome="running", params=dict(p), status="running", target_db=planned["target_db"],
@@ -192,6 +194,10 @@ def load(acquired: dict, planned: dict, backed_up: dict, **ctx) -> dict:
                       meta_db=client[meta_db(p["mongo_db"])], run_id=ctx["run_id"], logger=log)
         if p["apply_validators"]:
             res["validators"] = jsonschema.apply_validators(client[res["staging"] or res["db"]], planned["schemas"])
+        eff = planned["effective_mapping"]
+        tables = {t for c in eff["collections"] for t in [c["table"], *(r.get("table") for r in c["relations"])] if t}
+        lineage.report(conn, inputs=[lineage.postgres(conn, eff["source"]["schema"], t) for t in sorted(tables)],
+                       outputs=[lineage.mongo(client, res["db"], c) for c in res["collections"]])
     where = f"staging {res['staging']}" if res["staging"] else res["db"]
     report.log_table(log, f"loaded into {where} ({res['strategy']}, backup {backed_up['version']})",
                      [{"collection": k, **v} for k, v in res["collections"].items()])
@@ -232,9 +238,12 @@ def push_s3(planned: dict, loaded: dict, **ctx) -> dict | None:
     if not p["push_to_s3"]:
         return None
     with conns.mongo_client(MONGO) as client:
-        return pub.push(client, loaded["db"], list(loaded["collections"]), conns.s3_client(S3), p["bucket"],
-                        f"processed/{loaded['db']}/{storage.safe_name(ctx['run_id'])}",
-                        extra={"run_id": ctx["run_id"], "decision": planned["decision"]})
+        out = pub.push(client, loaded["db"], list(loaded["collections"]), conns.s3_client(S3), p["bucket"],
+                       f"processed/{loaded['db']}/{storage.safe_name(ctx['run_id'])}",
+                       extra={"run_id": ctx["run_id"], "decision": planned["decision"]})
+        lineage.report(client, inputs=[lineage.mongo(client, loaded["db"], c) for c in loaded["collections"]],
+                       outputs=[lineage.s3(p["bucket"], out["manifest"])])
+    return out
 
 
 def finish(**ctx) -> dict:
@@ -311,6 +320,8 @@ def _restore(client, meta, rec: dict, p: dict, ctx) -> dict:
     before = bk.create(client, rec["db"], meta, backup_location(p.get("backup_url")), run_id=run_id,
                        note=f"before rollback to {p['version']}", logger=log)
     res = bk.restore(client, meta, p["version"], logger=log)
+    lineage.report(client, inputs=[lineage.url(rec["location"])],
+                   outputs=[lineage.mongo(client, rec["db"], c) for c in res["collections"]])
     audit.to_mongo(meta[RUNS], audit.record(
         id=run_id, family=FAMILY, dag_id="production_etl_rollback", run_id=run_id, who=audit.who(ctx),
         outcome="success", params=dict(p), counts=res["collections"], status="success", restored=res,

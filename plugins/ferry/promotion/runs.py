@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ferry import audit, conns, report
+from ferry import audit, conns, lineage, report
 from ferry.errors import FerryError, fails_fast
 from ferry.mongo import db_name
 
@@ -135,6 +135,8 @@ def execute(**ctx) -> dict:
         res = ex.execute(cfg, local[source_db], prod[target_db], collections, queries, p["on_conflict"],
                          promotion_id=promotion_id, sink=_sink(p, promotion_id), params=dict(p),
                          triggered_by=audit.who(ctx), attempt=ctx["ti"].try_number, approval=_approval(ctx))
+        lineage.report(prod, inputs=[lineage.mongo(local, source_db, c) for c in collections],
+                       outputs=[lineage.mongo(prod, target_db, c) for c in collections])
     report.log_table(log, f"Promotion {promotion_id} → {target_db}: outcome", res["outcome"])
     log.info("Report: %s; backups: %s (promotion_id=%s)", res["report"], res["backup"], promotion_id)
     if res["failures"] or res["rejects"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ferry import conns, report, smoke
+from ferry import conns, lineage, report, smoke
 
 log = logging.getLogger("ferry.smoke")
 
@@ -15,20 +15,28 @@ def _run_key(ctx) -> str:
 
 def postgres(**ctx) -> dict:
     with conns.pg_connect(conns.PG_PROD) as conn:
-        return smoke.postgres_roundtrip(conn, _run_key(ctx))
+        out = smoke.postgres_roundtrip(conn, _run_key(ctx))
+        lineage.report(conn, outputs=[lineage.postgres(conn, "public", "ferry_smoke")])
+        return out
 
 
 def mongo(pg_result: dict, **ctx) -> dict:
     with conns.mongo_client(conns.MONGO_LOCAL) as client:
-        return smoke.mongo_roundtrip(client[ctx["params"]["mongo_db"]], _run_key(ctx), pg_result)
+        out = smoke.mongo_roundtrip(client[ctx["params"]["mongo_db"]], _run_key(ctx), pg_result)
+        lineage.report(client, outputs=[lineage.mongo(client, ctx["params"]["mongo_db"], "smoke_runs")])
+        return out
 
 
 def s3(pg_result: dict, mongo_result: dict, **ctx) -> dict:
-    return smoke.s3_roundtrip(conns.s3_client(), ctx["params"]["bucket"], _run_key(ctx), [pg_result, mongo_result])
+    client = conns.s3_client()
+    out = smoke.s3_roundtrip(client, ctx["params"]["bucket"], _run_key(ctx), [pg_result, mongo_result])
+    lineage.report(client, outputs=[out["key"]])
+    return out
 
 
 def duckdb(pg_result: dict, mongo_result: dict, s3_result: dict, **ctx) -> list[dict]:
     results = [pg_result, mongo_result, s3_result]
     results.append(smoke.duckdb_roundtrip(conns.duckdb_path(), _run_key(ctx), results))
+    lineage.report(results[-1], outputs=[lineage.file(conns.duckdb_path())])
     report.log_table(log, "Ferry smoke test", results)
     return results

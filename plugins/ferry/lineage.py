@@ -1,0 +1,59 @@
+"""Lineage: what each task read and wrote, as provider asset URIs, reported to Airflow's hook lineage collector.
+
+The OpenLineage provider turns what a task reported into the inputs and outputs of its run events (for a
+task without OpenLineage methods of its own it reads the hook lineage collector), so every Ferry run's events
+name real systems:
+
+- ``postgres://host:port/database/schema/table`` (source tables),
+- ``mongodb://host:port/database/collection`` (targets, promotion sources),
+- ``s3://bucket/key`` (dumps, published data, backups),
+- ``file:///path`` (local files; the DuckDB database file).
+
+Outside a task (tests of the library, benchmarks) reporting is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+log = logging.getLogger(__name__)
+
+
+def report(context: object, *, inputs: Iterable[str] = (), outputs: Iterable[str] = ()) -> None:
+    """Report ``inputs`` / ``outputs`` (asset URIs) read and written through ``context`` (a client or hook)."""
+    try:
+        from airflow.providers.common.compat.lineage.hook import get_hook_lineage_collector
+
+        collector = get_hook_lineage_collector()
+        for uri in inputs:
+            collector.add_input_asset(context=context, uri=uri)
+        for uri in outputs:
+            collector.add_output_asset(context=context, uri=uri)
+    except Exception:  # noqa: BLE001 - lineage is best effort: it never fails a data move
+        log.debug("lineage not reported", exc_info=True)
+
+
+def mongo(client, db: str, collection: str) -> str:
+    host, port = client.address or ("localhost", 27017)
+    return f"mongodb://{host}:{port}/{db}/{collection}"
+
+
+def postgres(conn, schema: str, table: str) -> str:
+    info = conn.info
+    return f"postgres://{info.host or 'localhost'}:{info.port or 5432}/{info.dbname}/{schema}/{table}"
+
+
+def s3(bucket: str, key: str = "") -> str:
+    return f"s3://{bucket}/{key.lstrip('/')}"
+
+
+def file(path: str) -> str:
+    from pathlib import Path
+
+    return Path(path).resolve().as_uri()
+
+
+def url(location: str) -> str:
+    """A storage URL (``s3://...`` or a local path) as an asset URI."""
+    return location if location.startswith("s3://") else file(location)
