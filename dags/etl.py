@@ -16,7 +16,7 @@ import os
 from datetime import timedelta
 
 from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk import Param, dag, task
+from airflow.sdk import AssetAlias, Param, dag, task
 
 from ferry.dagdefaults import default_args
 from ferry.etl.policy import OPTIONS as REVIEW_OPTIONS
@@ -78,10 +78,11 @@ def production_etl():
     acquired >> detect
     task.branch(runs.route)(detected) >> [review, planned]
     review >> planned
-    loaded = task(runs.load, **LONG)(acquired, planned, task(runs.backup, **LONG)(planned))
-    published = task(runs.publish)(loaded)
+    target = [AssetAlias(runs.TARGET_ALIAS)]
+    loaded = task(runs.load, outlets=target, **LONG)(acquired, planned, task(runs.backup, **LONG)(planned))
+    published = task(runs.publish, outlets=target)(loaded)
     task(runs.validate, **LONG)(acquired, planned, loaded) >> published
-    pushed = task(runs.push_s3, **LONG)(planned, loaded)
+    pushed = task(runs.push_s3, outlets=[AssetAlias(runs.PUBLISHED_ALIAS)], **LONG)(planned, loaded)
     done = task(runs.finish, trigger_rule="all_done")()
     published >> pushed >> done
     done >> task(runs.release)(acquired).as_teardown(setups=acquired)

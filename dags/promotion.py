@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import Param, dag, task
+from airflow.sdk import AssetAlias, Param, dag, task
 
 from ferry.dagdefaults import default_args
 from ferry.params import choices, optional
@@ -61,7 +61,8 @@ def prod_promotion():
         body="{{ ti.xcom_pull(task_ids='plan')['table'] }}\n\nPlan report: {{ ti.xcom_pull(task_ids='plan')['report'] }}",
         response_timeout=timedelta(hours=24),
     )
-    execute = task(runs.execute, trigger_rule="none_failed_min_one_success", **LONG)()
+    execute = task(runs.execute, trigger_rule="none_failed_min_one_success", outlets=[AssetAlias(runs.TARGET_ALIAS)],
+                   **LONG)()
     gate >> approve >> execute
     gate >> execute
     execute >> task(runs.outcome, trigger_rule="all_done", retries=0)()

@@ -53,3 +53,22 @@ def test_etl_run_events_name_source_tables_targets_and_published_files(airflow_c
     # reported; a worker runs each task in a process of its own)
     assert {f"{mongo_db_name}.accounts", f"{mongo_db_name}.campaigns"} <= {o["name"] for o in ev["load"]["outputs"]}
     assert f"s3://{s3_bucket}" in [o["namespace"] for o in ev["push_s3"]["outputs"]]
+
+
+def test_etl_asset_events_name_the_published_collections(airflow_conns, stack, pg_database, mongo_db_name, s3_bucket):
+    """production_etl's outlets (asset aliases) resolve to the collections it published and the manifest."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    from ferry.etl import demodata
+
+    with stack.pg.connect(pg_database) as conn:
+        demodata.create_schema(conn)
+        demodata.seed(conn, accounts=2, campaigns_per=1, items_per=1, tags_per=1)
+    dr = dagtest.run_dag("production_etl", {"mongo_db": mongo_db_name, "bucket": s3_bucket, "source": "direct",
+                                            "refresh_strategy": "full", "schema_change_policy": "auto_safe"})
+    with create_session() as session:
+        uris = {e.asset.uri for e in session.query(AssetEvent).filter(AssetEvent.source_run_id == dr.run_id)}
+    mongo_host = stack.mongo_local_uri.split("//")[1].split("/")[0]
+    assert {f"mongodb://{mongo_host}/{mongo_db_name}/accounts", f"mongodb://{mongo_host}/{mongo_db_name}/campaigns"} <= uris
+    assert any(u.startswith(f"s3://{s3_bucket}/processed/") and u.endswith("manifest.json") for u in uris)

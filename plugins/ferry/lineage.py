@@ -34,6 +34,18 @@ def report(context: object, *, inputs: Iterable[str] = (), outputs: Iterable[str
         log.debug("lineage not reported", exc_info=True)
 
 
+def emit(ctx, alias: str, uris: Iterable[str]) -> None:
+    """Asset events for ``uris`` through the task's ``AssetAlias(alias)`` outlet: DAGs scheduled on the alias
+    (or on one of the assets) run after this task changed them."""
+    from airflow.sdk import Asset, AssetAlias
+
+    events = ctx.get("outlet_events")
+    if events is None:
+        return
+    for uri in uris:
+        events[AssetAlias(alias)].add(Asset(uri))
+
+
 def mongo(client, db: str, collection: str) -> str:
     host, port = client.address or ("localhost", 27017)
     return f"mongodb://{host}:{port}/{db}/{collection}"

@@ -26,6 +26,8 @@ log = logging.getLogger("ferry.etl")
 PG, MONGO, S3 = conns.PG_PROD, conns.MONGO_LOCAL, conns.S3
 REPO = Path(__file__).resolve().parents[3]
 FAMILY = "etl"
+#: Asset aliases of production_etl's outlets: the target collections it changed, the manifests it published.
+TARGET_ALIAS, PUBLISHED_ALIAS = "ferry_etl_target", "ferry_etl_published"
 
 
 def mapping_path(value: str) -> str:
@@ -196,8 +198,11 @@ def load(acquired: dict, planned: dict, backed_up: dict, **ctx) -> dict:
             res["validators"] = jsonschema.apply_validators(client[res["staging"] or res["db"]], planned["schemas"])
         eff = planned["effective_mapping"]
         tables = {t for c in eff["collections"] for t in [c["table"], *(r.get("table") for r in c["relations"])] if t}
+        targets = [lineage.mongo(client, res["db"], c) for c in res["collections"]]
         lineage.report(conn, inputs=[lineage.postgres(conn, eff["source"]["schema"], t) for t in sorted(tables)],
-                       outputs=[lineage.mongo(client, res["db"], c) for c in res["collections"]])
+                       outputs=targets)
+        if not res["staging"]:  # incremental: readers see the change now
+            lineage.emit(ctx, TARGET_ALIAS, targets)
     where = f"staging {res['staging']}" if res["staging"] else res["db"]
     report.log_table(log, f"loaded into {where} ({res['strategy']}, backup {backed_up['version']})",
                      [{"collection": k, **v} for k, v in res["collections"].items()])
@@ -225,6 +230,7 @@ def publish(loaded: dict, **ctx) -> dict:
         return {"db": loaded["db"], "published": False}
     with conns.mongo_client(MONGO) as client, _lock(client, ctx["params"], loaded["db"], ctx):
         ld.publish(client, loaded["staging"], loaded["db"], list(loaded["collections"]))
+        lineage.emit(ctx, TARGET_ALIAS, [lineage.mongo(client, loaded["db"], c) for c in loaded["collections"]])
     log.info("published %s -> %s (%d collection(s))", loaded["staging"], loaded["db"], len(loaded["collections"]))
     return {"db": loaded["db"], "published": True}
 
@@ -243,6 +249,7 @@ def push_s3(planned: dict, loaded: dict, **ctx) -> dict | None:
                        extra={"run_id": ctx["run_id"], "decision": planned["decision"]})
         lineage.report(client, inputs=[lineage.mongo(client, loaded["db"], c) for c in loaded["collections"]],
                        outputs=[lineage.s3(p["bucket"], out["manifest"])])
+        lineage.emit(ctx, PUBLISHED_ALIAS, [lineage.s3(p["bucket"], out["manifest"])])
     return out
 
 

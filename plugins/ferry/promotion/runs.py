@@ -18,6 +18,8 @@ log = logging.getLogger("ferry.promotion")
 
 COLLECTIONS = ["companies", "documents", "meta_summaries"]
 FAMILY = "promotion"
+#: Asset alias of prod_promotion's outlet: the production collections a promotion wrote.
+TARGET_ALIAS = "ferry_promotion_target"
 
 
 def _dbs(params: dict) -> tuple[str, str]:
@@ -135,8 +137,9 @@ def execute(**ctx) -> dict:
         res = ex.execute(cfg, local[source_db], prod[target_db], collections, queries, p["on_conflict"],
                          promotion_id=promotion_id, sink=_sink(p, promotion_id), params=dict(p),
                          triggered_by=audit.who(ctx), attempt=ctx["ti"].try_number, approval=_approval(ctx))
-        lineage.report(prod, inputs=[lineage.mongo(local, source_db, c) for c in collections],
-                       outputs=[lineage.mongo(prod, target_db, c) for c in collections])
+        targets = [lineage.mongo(prod, target_db, c) for c in collections]
+        lineage.report(prod, inputs=[lineage.mongo(local, source_db, c) for c in collections], outputs=targets)
+        lineage.emit(ctx, TARGET_ALIAS, targets)
     report.log_table(log, f"Promotion {promotion_id} → {target_db}: outcome", res["outcome"])
     log.info("Report: %s; backups: %s (promotion_id=%s)", res["report"], res["backup"], promotion_id)
     if res["failures"] or res["rejects"]:
