@@ -43,3 +43,16 @@ def test_compose_runs_the_full_stack_with_ferry_connections():
         assert value["conn_type"] in {"postgres", "mongo", "aws", "duckdb"}
     assert "./dags:/opt/airflow/dags" in services["airflow-scheduler"]["volumes"]
     assert "./plugins:/opt/airflow/plugins" in services["airflow-scheduler"]["volumes"]
+    assert env["FERRY_STORAGE_URL"].startswith("s3://")  # files one task leaves for another: object storage
+    assert "airflow pools set ferry_duckdb 1" in " ".join(services["airflow-init"]["command"])
+
+
+def test_compose_has_a_celery_profile_with_the_same_connections():
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    assert services["redis"]["profiles"] == ["celery"] and services["airflow-worker"]["profiles"] == ["celery"]
+    worker = services["airflow-worker"]
+    assert worker["command"][:2] == ["celery", "worker"]
+    assert worker["environment"] == services["airflow-scheduler"]["environment"]  # same ids, same storage
+    env = worker["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "${FERRY_EXECUTOR:-LocalExecutor}"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:6379")
