@@ -38,9 +38,9 @@ LONG = {"execution_timeout": timedelta(hours=4)}
     params={
         "collections": choices(COLLECTIONS, "Collections to promote (written parents first).", min_items=1),
         "mode": Param("dry_run", type="string", enum=["summary", "dry_run", "execute"], description="What to do."),
-        "confirm": optional("string", "For mode=execute: type the target database name to confirm."),
-        "filter": optional("object", 'Optional query, e.g. {"domain": "a.com"}, or one per collection: '
-                           '{"companies": {...}, "documents": {...}}. $where / $function / $accumulator are refused.'),
+        "confirm": optional("string", "For mode=execute: type the target database name. Empty: nothing is written."),
+        "filter": optional("object", 'Which local documents, e.g. {"domain": "a.com"}, or one per collection: '
+                           '{"companies": {...}}. Empty: all. $where / $function / $accumulator are refused.'),
         "on_conflict": Param("skip", type="string", enum=["skip", "update_if_newer", "overwrite"],
                              description="When production already has the natural key."),
         "require_approval": Param(False, type="boolean", description="Ask a human to approve before writing."),
