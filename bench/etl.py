@@ -29,7 +29,7 @@ sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 
 def _mapping() -> dict:
-    from ferry.etl import mapping, schema
+    from ferry.etl import mapping
 
     return mapping.load(ROOT / "include/etl/demo_mapping.yaml")
 
@@ -91,8 +91,8 @@ def main() -> None:
 
     from psycopg.rows import dict_row
 
-    from ferry_dev.devstack import DevStack
     from ferry.etl import acquire, load, transform
+    from ferry_dev.devstack import DevStack
 
     logging.basicConfig(level=logging.WARNING)
     with DevStack.start(Path(tempfile.mkdtemp(prefix="ferry-bench-etl-")), mongo_servers=1) as stack:
@@ -139,22 +139,43 @@ def main() -> None:
             for db in ("bench_ferry", "bench_raw", "bench_rowwise"):
                 client.drop_database(db)
             ferry_docs_s = docs_n / ferry_s
-            print(f"ferry: {total_rows / ferry_s:.0f} source rows/s, {ferry_docs_s:.0f} documents/s ({docs_n} documents, {ferry_s:.1f}s)")
-            print(f"raw insert_many of prebuilt documents: {docs_n / raw_s:.0f} documents/s ({raw_s:.1f}s); "
-                  f"ferry/raw = {raw_s / ferry_s:.0%} (target >= 70%)")
-            print(f"row-at-a-time: {sample / row_s:.0f} documents/s ({sample} campaign documents, {row_s:.1f}s); "
-                  f"ferry/row-at-a-time = {ferry_docs_s / (sample / row_s):.1f}x (target >= 20x)")
+            print(
+                f"ferry: {total_rows / ferry_s:.0f} source rows/s, {ferry_docs_s:.0f} documents/s ({docs_n} documents, {ferry_s:.1f}s)"
+            )
+            print(
+                f"raw insert_many of prebuilt documents: {docs_n / raw_s:.0f} documents/s ({raw_s:.1f}s); "
+                f"ferry/raw = {raw_s / ferry_s:.0%} (target >= 70%)"
+            )
+            print(
+                f"row-at-a-time: {sample / row_s:.0f} documents/s ({sample} campaign documents, {row_s:.1f}s); "
+                f"ferry/row-at-a-time = {ferry_docs_s / (sample / row_s):.1f}x (target >= 20x)"
+            )
         # peak RSS at rows/10 and rows, each in a fresh process
         rss = {}
         for n, db in ((max(10, args.rows // 10), "bench_etl_small"), (args.rows, "bench_etl")):
             if db != "bench_etl":
                 _seed(pg, db, n)
-            out = subprocess.run([sys.executable, __file__, "--batch-size", str(args.batch_size), "--child",
-                                  pg.uri(db), stack.mongo_prod_uri, "bench_rss"], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--child",
+                    pg.uri(db),
+                    stack.mongo_prod_uri,
+                    "bench_rss",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rss[n] = json.loads(out.stdout.strip().splitlines()[-1])["maxrss_kib"]
         (small, s_kib), (big, b_kib) = sorted(rss.items())
-        print(f"peak RSS: {s_kib / 1024:.0f} MiB at {small} rows, {b_kib / 1024:.0f} MiB at {big} rows; "
-              f"growth {b_kib / s_kib - 1:+.0%} (target within 20%)")
+        print(
+            f"peak RSS: {s_kib / 1024:.0f} MiB at {small} rows, {b_kib / 1024:.0f} MiB at {big} rows; "
+            f"growth {b_kib / s_kib - 1:+.0%} (target within 20%)"
+        )
         client.close()
 
 

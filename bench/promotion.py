@@ -42,13 +42,19 @@ def seed(local_db, prod_dbs, n: int) -> None:
     batch = 10_000
     for start in range(0, n, batch):
         local_db.companies.insert_many(
-            [{"_id": f"L{i}", "domain": f"d{i:07d}.com", "name": f"Company {i}", "updated_at": now} for i in range(start, min(n, start + batch))]
+            [
+                {"_id": f"L{i}", "domain": f"d{i:07d}.com", "name": f"Company {i}", "updated_at": now}
+                for i in range(start, min(n, start + batch))
+            ]
         )
     for db in prod_dbs:
         db.companies.create_index("domain", unique=True)
         for start in range(0, n, batch):
-            docs = [{"_id": f"P{i}", "domain": f"d{i:07d}.com", "name": f"Prod {i}", "updated_at": now}
-                    for i in range(start, min(n, start + batch)) if i % 2 == 0]
+            docs = [
+                {"_id": f"P{i}", "domain": f"d{i:07d}.com", "name": f"Prod {i}", "updated_at": now}
+                for i in range(start, min(n, start + batch))
+                if i % 2 == 0
+            ]
             if docs:
                 db.companies.insert_many(docs)
 
@@ -69,10 +75,10 @@ def main(argv=None) -> int:
 
     import pymongo
 
-    from ferry_dev.devstack import DevStack
     from ferry.promotion import config
     from ferry.promotion.execute import execute
     from ferry.promotion.sink import ReportSink
+    from ferry_dev.devstack import DevStack
 
     cfg = config.load()
     ferry_s, naive_s, ferry_rt, naive_rt = [], [], [], []
@@ -80,20 +86,31 @@ def main(argv=None) -> int:
         import ferry.validation  # noqa: F401 - warm up: GX import (~5 s) is not promotion work
 
         ferry.validation._context()
-        lc, lrec = Counter(), Counter()
-        pc, prec = Counter(), Counter()
+        lrec, prec = Counter(), Counter()
         local = pymongo.MongoClient(stack.mongo_local_uri, event_listeners=[lrec])
         prod = pymongo.MongoClient(stack.mongo_prod_uri, event_listeners=[prec])
         for r in range(args.repeat):
             src, fdb, ndb = f"bench_src_{r}", f"bench_ferry_{r}", f"bench_naive_{r}"
             t = time.perf_counter()
             seed(local[src], [prod[fdb], prod[ndb]], args.n)
-            print(f"# seeded {args.n} local + {2 * ((args.n + 1) // 2)} production documents in {time.perf_counter() - t:.1f}s", flush=True)
+            print(
+                f"# seeded {args.n} local + {2 * ((args.n + 1) // 2)} production documents in {time.perf_counter() - t:.1f}s",
+                flush=True,
+            )
 
             lrec.n = prec.n = 0
             t = time.perf_counter()
-            res = execute(cfg, local[src], prod[fdb], ["companies"], {}, "skip", promotion_id=f"bench-{r}",
-                          sink=ReportSink(Path(tmp) / "reports"), triggered_by="bench")
+            res = execute(
+                cfg,
+                local[src],
+                prod[fdb],
+                ["companies"],
+                {},
+                "skip",
+                promotion_id=f"bench-{r}",
+                sink=ReportSink(Path(tmp) / "reports"),
+                triggered_by="bench",
+            )
             ferry_s.append(time.perf_counter() - t)
             ferry_rt.append(lrec.n + prec.n)
             assert res["status"] == "succeeded", res["failures"][:3]
@@ -116,7 +133,9 @@ def main(argv=None) -> int:
 
     f, nv = statistics.median(ferry_s), statistics.median(naive_s)
     print(f"documents_local {args.n} (50% already in production), repeats {args.repeat}")
-    print(f"ferry_execute_seconds {f:.2f}  ({args.n / f:.0f} docs/s; plan + GX validation + backup + bulk writes + audit)")
+    print(
+        f"ferry_execute_seconds {f:.2f}  ({args.n / f:.0f} docs/s; plan + GX validation + backup + bulk writes + audit)"
+    )
     print(f"naive_find_then_insert_seconds {nv:.2f}  ({args.n / nv:.0f} docs/s)")
     print(f"speedup {nv / f:.1f}x  (target >= 10x)")
     print(f"ferry_round_trips {int(statistics.median(ferry_rt))}")

@@ -35,26 +35,50 @@ LONG = {"execution_timeout": timedelta(hours=6)}
     default_args=default_args(),
     doc_md=__doc__,
     params={
-        "mapping": Param("include/etl/demo_mapping.yaml", type="string",
-                         description="Mapping file (YAML; relative paths are from the repository root)."),
-        "source": Param("direct", enum=["direct", "s3"], description="Read ferry_pg_prod directly, or restore a pg_dump from S3."),
-        "pg_schema": Param("public", type="string", description="PostgreSQL schema to snapshot (must match the mapping's source.schema)."),
+        "mapping": Param(
+            "include/etl/demo_mapping.yaml",
+            type="string",
+            description="Mapping file (YAML; relative paths are from the repository root).",
+        ),
+        "source": Param(
+            "direct", enum=["direct", "s3"], description="Read ferry_pg_prod directly, or restore a pg_dump from S3."
+        ),
+        "pg_schema": Param(
+            "public",
+            type="string",
+            description="PostgreSQL schema to snapshot (must match the mapping's source.schema).",
+        ),
         "source_name": optional("string", "Snapshot lineage name. Empty: the mapping file's name."),
         "s3_key": optional("string", "source=s3: the dump's key. Empty: the newest dump under s3_prefix."),
         "s3_prefix": Param("postgres-exports/", type="string", description="source=s3: where dumps are."),
         "bucket": Param("ferry-etl", type="string", description="S3 bucket of dumps and published data."),
-        "mongo_db": Param("bravo-1", type="string", description="Target database on ferry_mongo_local (USE_DEV_MONGO_DB adds _dev)."),
-        "schema_change_policy": Param("auto_safe", enum=["auto_safe", "apply_all", "abort", "ask"],
-                                      description="auto_safe: apply safe changes, stop on breaking ones before any write."),
-        "refresh_strategy": Param("full", enum=["full", "incremental", "dated_copy"],
-                                  description="full: staging database, checked, then swapped in; incremental: upsert "
-                                  "changed documents; dated_copy: a new <db>-YYYYMMDD database."),
+        "mongo_db": Param(
+            "bravo-1", type="string", description="Target database on ferry_mongo_local (USE_DEV_MONGO_DB adds _dev)."
+        ),
+        "schema_change_policy": Param(
+            "auto_safe",
+            enum=["auto_safe", "apply_all", "abort", "ask"],
+            description="auto_safe: apply safe changes, stop on breaking ones before any write.",
+        ),
+        "refresh_strategy": Param(
+            "full",
+            enum=["full", "incremental", "dated_copy"],
+            description="full: staging database, checked, then swapped in; incremental: upsert "
+            "changed documents; dated_copy: a new <db>-YYYYMMDD database.",
+        ),
         "batch_size": Param(10000, type="integer", minimum=1, description="Rows per batch."),
-        "backup_url": optional("string", "Where backups go (s3://bucket/prefix or a folder). Empty: "
-                               "$FERRY_STORAGE_URL/etl-backups (object storage, seen by every worker)."),
+        "backup_url": optional(
+            "string",
+            "Where backups go (s3://bucket/prefix or a folder). Empty: "
+            "$FERRY_STORAGE_URL/etl-backups (object storage, seen by every worker).",
+        ),
         "apply_validators": Param(False, type="boolean", description="Set each collection's $jsonSchema validator."),
-        "push_to_s3": Param(True, type="boolean", description="Publish JSON lines + manifest to s3://bucket/processed/..."),
-        "validate_sample": Param(50, type="integer", minimum=0, description="Documents per collection checked by checksum."),
+        "push_to_s3": Param(
+            True, type="boolean", description="Publish JSON lines + manifest to s3://bucket/processed/..."
+        ),
+        "validate_sample": Param(
+            50, type="integer", minimum=0, description="Documents per collection checked by checksum."
+        ),
     },
 )
 def production_etl():
@@ -62,8 +86,11 @@ def production_etl():
 
     acquired = task(runs.acquire, **LONG)()
     detect = SchemaChangeDetectOperator(
-        task_id="detect_schema", pg_conn_id="ferry_pg_prod", mongo_conn_id="ferry_mongo_local",
-        database="{{ ti.xcom_pull(task_ids='acquire')['database'] }}", mongo_db="{{ params.mongo_db }}",
+        task_id="detect_schema",
+        pg_conn_id="ferry_pg_prod",
+        mongo_conn_id="ferry_mongo_local",
+        database="{{ ti.xcom_pull(task_ids='acquire')['database'] }}",
+        mongo_db="{{ params.mongo_db }}",
         pg_schema="{{ params.pg_schema }}",
         source_name="{{ params.source_name or (params.mapping.rsplit('/', 1)[-1].rsplit('.', 1)[0]) }}",
     )
@@ -71,7 +98,10 @@ def production_etl():
         task_id="review_schema_changes",
         subject="production_etl: schema changes in {{ params.source_name or params.mapping }}",
         body="{{ ti.xcom_pull(task_ids='detect_schema')['markdown'] }}",
-        options=REVIEW_OPTIONS, defaults=["Abort"], response_timeout=timedelta(hours=24), retries=0,
+        options=REVIEW_OPTIONS,
+        defaults=["Abort"],
+        response_timeout=timedelta(hours=24),
+        retries=0,
     )
     detected = detect.output
     planned = task(runs.plan, trigger_rule="none_failed_min_one_success")(detected)
@@ -99,11 +129,13 @@ production_etl()
     tags=["ferry", "etl", "rollback"],
     default_args=default_args(retries=0),
     doc_md="### Roll back production_etl\n\nLists the backups of `mongo_db`; with `version`, backs up the current "
-           "state and restores that version exactly (content hash checked). An unknown version is refused with the "
-           "valid ones. See `docs/etl.md`.",
+    "state and restores that version exactly (content hash checked). An unknown version is refused with the "
+    "valid ones. See `docs/etl.md`.",
     params={
         "mongo_db": Param("bravo-1", type="string", description="Database on ferry_mongo_local."),
-        "version": optional("string", "Backup version to restore (e.g. 2026-11-22-001). Empty: only list the versions."),
+        "version": optional(
+            "string", "Backup version to restore (e.g. 2026-11-22-001). Empty: only list the versions."
+        ),
         "backup_url": optional("string", "Where the pre-rollback backup goes. Empty: as production_etl."),
     },
 )

@@ -39,15 +39,25 @@ LONG = {"execution_timeout": timedelta(hours=4)}
         "collections": choices(COLLECTIONS, "Collections to promote (written parents first).", min_items=1),
         "mode": Param("dry_run", type="string", enum=["summary", "dry_run", "execute"], description="What to do."),
         "confirm": optional("string", "For mode=execute: type the target database name. Empty: nothing is written."),
-        "filter": optional("object", 'Which local documents, e.g. {"domain": "a.com"}, or one per collection: '
-                           '{"companies": {...}}. Empty: all. $where / $function / $accumulator are refused.'),
-        "on_conflict": Param("skip", type="string", enum=["skip", "update_if_newer", "overwrite"],
-                             description="When production already has the natural key."),
+        "filter": optional(
+            "object",
+            'Which local documents, e.g. {"domain": "a.com"}, or one per collection: '
+            '{"companies": {...}}. Empty: all. $where / $function / $accumulator are refused.',
+        ),
+        "on_conflict": Param(
+            "skip",
+            type="string",
+            enum=["skip", "update_if_newer", "overwrite"],
+            description="When production already has the natural key.",
+        ),
         "require_approval": Param(False, type="boolean", description="Ask a human to approve before writing."),
         "source_db": Param("clausea", type="string", description="Database on ferry_mongo_local."),
         "target_db": Param("clausea", type="string", description="Database on ferry_mongo_prod."),
-        "report_url": optional("string", "Where plans and outcomes go (s3://bucket/prefix or a folder). "
-                               "Empty: $FERRY_STORAGE_URL/reports/promotion/<run id>."),
+        "report_url": optional(
+            "string",
+            "Where plans and outcomes go (s3://bucket/prefix or a folder). "
+            "Empty: $FERRY_STORAGE_URL/reports/promotion/<run id>.",
+        ),
     },
 )
 def prod_promotion():
@@ -58,11 +68,13 @@ def prod_promotion():
     approve = ApprovalOperator(
         task_id="approve",
         subject="Promote to production database {{ params.target_db }}?",
-        body="{{ ti.xcom_pull(task_ids='plan')['table'] }}\n\nPlan report: {{ ti.xcom_pull(task_ids='plan')['report'] }}",
+        body="{{ ti.xcom_pull(task_ids='plan')['table'] }}\n\n"
+        "Plan report: {{ ti.xcom_pull(task_ids='plan')['report'] }}",
         response_timeout=timedelta(hours=24),
     )
-    execute = task(runs.execute, trigger_rule="none_failed_min_one_success", outlets=[AssetAlias(runs.TARGET_ALIAS)],
-                   **LONG)()
+    execute = task(
+        runs.execute, trigger_rule="none_failed_min_one_success", outlets=[AssetAlias(runs.TARGET_ALIAS)], **LONG
+    )()
     gate >> approve >> execute
     gate >> execute
     execute >> task(runs.outcome, trigger_rule="all_done", retries=0)()

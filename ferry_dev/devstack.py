@@ -269,7 +269,7 @@ class DevStack:
 
     # ---- lifecycle
     @classmethod
-    def start(cls, state_dir: Path | str | None = None, *, mongo_servers: int = 2) -> "DevStack":
+    def start(cls, state_dir: Path | str | None = None, *, mongo_servers: int = 2) -> DevStack:
         state = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="ferry-stack-"))
         state.mkdir(parents=True, exist_ok=True)
         stack = cls(state_dir=state)
@@ -294,7 +294,7 @@ class DevStack:
         for cmd in self._stop_cmds:
             subprocess.run(cmd, capture_output=True, check=False)
 
-    def __enter__(self) -> "DevStack":
+    def __enter__(self) -> DevStack:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -484,10 +484,12 @@ def _unprivileged_user(owned: Path, name: str = "ferry_pg") -> str:
 
     try:
         pw = pwd.getpwnam(name)
-    except KeyError:
+    except KeyError:  # not there yet: create it
         res = subprocess.run(["useradd", "--system", "--no-create-home", name], capture_output=True, text=True)
         if res.returncode:
-            raise SetupError(f"cannot create user {name!r} to run PostgreSQL (it refuses root): {res.stderr.strip()}")
+            raise SetupError(
+                f"cannot create user {name!r} to run PostgreSQL (it refuses root): {res.stderr.strip()}"
+            ) from None
         pw = pwd.getpwnam(name)
     for path in [owned, *owned.rglob("*")]:
         os.chown(path, pw.pw_uid, pw.pw_gid)
@@ -546,10 +548,9 @@ def airflow_env(home: Path) -> dict[str, str]:
         # OpenLineage: every task's START/COMPLETE events, with inputs and outputs, as JSON lines in one file
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "ferry",
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
-            {"type": "file", "log_file_path": str(home / "openlineage.jsonl"), "append": True}),
-        "PYTHONPATH": os.pathsep.join(
-            p for p in [str(REPO_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")] if p
+            {"type": "file", "log_file_path": str(home / "openlineage.jsonl"), "append": True}
         ),
+        "PYTHONPATH": os.pathsep.join(p for p in [str(REPO_ROOT / "plugins"), os.environ.get("PYTHONPATH", "")] if p),
     }
 
 

@@ -7,9 +7,22 @@ from pymongo import monitoring
 #: Commands that change data or structure on a MongoDB server.
 WRITE_COMMANDS = frozenset(
     {
-        "insert", "update", "delete", "findAndModify", "create", "createIndexes", "drop", "dropIndexes",
-        "dropDatabase", "collMod", "renameCollection", "bulkWrite", "createSearchIndexes",
-        "updateSearchIndex", "dropSearchIndex", "aggregate_out",
+        "insert",
+        "update",
+        "delete",
+        "findAndModify",
+        "create",
+        "createIndexes",
+        "drop",
+        "dropIndexes",
+        "dropDatabase",
+        "collMod",
+        "renameCollection",
+        "bulkWrite",
+        "createSearchIndexes",
+        "updateSearchIndex",
+        "dropSearchIndex",
+        "aggregate_out",
     }
 )
 

@@ -16,7 +16,9 @@ from tests.sales.conftest import Webhook
 @pytest.fixture
 def hook(monkeypatch):
     w = Webhook()
-    monkeypatch.setenv("AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK", json.dumps({"conn_type": "slackwebhook", "password": w.url + "/x"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK", json.dumps({"conn_type": "slackwebhook", "password": w.url + "/x"})
+    )
     yield w
     w.close()
 
@@ -57,8 +59,10 @@ def test_unreachable_webhook_never_raises(monkeypatch, caplog):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there
-    monkeypatch.setenv("AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK",
-                       json.dumps({"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{port}/x"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK",
+        json.dumps({"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{port}/x"}),
+    )
     assert alerts.post("hello", timeout=2) is False
     alerts.on_failure(_context(RuntimeError("x")))
     assert "alert webhook ferry_alerts_webhook failed" in caplog.text

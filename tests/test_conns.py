@@ -17,11 +17,23 @@ def test_postgres_connection_extras_reach_psycopg(stack, pg_database, monkeypatc
     appears in the conninfo handed to command-line tools (pg_restore)."""
     with stack.pg.connect(pg_database, autocommit=True) as c:
         c.execute("CREATE SCHEMA ferry_extras")
-    monkeypatch.setenv("AIRFLOW_CONN_FERRY_PG_PROD", json.dumps({
-        "conn_type": "postgres", "host": stack.pg.host, "port": stack.pg.port, "login": stack.pg.user,
-        "password": "s3cr@t pw", "schema": pg_database,
-        "extra": {"sslmode": "disable", "options": "-c search_path=ferry_extras,public -c statement_timeout=12345"},
-    }))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FERRY_PG_PROD",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": stack.pg.host,
+                "port": stack.pg.port,
+                "login": stack.pg.user,
+                "password": "s3cr@t pw",
+                "schema": pg_database,
+                "extra": {
+                    "sslmode": "disable",
+                    "options": "-c search_path=ferry_extras,public -c statement_timeout=12345",
+                },
+            }
+        ),
+    )
     with conns.pg_connect(conns.PG_PROD) as conn:
         assert conn.execute("SHOW search_path").fetchone()[0] == "ferry_extras,public"
         assert conn.execute("SHOW statement_timeout").fetchone()[0] == "12345ms"

@@ -62,7 +62,10 @@ def test_no_heavy_imports_at_top_level(path: Path):
         f"heavy = sorted(m for m in {sorted(HEAVY)!r} if m in sys.modules); print(','.join(heavy))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**__import__("os").environ, "PYTHONPATH": f"{REPO_ROOT / 'plugins'}:{REPO_ROOT}"},
     )
     assert out.returncode == 0, out.stderr[-2000:]
@@ -85,7 +88,10 @@ def test_every_task_alerts_on_failure_through_the_shared_callback(dagbag):
         for t in dag.tasks:
             cbs = t.on_failure_callback
             cbs = cbs if isinstance(cbs, (list, tuple)) else [cbs]
-            if not any(getattr(cb, "__name__", None) == on_failure.__name__ and
-                       getattr(cb, "__module__", None) == on_failure.__module__ for cb in cbs):
+            if not any(
+                getattr(cb, "__name__", None) == on_failure.__name__
+                and getattr(cb, "__module__", None) == on_failure.__module__
+                for cb in cbs
+            ):
                 missing.append(f"{dag_id}.{t.task_id}")
     assert not missing, f"tasks without ferry.alerts.on_failure: {missing}"

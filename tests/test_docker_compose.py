@@ -33,8 +33,16 @@ def test_compose_cli_accepts_the_file():
 def test_compose_runs_the_full_stack_with_ferry_connections():
     spec = yaml.safe_load(COMPOSE.read_text())
     services = spec["services"]
-    for name in ("postgres", "mongo-prod", "mongo-local", "minio", "airflow-apiserver", "airflow-scheduler",
-                 "airflow-dag-processor", "airflow-triggerer"):
+    for name in (
+        "postgres",
+        "mongo-prod",
+        "mongo-local",
+        "minio",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+    ):
         assert name in services, name
     assert services["mongo-prod"]["image"].startswith("mongo:")  # a real mongod, not the test server
     env = services["airflow-scheduler"]["environment"]

@@ -17,9 +17,16 @@ def test_no_runtime_module_imports_the_dev_tooling():
     offenders = []
     for path in sorted(RUNTIME.rglob("*.py")) + sorted((REPO_ROOT / "dags").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            offenders += [f"{path.relative_to(REPO_ROOT)}: {n}" for n in names if n.split(".")[0] in ("ferry_dev", "tests")]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [
+                f"{path.relative_to(REPO_ROOT)}: {n}" for n in names if n.split(".")[0] in ("ferry_dev", "tests")
+            ]
     assert offenders == []
 
 
@@ -28,8 +35,23 @@ def test_the_library_builds_as_a_wheel_with_its_dependencies(tmp_path):
     shutil.copytree(REPO_ROOT / "plugins", src / "plugins", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md", "requirements.txt"):
         shutil.copy(REPO_ROOT / name, src / name)
-    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                          "-w", str(tmp_path), str(src)], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     (wheel,) = tmp_path.glob("ferry-*.whl")
     with zipfile.ZipFile(wheel) as z:

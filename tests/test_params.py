@@ -4,6 +4,8 @@ documented "empty means X" can be sent from the form (null) and reaches the docu
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from ferry_dev.devstack import REPO_ROOT
@@ -39,7 +41,7 @@ def test_defaults_leave_no_required_field_empty(dags):
 
 
 def test_defaults_validate_as_a_trigger_with_no_conf(dags):
-    for dag_id, dag in sorted(dags.items()):
+    for _dag_id, dag in sorted(dags.items()):
         dag.params.validate()  # raises ParamValidationError naming the param
 
 
@@ -64,13 +66,24 @@ def test_arrays_of_allowed_values_are_multi_selects_and_days_are_dates(dags):
     assert dags["prod_promotion"].params.get_param("filter").schema["type"] == ["null", "object"]
 
 
-@pytest.mark.parametrize("dag_id,name", [
-    ("production_etl", "source_name"), ("production_etl", "s3_key"), ("production_etl", "backup_url"),
-    ("production_etl_rollback", "version"), ("prod_promotion", "confirm"), ("prod_promotion", "filter"),
-    ("prod_promotion", "report_url"), ("prod_promotion_rollback", "promotion_id"),
-    ("nightly_sales_sync", "target_date"), ("sales_health_check", "end_date"),
-    ("sales_backup", "backup_dir"), ("ferry_smoke", "run_key"), ("dataset_promotion", "datasets"),
-])
+@pytest.mark.parametrize(
+    "dag_id,name",
+    [
+        ("production_etl", "source_name"),
+        ("production_etl", "s3_key"),
+        ("production_etl", "backup_url"),
+        ("production_etl_rollback", "version"),
+        ("prod_promotion", "confirm"),
+        ("prod_promotion", "filter"),
+        ("prod_promotion", "report_url"),
+        ("prod_promotion_rollback", "promotion_id"),
+        ("nightly_sales_sync", "target_date"),
+        ("sales_health_check", "end_date"),
+        ("sales_backup", "backup_dir"),
+        ("ferry_smoke", "run_key"),
+        ("dataset_promotion", "datasets"),
+    ],
+)
 def test_documented_empty_defaults_are_reachable(dags, dag_id, name):
     param = dags[dag_id].params.get_param(name)
     assert param.value is None and "null" in _types(param.schema), param.schema
@@ -79,7 +92,7 @@ def test_documented_empty_defaults_are_reachable(dags, dag_id, name):
 
 def test_empty_means_the_documented_default():
     """What the library does with an empty (null) param: the documented default."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from ferry import report, storage
     from ferry.etl import backup_location, runs
@@ -89,6 +102,6 @@ def test_empty_means_the_documented_default():
     assert runs.source_name({"mapping": "include/etl/demo_mapping.yaml", "source_name": None}) == "demo_mapping"
     assert backup_location(None) == storage.join(storage.root(), "etl-backups")
     assert filters.parse(None, ["companies"]) == {"companies": {}}
-    start = datetime(2024, 1, 15, 2, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 15, 2, tzinfo=UTC)
     assert days_for_run(target_date=None, days=1, data_interval_start=start, run_after=None) == ["2024-01-15"]
     assert report.location("promotion", "manual__x").endswith("/reports/promotion/manual__x")

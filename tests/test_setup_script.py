@@ -13,9 +13,7 @@ SETUP = REPO_ROOT / "scripts" / "setup.sh"
 
 
 def _run(tmp_path: Path, **env) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["bash", str(SETUP)], capture_output=True, text=True, env={**os.environ, **env}, timeout=60
-    )
+    return subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, env={**os.environ, **env}, timeout=60)
 
 
 def test_missing_python_is_named(tmp_path):
@@ -26,7 +24,9 @@ def test_missing_python_is_named(tmp_path):
 
 def test_python_older_than_3_12_is_refused_with_the_fix(tmp_path):
     old = tmp_path / "python3.11"
-    old.write_text("#!/bin/sh\nif [ \"$1\" = -V ]; then echo 'Python 3.11.7'; exit 0; fi\nexit 1\n")  # fails the 3.12 check
+    old.write_text(
+        "#!/bin/sh\nif [ \"$1\" = -V ]; then echo 'Python 3.11.7'; exit 0; fi\nexit 1\n"
+    )  # fails the 3.12 check
     old.chmod(0o755)
     res = _run(tmp_path, PYTHON=str(old), VENV=str(tmp_path / "venv"))
     assert res.returncode == 2

@@ -8,8 +8,8 @@ DB = "bravo-1"
 
 
 def run(ctx) -> list[dict]:
-    from ferry_dev import dagtest
     from ferry.etl import demodata, meta_db
+    from ferry_dev import dagtest
 
     with ctx.stack.pg.connect(ctx.pg_db) as conn:
         conn.execute("DROP TABLE IF EXISTS campaign_tags, line_items, campaigns, accounts CASCADE")
@@ -18,31 +18,52 @@ def run(ctx) -> list[dict]:
     with ctx.stack.mongo_client("local") as client:
         for name in (DB, meta_db(DB)):
             client.drop_database(name)
-    conf = {"mongo_db": DB, "bucket": ctx.bucket, "source": "direct", "refresh_strategy": "full",
-            "schema_change_policy": "auto_safe", "batch_size": 100}
+    conf = {
+        "mongo_db": DB,
+        "bucket": ctx.bucket,
+        "source": "direct",
+        "refresh_strategy": "full",
+        "schema_change_policy": "auto_safe",
+        "batch_size": 100,
+    }
     dr = ctx.run_dag("production_etl", conf)
     full = dagtest.xcom(dr, "load")["collections"]
 
     with ctx.stack.pg.connect(ctx.pg_db) as conn:  # a safe change: a new nullable column
-        conn.execute("ALTER TABLE campaigns ADD COLUMN performance_score numeric(5, 2);"
-                     "UPDATE campaigns SET performance_score = 4.5 WHERE id % 10 = 0")
+        conn.execute(
+            "ALTER TABLE campaigns ADD COLUMN performance_score numeric(5, 2);"
+            "UPDATE campaigns SET performance_score = 4.5 WHERE id % 10 = 0"
+        )
     dr = ctx.run_dag("production_etl", {**conf, "refresh_strategy": "incremental"})
     inc = dagtest.xcom(dr, "load")["collections"]
     detected = dagtest.xcom(dr, "detect_schema")
     planned = dagtest.xcom(dr, "plan")
     dr = ctx.run_dag("production_etl_rollback", {"mongo_db": DB, "version": None})
     versions = dagtest.xcom(dr, "list_versions")
-    ctx.notes.append(f"production_etl: MongoDB database {DB!r} on the local server; backups: "
-                     + ", ".join(v["version"] for v in versions))
+    ctx.notes.append(
+        f"production_etl: MongoDB database {DB!r} on the local server; backups: "
+        + ", ".join(v["version"] for v in versions)
+    )
     return [
-        {"dag": "production_etl", "result": (
-            f"full: PostgreSQL {counts['accounts']} accounts / {counts['campaigns']} campaigns / "
-            f"{counts['line_items']} line items / {counts['campaign_tags']} tags -> "
-            f"{full['accounts']['documents']} account + {full['campaigns']['documents']} campaign documents")},
-        {"dag": "production_etl", "result": (
-            f"schema change ({detected['summary']['safe']} safe, {detected['summary']['breaking']} breaking) -> {planned['decision']['action']} "
-            f"({'; '.join(a['action'] for a in planned['decision']['mapping_changes'])}); incremental wrote "
-            f"{inc['campaigns']['written']} campaigns, {inc['accounts']['written']} accounts")},
-        {"dag": "production_etl_rollback", "result": f"{len(versions)} backup versions listed: "
-                                                     + ", ".join(v["version"] for v in versions)},
+        {
+            "dag": "production_etl",
+            "result": (
+                f"full: PostgreSQL {counts['accounts']} accounts / {counts['campaigns']} campaigns / "
+                f"{counts['line_items']} line items / {counts['campaign_tags']} tags -> "
+                f"{full['accounts']['documents']} account + {full['campaigns']['documents']} campaign documents"
+            ),
+        },
+        {
+            "dag": "production_etl",
+            "result": (
+                f"schema change ({detected['summary']['safe']} safe, {detected['summary']['breaking']} breaking) "
+                f"-> {planned['decision']['action']} "
+                f"({'; '.join(a['action'] for a in planned['decision']['mapping_changes'])}); incremental wrote "
+                f"{inc['campaigns']['written']} campaigns, {inc['accounts']['written']} accounts"
+            ),
+        },
+        {
+            "dag": "production_etl_rollback",
+            "result": f"{len(versions)} backup versions listed: " + ", ".join(v["version"] for v in versions),
+        },
     ]

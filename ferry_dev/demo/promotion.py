@@ -17,33 +17,74 @@ def _seed(local_db, prod_db) -> None:
     t0, t1 = datetime(2026, 1, 1), datetime(2026, 6, 1)
     prod_db.companies.create_index("domain", unique=True)
     prod_db.companies.insert_one({"_id": "prod-acme", "domain": "acme.com", "name": "Acme", "updated_at": t0})
-    prod_db.documents.insert_one({"_id": "prod-doc", "url": "https://acme.com/privacy", "company_id": "prod-acme",
-                                  "title": "Acme privacy policy", "updated_at": t0})
-    prod_db.meta_summaries.insert_one({"_id": "prod-sum", "company_id": "prod-acme", "kind": "privacy",
-                                       "text": "Acme keeps data 30 days", "updated_at": t0})
-    companies = [("acme", "acme.com", "Acme"), ("globex", "globex.com", "Globex"), ("initech", "initech.com", "Initech")]
+    prod_db.documents.insert_one(
+        {
+            "_id": "prod-doc",
+            "url": "https://acme.com/privacy",
+            "company_id": "prod-acme",
+            "title": "Acme privacy policy",
+            "updated_at": t0,
+        }
+    )
+    prod_db.meta_summaries.insert_one(
+        {
+            "_id": "prod-sum",
+            "company_id": "prod-acme",
+            "kind": "privacy",
+            "text": "Acme keeps data 30 days",
+            "updated_at": t0,
+        }
+    )
+    companies = [
+        ("acme", "acme.com", "Acme"),
+        ("globex", "globex.com", "Globex"),
+        ("initech", "initech.com", "Initech"),
+    ]
     local_db.companies.insert_many([{"_id": i, "domain": d, "name": n, "updated_at": t1} for i, d, n in companies])
     local_db.documents.insert_many(
         [
-            {"_id": f"{c}-{kind}", "url": f"https://{d}/{kind}", "company_id": c, "title": f"{n} {kind}", "updated_at": t1}
+            {
+                "_id": f"{c}-{kind}",
+                "url": f"https://{d}/{kind}",
+                "company_id": c,
+                "title": f"{n} {kind}",
+                "updated_at": t1,
+            }
             for c, d, n in companies
             for kind in ("privacy", "terms")
         ]
     )
     local_db.meta_summaries.insert_many(
-        [{"_id": f"{c}-sum", "company_id": c, "kind": "privacy", "text": f"{n} summary", "updated_at": t1} for c, _, n in companies]
+        [
+            {"_id": f"{c}-sum", "company_id": c, "kind": "privacy", "text": f"{n} summary", "updated_at": t1}
+            for c, _, n in companies
+        ]
     )
 
 
 def _seed_catalog(local_db, s3, bucket: str) -> None:
-    local_db.schemas.insert_one({"module": "clausea.samples", "class_name": "PolicySample", "version": "1.0.0",
-                                 "definition": {"fields": {"text": "str", "label": "int"}}})
+    local_db.schemas.insert_one(
+        {
+            "module": "clausea.samples",
+            "class_name": "PolicySample",
+            "version": "1.0.0",
+            "definition": {"fields": {"text": "str", "label": "int"}},
+        }
+    )
     for name in ("policies-train", "policies-eval"):
         key = f"datasets/{name}/part-000.jsonl"
         s3.put_object(Bucket=bucket, Key=key, Body=b'{"text": "we sell your data", "label": 1}\n' * 100)
-        local_db.datasets.insert_one({"name": name, "schema_ref": "clausea.samples.PolicySample@1.0.0",
-                                      "data_urls": [f"s3://{bucket}/{key}"], "tags": ["legal"],
-                                      "description": f"{name} split", "license": "CC-BY-4.0", "metadata": {"rows": 100}})
+        local_db.datasets.insert_one(
+            {
+                "name": name,
+                "schema_ref": "clausea.samples.PolicySample@1.0.0",
+                "data_urls": [f"s3://{bucket}/{key}"],
+                "tags": ["legal"],
+                "description": f"{name} split",
+                "license": "CC-BY-4.0",
+                "metadata": {"rows": 100},
+            }
+        )
 
 
 def run(ctx) -> list[dict]:

@@ -40,7 +40,9 @@ def post(text: str, *, fields: dict[str, Any] | None = None, conn_id: str = CONN
         return False
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
     if fields:
-        blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields.items()]})
+        blocks.append(
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields.items()]}
+        )
     try:
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
@@ -79,5 +81,7 @@ def on_failure(context: dict[str, Any]) -> None:
 
 def zero_sales(day: str, dag_id: str = "nightly_sales_sync", run_id: str = "") -> bool:
     """Alert that a nightly run loaded no sales for ``day`` (the run itself succeeds)."""
-    return post(f":warning: {dag_id} loaded 0 sales for {day} ({run_id}): check the source.",
-                fields={"dag": dag_id, "day": day, "run": run_id})
+    return post(
+        f":warning: {dag_id} loaded 0 sales for {day} ({run_id}): check the source.",
+        fields={"dag": dag_id, "day": day, "run": run_id},
+    )

@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS ferry_audit (
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def who(context: Any) -> str:
@@ -50,9 +50,20 @@ def who(context: Any) -> str:
     return str(getattr(run_type, "value", run_type) or "unknown")
 
 
-def record(*, id: str, family: str, dag_id: str, run_id: str, who: str, outcome: str,
-           params: dict | None = None, counts: Any = None, started_at: dt.datetime | None = None,
-           finished_at: dt.datetime | None = None, **details: Any) -> dict:
+def record(
+    *,
+    id: str,
+    family: str,
+    dag_id: str,
+    run_id: str,
+    who: str,
+    outcome: str,
+    params: dict | None = None,
+    counts: Any = None,
+    started_at: dt.datetime | None = None,
+    finished_at: dt.datetime | None = None,
+    **details: Any,
+) -> dict:
     """The record as a document: the core fields first, then ``details``."""
     if outcome not in OUTCOMES:
         raise ValueError(f"audit outcome {outcome!r} is not one of {OUTCOMES}")
@@ -60,10 +71,17 @@ def record(*, id: str, family: str, dag_id: str, run_id: str, who: str, outcome:
     if clash:
         raise ValueError(f"audit details may not reuse core fields {sorted(clash)}")
     return {
-        "_id": id, "family": family, "dag_id": dag_id, "run_id": run_id, "who": who,
+        "_id": id,
+        "family": family,
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "who": who,
         "started_at": started_at,
         "finished_at": finished_at if finished_at is not None or outcome == "running" else now(),
-        "params": dict(params or {}), "counts": counts, "outcome": outcome, **details,
+        "params": dict(params or {}),
+        "counts": counts,
+        "outcome": outcome,
+        **details,
     }
 
 
@@ -72,7 +90,8 @@ def to_mongo(coll, rec: dict) -> dict:
     from pymongo import WriteConcern
 
     coll.with_options(write_concern=WriteConcern(w="majority", j=True)).replace_one(
-        {"_id": rec["_id"]}, rec, upsert=True)
+        {"_id": rec["_id"]}, rec, upsert=True
+    )
     return rec
 
 
@@ -86,12 +105,22 @@ def to_duckdb(con, rec: dict) -> dict:
 
     con.execute(
         "INSERT OR REPLACE INTO ferry_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [rec["_id"], rec["family"], rec["dag_id"], rec["run_id"], rec["who"],
-         _naive(rec["started_at"]), _naive(rec["finished_at"]), js(rec["params"]), js(rec["counts"]),
-         rec["outcome"], js(details)],
+        [
+            rec["_id"],
+            rec["family"],
+            rec["dag_id"],
+            rec["run_id"],
+            rec["who"],
+            _naive(rec["started_at"]),
+            _naive(rec["finished_at"]),
+            js(rec["params"]),
+            js(rec["counts"]),
+            rec["outcome"],
+            js(details),
+        ],
     )
     return rec
 
 
 def _naive(t: dt.datetime | None) -> dt.datetime | None:
-    return t.astimezone(dt.timezone.utc).replace(tzinfo=None) if t is not None and t.tzinfo else t
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t is not None and t.tzinfo else t

@@ -8,8 +8,8 @@ HTTP headers and ``verify``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 PG_PROD = "ferry_pg_prod"
 MONGO_PROD = "ferry_mongo_prod"

@@ -9,16 +9,15 @@ network error, propagates unchanged so Airflow's retries with exponential backof
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, TypeVar
-
-F = TypeVar("F", bound=Callable[..., Any])
+from collections.abc import Callable
+from typing import Any
 
 
 class FerryError(Exception):
     """Bad input, a refused guard or a failed check: fail the task at once, with this message."""
 
 
-def fails_fast(fn: F) -> F:
+def fails_fast[F: Callable[..., Any]](fn: F) -> F:
     """Decorator for task entry points: ``FerryError`` -> ``AirflowFailException`` (the only place this happens)."""
 
     @functools.wraps(fn)

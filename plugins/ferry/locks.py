@@ -17,8 +17,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from ferry.errors import FerryError
 
@@ -38,7 +38,7 @@ class Locked(FerryError):
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _coll(db):
@@ -56,9 +56,12 @@ def try_acquire(db, target: str, *, owner: str, dag_id: str = "", ttl: dt.timede
     try:
         return _coll(db).find_one_and_update(
             {"_id": target, "$or": [{"owner": owner}, {"expires_at": {"$lt": now}}]},
-            {"$set": {"owner": owner, "dag_id": dag_id, "expires_at": now + ttl, "renewed_at": now},
-             "$setOnInsert": {"acquired_at": now}},
-            upsert=True, return_document=ReturnDocument.AFTER,
+            {
+                "$set": {"owner": owner, "dag_id": dag_id, "expires_at": now + ttl, "renewed_at": now},
+                "$setOnInsert": {"acquired_at": now},
+            },
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
         )
     except DuplicateKeyError:  # the document exists, held by someone else whose lease is live
         return None
@@ -68,8 +71,16 @@ def holder(db, target: str) -> dict | None:
     return db[LOCKS].find_one({"_id": target})
 
 
-def acquire(db, target: str, *, owner: str, dag_id: str = "", ttl: dt.timedelta = TTL,
-            wait: float | None = None, poll: float = 2.0) -> dict:
+def acquire(
+    db,
+    target: str,
+    *,
+    owner: str,
+    dag_id: str = "",
+    ttl: dt.timedelta = TTL,
+    wait: float | None = None,
+    poll: float = 2.0,
+) -> dict:
     """``try_acquire`` until it succeeds or ``wait`` seconds passed (then ``Locked`` naming the holder)."""
     wait = default_wait() if wait is None else wait
     deadline = time.monotonic() + wait
@@ -82,12 +93,19 @@ def acquire(db, target: str, *, owner: str, dag_id: str = "", ttl: dt.timedelta 
             return got
         current = holder(db, target) or {}
         if time.monotonic() >= deadline:
-            raise Locked(f"{target} is being written by {current.get('dag_id')} run {current.get('owner')} "
-                         f"(lease until {current.get('expires_at')}); waited {wait:.0f}s. Retry when it has "
-                         "finished; a crashed holder's lease expires by itself.")
+            raise Locked(
+                f"{target} is being written by {current.get('dag_id')} run {current.get('owner')} "
+                f"(lease until {current.get('expires_at')}); waited {wait:.0f}s. Retry when it has "
+                "finished; a crashed holder's lease expires by itself."
+            )
         if not logged:
-            log.warning("waiting for %s: held by %s run %s until %s", target, current.get("dag_id"),
-                     current.get("owner"), current.get("expires_at"))
+            log.warning(
+                "waiting for %s: held by %s run %s until %s",
+                target,
+                current.get("dag_id"),
+                current.get("owner"),
+                current.get("expires_at"),
+            )
             logged = True
         time.sleep(poll)
 
@@ -98,8 +116,16 @@ def release(db, target: str, *, owner: str) -> bool:
 
 
 @contextmanager
-def hold(db, target: str, *, owner: str, dag_id: str = "", ttl: dt.timedelta = TTL, wait: float | None = None,
-         release_at_end: bool = False) -> Iterator[dict]:
+def hold(
+    db,
+    target: str,
+    *,
+    owner: str,
+    dag_id: str = "",
+    ttl: dt.timedelta = TTL,
+    wait: float | None = None,
+    release_at_end: bool = False,
+) -> Iterator[dict]:
     """Hold the lock while the block runs, renewing the lease every ``ttl / 4`` from a background thread.
 
     ``release_at_end=False`` (default) keeps it for the run's next tasks; the run's teardown releases it.

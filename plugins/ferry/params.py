@@ -28,9 +28,14 @@ def optional_date(description: str) -> Param:
 
 def choices(values: list[str], description: str, *, default: list[str] | None = None, min_items: int = 0) -> Param:
     """A multi-select of ``values`` (an array of allowed values, each at most once)."""
-    return Param(list(values if default is None else default), type="array",
-                 items={"type": "string", "enum": list(values)}, uniqueItems=True, minItems=min_items,
-                 description=description)
+    return Param(
+        list(values if default is None else default),
+        type="array",
+        items={"type": "string", "enum": list(values)},
+        uniqueItems=True,
+        minItems=min_items,
+        description=description,
+    )
 
 
 def truthy(value: Any, name: str) -> bool:

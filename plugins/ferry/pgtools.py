@@ -22,5 +22,7 @@ def pg_tool(name: str, server_major: int | None = None) -> str:
     found = shutil.which(name)
     if found:
         return found
-    raise FerryError(f"PostgreSQL client tool {name!r} not found: `apt-get install postgresql-client` "
-                     "or set FERRY_PG_BINDIR to a folder holding it.")
+    raise FerryError(
+        f"PostgreSQL client tool {name!r} not found: `apt-get install postgresql-client` "
+        "or set FERRY_PG_BINDIR to a folder holding it."
+    )

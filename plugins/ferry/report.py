@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 
 def table(rows: Iterable[Mapping[str, Any] | Sequence[Any]], headers: Sequence[str] | None = None) -> str:

@@ -104,13 +104,19 @@ def put_file(url: str, path: str | Path, *, s3=None) -> Stored:
         client = _client(s3)
         bucket, key = split_s3(url)
         ensure_bucket(client, bucket)
-        client.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": sha}},
-                           Config=TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK))
+        client.upload_file(
+            str(path),
+            bucket,
+            key,
+            ExtraArgs={"Metadata": {"sha256": sha}},
+            Config=TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK),
+        )
         head = client.head_object(Bucket=bucket, Key=key)
         got_etag = head["ETag"].strip('"')
         if head["ContentLength"] != size or got_etag != etag:
-            raise StorageError(f"{url}: upload does not verify (size {head['ContentLength']} vs {size}, "
-                               f"ETag {got_etag} vs {etag})")
+            raise StorageError(
+                f"{url}: upload does not verify (size {head['ContentLength']} vs {size}, ETag {got_etag} vs {etag})"
+            )
         return Stored(url, size, sha)
     dest = local_path(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -203,8 +209,10 @@ def listing(prefix: str, *, s3=None) -> list[dict[str, Any]]:
         bucket, key = split_s3(prefix)
         try:
             for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-                out += [{"url": f"s3://{bucket}/{o['Key']}", "bytes": o["Size"], "modified": o["LastModified"]}
-                        for o in page.get("Contents", [])]
+                out += [
+                    {"url": f"s3://{bucket}/{o['Key']}", "bytes": o["Size"], "modified": o["LastModified"]}
+                    for o in page.get("Contents", [])
+                ]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
                 raise
@@ -216,8 +224,9 @@ def listing(prefix: str, *, s3=None) -> list[dict[str, Any]]:
         for p in sorted(base.rglob("*")):
             if p.is_file() and not p.name.startswith("."):
                 st = p.stat()
-                out.append({"url": str(p), "bytes": st.st_size,
-                            "modified": dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc)})
+                out.append(
+                    {"url": str(p), "bytes": st.st_size, "modified": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)}
+                )
     return out
 
 
@@ -229,7 +238,7 @@ def delete_prefix(prefix: str, *, s3=None) -> int:
         bucket, _ = split_s3(prefix)
         keys = [split_s3(o["url"])[1] for o in found]
         for i in range(0, len(keys), 1000):
-            client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
+            client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]})
         return len(keys)
     shutil.rmtree(local_path(prefix), ignore_errors=True)
     return len(found)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from ferry.errors import FerryError  # noqa: E402
 
@@ -46,8 +47,14 @@ class ValidationFailed(FerryError):
 
 
 #: Libraries whose INFO lines would bury Ferry's own tables in task logs (GX logs ~200 lines per validation).
-QUIET_LOGGERS = ("great_expectations", "great_expectations.core", "great_expectations.expectations",
-                 "great_expectations.data_context", "great_expectations.datasource", "py.warnings")
+QUIET_LOGGERS = (
+    "great_expectations",
+    "great_expectations.core",
+    "great_expectations.expectations",
+    "great_expectations.data_context",
+    "great_expectations.datasource",
+    "py.warnings",
+)
 
 
 def quiet() -> None:

@@ -29,12 +29,28 @@ def detect(conn, client, db: str, source: str = "demo", run_id: str = "t") -> di
     base = schema.last_accepted(meta, source)
     changes = schema.diff(base["snapshot"], snap) if base else []
     doc = schema.store(meta, source, snap, changes, base["version"] if base else None, run_id)
-    return {"snapshot_id": doc["_id"], "version": doc["version"], "base_version": doc["base_version"],
-            "changes": changes, "summary": schema.summary(changes)}
+    return {
+        "snapshot_id": doc["_id"],
+        "version": doc["version"],
+        "base_version": doc["base_version"],
+        "changes": changes,
+        "summary": schema.summary(changes),
+    }
 
 
-def run_etl(conn, client, db: str, tmp_path, *, policy: str = "auto_safe", strategy: str = "full",
-            batch_size: int = 25, chosen=None, fail_after_batches=None, run_id: str = "t") -> dict:
+def run_etl(
+    conn,
+    client,
+    db: str,
+    tmp_path,
+    *,
+    policy: str = "auto_safe",
+    strategy: str = "full",
+    batch_size: int = 25,
+    chosen=None,
+    fail_after_batches=None,
+    run_id: str = "t",
+) -> dict:
     """detect -> plan -> backup -> load (staging) -> validate -> publish, as production_etl does (domain
     functions only): a full load is checked in staging before it is published."""
     from ferry.etl import backup, checks, load, meta_db, pipeline
@@ -43,14 +59,24 @@ def run_etl(conn, client, db: str, tmp_path, *, policy: str = "auto_safe", strat
     meta = client[meta_db(db)]
     planned = pipeline.plan(meta, MAPPING, detected, policy, chosen)
     rec = backup.create(client, db, meta, str(tmp_path / "backups"), run_id=run_id)
-    res = load.load(conn, client, db, planned["effective_mapping"], strategy=strategy, batch_size=batch_size,
-                    meta_db=meta, run_id=run_id, fail_after_batches=fail_after_batches, publish_now=False)
+    res = load.load(
+        conn,
+        client,
+        db,
+        planned["effective_mapping"],
+        strategy=strategy,
+        batch_size=batch_size,
+        meta_db=meta,
+        run_id=run_id,
+        fail_after_batches=fail_after_batches,
+        publish_now=False,
+    )
     conn.commit()
     quarantined = {k: v["quarantined"] for k, v in res["collections"].items()}
-    rows = checks.run(conn, client, res["staging"] or db, planned["effective_mapping"], quarantined=quarantined,
-                      sample=20)
+    rows = checks.run(
+        conn, client, res["staging"] or db, planned["effective_mapping"], quarantined=quarantined, sample=20
+    )
     conn.commit()
     if res["staging"]:
         load.publish(client, res["staging"], db, list(res["collections"]))
     return {"detected": detected, "planned": planned, "backup": rec, "load": res, "checks": rows}
-

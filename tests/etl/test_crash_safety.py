@@ -44,8 +44,15 @@ def test_a_failed_check_leaves_the_target_untouched_and_keeps_staging(seeded, st
 def test_a_rerun_finds_what_a_crashed_run_left(seeded, stack, mongo_local, caplog):
     meta = mongo_local[meta_db(seeded["mongo_db"])]
     stack.pg.create_database("ferry_etl_scratch_crashed_run")
-    meta[RUNS].insert_one({"_id": "crashed-run", "outcome": "running", "status": "running",
-                           "target_db": seeded["mongo_db"], "source": {"database": "ferry_etl_scratch_crashed_run"}})
+    meta[RUNS].insert_one(
+        {
+            "_id": "crashed-run",
+            "outcome": "running",
+            "status": "running",
+            "target_db": seeded["mongo_db"],
+            "source": {"database": "ferry_etl_scratch_crashed_run"},
+        }
+    )
     mongo_local[load.staging_db(seeded["mongo_db"])].accounts.insert_one({"_id": "half-loaded"})
     caplog.set_level("WARNING")
     dagtest.run_dag("production_etl", seeded)
@@ -53,7 +60,9 @@ def test_a_rerun_finds_what_a_crashed_run_left(seeded, stack, mongo_local, caplo
     assert "found staging database" in caplog.text
     assert meta[RUNS].find_one({"_id": "crashed-run"})["status"] == "interrupted"
     with stack.pg.connect() as conn:
-        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'ferry_etl_scratch_crashed_run'").fetchone() is None
+        assert (
+            conn.execute("SELECT 1 FROM pg_database WHERE datname = 'ferry_etl_scratch_crashed_run'").fetchone() is None
+        )
     assert mongo_local[seeded["mongo_db"]].accounts.count_documents({}) == 12
 
 
@@ -62,8 +71,9 @@ def test_a_rollback_waits_for_the_etl_run_holding_the_target(seeded, mongo_local
     version = dagtest.xcom(dr, "backup")["version"]
     meta = mongo_local[meta_db(seeded["mongo_db"])]
     # another production_etl run holds the target (e.g. between its load and its publish)
-    assert locks.try_acquire(meta, f"etl:{seeded['mongo_db']}", owner="etl-run-2", dag_id="production_etl",
-                             ttl=dt.timedelta(minutes=5))
+    assert locks.try_acquire(
+        meta, f"etl:{seeded['mongo_db']}", owner="etl-run-2", dag_id="production_etl", ttl=dt.timedelta(minutes=5)
+    )
     before = hashing.db_digest(mongo_local[seeded["mongo_db"]])
     monkeypatch.setenv("FERRY_LOCK_WAIT_SECONDS", "3")
     dr = dagtest.run_dag("production_etl_rollback", {"mongo_db": seeded["mongo_db"], "version": version}, check=False)

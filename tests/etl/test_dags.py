@@ -8,23 +8,31 @@ import time
 
 import pytest
 
-from ferry_dev import dagtest
-from ferry.pgtools import pg_tool
 from ferry import hashing
-from ferry.etl import demodata, load, meta_db
+from ferry.etl import demodata, meta_db
+from ferry.pgtools import pg_tool
+from ferry_dev import dagtest
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
-def test_production_etl_and_rollback_end_to_end(airflow_conns, stack, pg_database, mongo_local, mongo_db_name, s3,
-                                                 s3_bucket, tmp_path, monkeypatch):
+def test_production_etl_and_rollback_end_to_end(
+    airflow_conns, stack, pg_database, mongo_local, mongo_db_name, s3, s3_bucket, tmp_path, monkeypatch
+):
     with stack.pg.connect(pg_database) as conn:
         demodata.create_schema(conn)
         counts = demodata.seed(conn, accounts=15, campaigns_per=2, items_per=3, tags_per=2)
     db, meta = mongo_local[mongo_db_name], mongo_local[meta_db(mongo_db_name)]
     # every run passes every param it relies on: dag.test() on a cached DAG keeps the previous run's conf
-    conf = {"mongo_db": mongo_db_name, "bucket": s3_bucket, "batch_size": 10, "source": "direct",
-            "refresh_strategy": "full", "schema_change_policy": "auto_safe", "apply_validators": False}
+    conf = {
+        "mongo_db": mongo_db_name,
+        "bucket": s3_bucket,
+        "batch_size": 10,
+        "source": "direct",
+        "refresh_strategy": "full",
+        "schema_change_policy": "auto_safe",
+        "apply_validators": False,
+    }
 
     # 1. full load of the demo schema
     dr = dagtest.run_dag("production_etl", conf)
@@ -44,7 +52,11 @@ def test_production_etl_and_rollback_end_to_end(airflow_conns, stack, pg_databas
     manifest = json.loads(s3.get_object(Bucket=s3_bucket, Key=manifest_key)["Body"].read())
     assert {n: f["count"] for n, f in manifest["collections"].items()} == {"accounts": 15, "campaigns": 30}
     assert [r["check"] for r in dagtest.xcom(dr, "validate")][:4] == [
-        "documents", "duplicate _id", "null _id", "sample checksum (15 docs)"]
+        "documents",
+        "duplicate _id",
+        "null _id",
+        "sample checksum (15 docs)",
+    ]
 
     # 2. a safe schema change, incremental: the new column joins the documents, nothing else is rewritten
     with stack.pg.connect(pg_database) as conn:
@@ -79,17 +91,26 @@ def test_production_etl_and_rollback_end_to_end(airflow_conns, stack, pg_databas
     state3 = hashing.db_digest(db)
     with stack.pg.connect(pg_database) as conn:
         conn.execute("ALTER TABLE campaigns DROP COLUMN budget")
-    dr = dagtest.run_dag("production_etl", {**conf, "schema_change_policy": "ask"}, check=False,
-                         mark_success_pattern="review_schema_changes")
+    dr = dagtest.run_dag(
+        "production_etl",
+        {**conf, "schema_change_policy": "ask"},
+        check=False,
+        mark_success_pattern="review_schema_changes",
+    )
     states = dagtest.task_states(dr)
     assert dr.state == "failed" and states["plan"] == "failed" and states["backup"] == "upstream_failed"
     assert hashing.db_digest(db) == state3
     run4 = meta["_ferry_etl_runs"].find_one({"_id": dr.run_id})
     assert run4["status"] == "failed" and run4["decision"] is None and run4["diff_summary"]["breaking"] == 1
-    assert meta["_ferry_schema_snapshots"].find_one({"_id": dagtest.xcom(dr, "detect_schema")["snapshot_id"]})["status"] == "rejected"
+    assert (
+        meta["_ferry_schema_snapshots"].find_one({"_id": dagtest.xcom(dr, "detect_schema")["snapshot_id"]})["status"]
+        == "rejected"
+    )
 
     # 5. rollback: unknown versions are refused with the list; a known one restores the exact content
-    dr = dagtest.run_dag("production_etl_rollback", {"mongo_db": mongo_db_name, "version": "1999-01-01-001"}, check=False)
+    dr = dagtest.run_dag(
+        "production_etl_rollback", {"mongo_db": mongo_db_name, "version": "1999-01-01-001"}, check=False
+    )
     assert dr.state == "failed" and dagtest.task_states(dr)["restore"] == "failed"
     listed = [v["version"] for v in dagtest.xcom(dr, "list_versions")]
     assert len(listed) == 3 and v1 in listed
@@ -98,4 +119,3 @@ def test_production_etl_and_rollback_end_to_end(airflow_conns, stack, pg_databas
     assert hashing.db_digest(db, ["accounts", "campaigns"]) == {k: state1[k] for k in ("accounts", "campaigns")}
     restored = dagtest.xcom(dr, "restore")
     assert restored["version"] == v2 and restored["backup_before"] not in listed
-

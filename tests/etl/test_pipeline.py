@@ -40,7 +40,9 @@ def test_real_alter_table_changes_are_detected_and_classified(demo_pg, mongo_loc
         ALTER TABLE line_items ALTER COLUMN vendor_ref DROP DEFAULT;
     """)
     conn.commit()
-    got = {(c["kind"], c["table"], c["column"]): c["class"] for c in detect(conn, mongo_local, mongo_db_name)["changes"]}
+    got = {
+        (c["kind"], c["table"], c["column"]): c["class"] for c in detect(conn, mongo_local, mongo_db_name)["changes"]
+    }
     expected = {
         ("column_added", "accounts", "tier"): "safe",
         ("column_added", "accounts", "score"): "safe",
@@ -61,7 +63,9 @@ def test_real_alter_table_changes_are_detected_and_classified(demo_pg, mongo_loc
 
 
 @pytest.mark.parametrize("policy", ["auto_safe", "abort", "ask"])
-def test_breaking_change_stops_before_any_write(policy, demo_pg, mongo_local, mongo_db_name, command_recorder, stack, tmp_path):
+def test_breaking_change_stops_before_any_write(
+    policy, demo_pg, mongo_local, mongo_db_name, command_recorder, stack, tmp_path
+):
     conn = demo_pg.conn
     run_etl(conn, mongo_local, mongo_db_name, tmp_path)
     before = hashing.db_digest(mongo_local[mongo_db_name])
@@ -80,17 +84,23 @@ def test_breaking_change_stops_before_any_write(policy, demo_pg, mongo_local, mo
 def test_ask_answers_apply_all_and_skip(demo_pg, mongo_local, mongo_db_name, tmp_path):
     conn = demo_pg.conn
     run_etl(conn, mongo_local, mongo_db_name, tmp_path)
-    conn.execute("ALTER TABLE accounts ADD COLUMN tier text; UPDATE accounts SET tier = 'gold';"
-                 "ALTER TABLE accounts RENAME COLUMN region TO area")  # safe + likely rename (breaking)
+    conn.execute(
+        "ALTER TABLE accounts ADD COLUMN tier text; UPDATE accounts SET tier = 'gold';"
+        "ALTER TABLE accounts RENAME COLUMN region TO area"
+    )  # safe + likely rename (breaking)
     conn.commit()
     # the mapping reads `region`: skipping schema updates cannot load, and says why before writing
     with pytest.raises(Exception, match="fields column 'region' not in the source"):
         run_etl(conn, mongo_local, mongo_db_name, tmp_path, policy="ask", chosen=["Skip schema updates"])
-    out = run_etl(conn, mongo_local, mongo_db_name, tmp_path, policy="ask", chosen=["Apply all"], strategy="incremental")
+    out = run_etl(
+        conn, mongo_local, mongo_db_name, tmp_path, policy="ask", chosen=["Apply all"], strategy="incremental"
+    )
     assert out["planned"]["decision"]["action"] == "apply_all"
     doc = mongo_local[mongo_db_name].accounts.find_one({"_id": 1})
     assert doc["tier"] == "gold" and doc["region"] == "amer"  # region now read from `area`
-    snap = mongo_local[meta_db(mongo_db_name)]["_ferry_schema_snapshots"].find_one({"_id": out["detected"]["snapshot_id"]})
+    snap = mongo_local[meta_db(mongo_db_name)]["_ferry_schema_snapshots"].find_one(
+        {"_id": out["detected"]["snapshot_id"]}
+    )
     assert snap["status"] == "accepted" and snap["decision"]["by"] == "reviewer"
     assert snap["effective_mapping"]["collections"][0]["fields"]["area"]["name"] == "region"
     # the next run starts from the accepted effective mapping: no changes, nothing to write
@@ -102,28 +112,35 @@ def test_ask_answers_apply_all_and_skip(demo_pg, mongo_local, mongo_db_name, tmp
 def test_safe_change_extends_mapping_under_auto_safe(demo_pg, mongo_local, mongo_db_name, tmp_path):
     conn = demo_pg.conn
     run_etl(conn, mongo_local, mongo_db_name, tmp_path)
-    conn.execute("ALTER TABLE campaigns ADD COLUMN performance_score numeric(5,2); UPDATE campaigns SET performance_score = 1.25")
+    conn.execute(
+        "ALTER TABLE campaigns ADD COLUMN performance_score numeric(5,2); UPDATE campaigns SET performance_score = 1.25"
+    )
     conn.commit()
     out = run_etl(conn, mongo_local, mongo_db_name, tmp_path, strategy="incremental")
     assert out["planned"]["decision"]["action"] == "apply_safe"
-    assert out["planned"]["decision"]["mapping_changes"] == [{"mapping": "campaigns", "action": "add field performance_score"}]
+    assert out["planned"]["decision"]["mapping_changes"] == [
+        {"mapping": "campaigns", "action": "add field performance_score"}
+    ]
     assert str(mongo_local[mongo_db_name].campaigns.find_one({"_id": 5})["performance_score"]) == "1.25"
     assert out["load"]["collections"]["campaigns"]["written"] == demo_pg.counts["campaigns"]
     assert out["load"]["collections"]["accounts"]["written"] == 0
 
 
-def test_incremental_rerun_writes_nothing_and_applies_source_changes(demo_pg, mongo_local, mongo_db_name, command_recorder,
-                                                                     stack, tmp_path):
+def test_incremental_rerun_writes_nothing_and_applies_source_changes(
+    demo_pg, mongo_local, mongo_db_name, command_recorder, stack, tmp_path
+):
     conn = demo_pg.conn
     run_etl(conn, mongo_local, mongo_db_name, tmp_path)
     client, rec = command_recorder(stack.mongo_local_uri)
     out = run_etl(conn, client, mongo_db_name, tmp_path, strategy="incremental")
     assert {n for n, _ in _target_writes(rec, mongo_db_name)} == set(), _target_writes(rec, mongo_db_name)
     assert all(c["written"] == 0 and c["unchanged"] == c["source_rows"] for c in out["load"]["collections"].values())
-    conn.execute("UPDATE line_items SET quantity = quantity + 1 WHERE campaign_id = 3;"
-                 "DELETE FROM line_items WHERE campaign_id = 4; DELETE FROM campaign_tags WHERE campaign_id = 4;"
-                 "DELETE FROM campaigns WHERE id = 4;"
-                 "INSERT INTO accounts (id, name, created_at) VALUES (999, 'New', now())")
+    conn.execute(
+        "UPDATE line_items SET quantity = quantity + 1 WHERE campaign_id = 3;"
+        "DELETE FROM line_items WHERE campaign_id = 4; DELETE FROM campaign_tags WHERE campaign_id = 4;"
+        "DELETE FROM campaigns WHERE id = 4;"
+        "INSERT INTO accounts (id, name, created_at) VALUES (999, 'New', now())"
+    )
     conn.commit()
     out = run_etl(conn, mongo_local, mongo_db_name, tmp_path, strategy="incremental")
     assert out["load"]["collections"]["campaigns"]["written"] == 1
@@ -138,8 +155,10 @@ def test_crash_midway_then_rerun_equals_a_clean_run(strategy, demo_pg, mongo_loc
     conn = demo_pg.conn
     db = mongo_db_name
     run_etl(conn, mongo_local, db, tmp_path, batch_size=7)
-    conn.execute("UPDATE accounts SET balance = balance + 1; DELETE FROM campaign_tags WHERE campaign_id < 10;"
-                 "INSERT INTO accounts (id, name, created_at) VALUES (500, 'Late', now())")
+    conn.execute(
+        "UPDATE accounts SET balance = balance + 1; DELETE FROM campaign_tags WHERE campaign_id < 10;"
+        "INSERT INTO accounts (id, name, created_at) VALUES (500, 'Late', now())"
+    )
     conn.commit()
     before = hashing.db_digest(mongo_local[db])
     with pytest.raises(load.InjectedFailure):
@@ -166,7 +185,9 @@ def test_rollback_restores_exact_previous_content(demo_pg, mongo_local, mongo_db
     second = run_etl(conn, mongo_local, db, tmp_path)
     assert hashing.db_digest(mongo_local[db]) != state1
     assert "by_status" in mongo_local[db].campaigns.index_information()  # full swap keeps indexes
-    with pytest.raises(backup.UnknownVersion, match=f"valid versions: {second['backup']['_id']}, {first['backup']['_id']}"):
+    with pytest.raises(
+        backup.UnknownVersion, match=f"valid versions: {second['backup']['_id']}, {first['backup']['_id']}"
+    ):
         backup.restore(mongo_local, meta, "1999-01-01-001")
     res = backup.restore(mongo_local, meta, second["backup"]["_id"])
     assert res["collections"] == {"accounts": 20, "campaigns": 60}
@@ -179,7 +200,9 @@ def test_rollback_restores_exact_previous_content(demo_pg, mongo_local, mongo_db
 
 def test_bad_values_are_quarantined_not_dropped(demo_pg, mongo_local, mongo_db_name, tmp_path):
     conn = demo_pg.conn
-    conn.execute("ALTER TABLE accounts ALTER COLUMN balance TYPE numeric; UPDATE accounts SET balance = 'NaN' WHERE id = 3")
+    conn.execute(
+        "ALTER TABLE accounts ALTER COLUMN balance TYPE numeric; UPDATE accounts SET balance = 'NaN' WHERE id = 3"
+    )
     conn.commit()
     from ferry.etl.checks import TargetDiffers
 
@@ -195,14 +218,17 @@ def test_bad_values_are_quarantined_not_dropped(demo_pg, mongo_local, mongo_db_n
     assert [(r["table"], r["key"]) for r in q] == [("accounts", "3")] and "NaN" in q[0]["error"]
 
 
-def test_dated_copy_strategy_loads_a_dated_database_and_keeps_the_previous(demo_pg, mongo_local, mongo_db_name, tmp_path):
+def test_dated_copy_strategy_loads_a_dated_database_and_keeps_the_previous(
+    demo_pg, mongo_local, mongo_db_name, tmp_path
+):
     conn = demo_pg.conn
     run_etl(conn, mongo_local, mongo_db_name, tmp_path)
     before = hashing.db_digest(mongo_local[mongo_db_name])
     conn.execute("UPDATE accounts SET name = 'v2'")
     conn.commit()
-    planned = pipeline.plan(mongo_local[meta_db(mongo_db_name)], MAPPING, detect(conn, mongo_local, mongo_db_name),
-                            "auto_safe")
+    planned = pipeline.plan(
+        mongo_local[meta_db(mongo_db_name)], MAPPING, detect(conn, mongo_local, mongo_db_name), "auto_safe"
+    )
     target = load.dated_db(mongo_db_name, "2026-11-22")
     assert target == f"{mongo_db_name}-20261122"
     res = load.load(conn, mongo_local, target, planned["effective_mapping"], strategy="dated_copy", batch_size=25)
@@ -217,8 +243,9 @@ def test_incremental_flags_source_deletes_when_configured(demo_pg, mongo_local, 
     from ferry.etl import checks
 
     conn = demo_pg.conn
-    planned = pipeline.plan(mongo_local[meta_db(mongo_db_name)], MAPPING, detect(conn, mongo_local, mongo_db_name),
-                            "auto_safe")
+    planned = pipeline.plan(
+        mongo_local[meta_db(mongo_db_name)], MAPPING, detect(conn, mongo_local, mongo_db_name), "auto_safe"
+    )
     eff = copy.deepcopy(planned["effective_mapping"])
     eff["defaults"]["on_source_delete"] = "flag"
     eff["collections"] = eff["collections"][:1]  # accounts only
@@ -229,7 +256,11 @@ def test_incremental_flags_source_deletes_when_configured(demo_pg, mongo_local, 
     assert res["collections"]["accounts"]["flagged"] == 1 and res["collections"]["accounts"]["deleted"] == 0
     assert mongo_local[mongo_db_name].accounts.find_one({"_id": 5})["_ferry_deleted"] is True
     assert checks.measure(conn, mongo_local, mongo_db_name, eff, sample=5)[0] == {
-        "check": "documents", "collection": "accounts", "expected": 19, "actual": 19}  # flagged docs are not live
+        "check": "documents",
+        "collection": "accounts",
+        "expected": 19,
+        "actual": 19,
+    }  # flagged docs are not live
     again = load.load(conn, mongo_local, mongo_db_name, eff, strategy="incremental")
     assert again["collections"]["accounts"]["flagged"] == 0 and again["collections"]["accounts"]["written"] == 0
     conn.execute("INSERT INTO accounts (id, name, created_at) VALUES (5, 'Back', now())")

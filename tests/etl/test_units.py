@@ -21,15 +21,30 @@ def _snap(**tables):
 
 
 def _table(cols, pk=("id",), fks=(), unique=(), indexes=None):
-    return {"columns": cols, "primary_key": list(pk), "foreign_keys": list(fks), "unique": [list(u) for u in unique],
-            "indexes": indexes or {}}
+    return {
+        "columns": cols,
+        "primary_key": list(pk),
+        "foreign_keys": list(fks),
+        "unique": [list(u) for u in unique],
+        "indexes": indexes or {},
+    }
 
 
 BASE = _snap(
-    accounts=_table({"id": _col("bigint", False), "name": _col("text", False), "legacy": _col("jsonb"),
-                     "rate": _col("numeric(10,2)"), "note": _col("text"), "old_name": _col("character varying(20)")}),
-    campaigns=_table({"id": _col("bigint", False), "account_id": _col("bigint", False)},
-                     fks=[{"columns": ["account_id"], "ref_table": "accounts", "ref_columns": ["id"]}]),
+    accounts=_table(
+        {
+            "id": _col("bigint", False),
+            "name": _col("text", False),
+            "legacy": _col("jsonb"),
+            "rate": _col("numeric(10,2)"),
+            "note": _col("text"),
+            "old_name": _col("character varying(20)"),
+        }
+    ),
+    campaigns=_table(
+        {"id": _col("bigint", False), "account_id": _col("bigint", False)},
+        fks=[{"columns": ["account_id"], "ref_table": "accounts", "ref_columns": ["id"]}],
+    ),
     gone=_table({"id": _col("bigint", False)}),
 )
 
@@ -44,18 +59,20 @@ def test_every_change_class_is_detected_and_classified():
     del t["gone"]
     t["budgets"] = _table({"id": _col("bigint", False)})
     a = t["accounts"]["columns"]
-    a["region"] = _col("text")                                   # new nullable column
-    a["tier"] = _col("integer", False)                           # new required column
-    a["score"] = _col("integer", False, default="0")             # NOT NULL with default: safe
-    del a["legacy"]                                              # dropped (no same-type partner left)
-    a["rate"] = _col("double precision")                         # type change
-    a["note"] = _col("text", False)                              # nullable -> not null
-    a["name"] = _col("text", True)                               # not null -> nullable
+    a["region"] = _col("text")  # new nullable column
+    a["tier"] = _col("integer", False)  # new required column
+    a["score"] = _col("integer", False, default="0")  # NOT NULL with default: safe
+    del a["legacy"]  # dropped (no same-type partner left)
+    a["rate"] = _col("double precision")  # type change
+    a["note"] = _col("text", False)  # nullable -> not null
+    a["name"] = _col("text", True)  # not null -> nullable
     del a["old_name"]
-    a["new_name"] = _col("character varying(20)")                # likely rename
-    t["accounts"]["indexes"] = {"accounts_region_idx": "CREATE INDEX accounts_region_idx ON public.accounts USING btree (region)"}
+    a["new_name"] = _col("character varying(20)")  # likely rename
+    t["accounts"]["indexes"] = {
+        "accounts_region_idx": "CREATE INDEX accounts_region_idx ON public.accounts USING btree (region)"
+    }
     t["accounts"]["unique"] = [["name"]]
-    t["campaigns"]["foreign_keys"] = []                          # FK dropped
+    t["campaigns"]["foreign_keys"] = []  # FK dropped
     t["campaigns"]["columns"]["owner_id"] = _col("bigint")
     t["campaigns"]["foreign_keys"] = [{"columns": ["owner_id"], "ref_table": "accounts", "ref_columns": ["id"]}]
 
@@ -97,15 +114,27 @@ def test_renamed_index_is_not_a_change_but_a_new_definition_is():
     [
         ("collections: []\n", "x.yaml:1: collections: a non-empty list"),
         ("collections:\n  - name: a\n    table: t\n", "x.yaml:2: collections[0]: 'id' is required"),
-        ("collections:\n  - name: a\n    table: t\n    id: id\n    bogus: 1\n", "x.yaml:5: collections[0].bogus: unknown key"),
-        ("collections:\n  - name: a\n    table: t\n    id: id\n    fields:\n      c: {type: money}\n",
-         "x.yaml:6: collections[0].fields.c.type: 'money' is not one of"),
-        ("collections:\n  - name: a\n    table: t\n    id: id\n    relations:\n      - kind: reference\n        column: x\n"
-         "        collection: nope\n", "x.yaml:8: collections[0].relations[0].collection: unknown collection 'nope'"),
-        ("defaults: {numeric: float}\ncollections:\n  - {name: a, table: t, id: id}\n",
-         "x.yaml:1: defaults.numeric: 'float' is not one of decimal128, double"),
-        ("collections:\n  - {name: a, table: t, id: id}\n  - {name: a, table: u, id: id}\n",
-         "x.yaml:3: collections[1].name: collection 'a' is already defined"),
+        (
+            "collections:\n  - name: a\n    table: t\n    id: id\n    bogus: 1\n",
+            "x.yaml:5: collections[0].bogus: unknown key",
+        ),
+        (
+            "collections:\n  - name: a\n    table: t\n    id: id\n    fields:\n      c: {type: money}\n",
+            "x.yaml:6: collections[0].fields.c.type: 'money' is not one of",
+        ),
+        (
+            "collections:\n  - name: a\n    table: t\n    id: id\n    relations:\n      - kind: reference\n        column: x\n"
+            "        collection: nope\n",
+            "x.yaml:8: collections[0].relations[0].collection: unknown collection 'nope'",
+        ),
+        (
+            "defaults: {numeric: float}\ncollections:\n  - {name: a, table: t, id: id}\n",
+            "x.yaml:1: defaults.numeric: 'float' is not one of decimal128, double",
+        ),
+        (
+            "collections:\n  - {name: a, table: t, id: id}\n  - {name: a, table: u, id: id}\n",
+            "x.yaml:3: collections[1].name: collection 'a' is already defined",
+        ),
         ("collections: [\n", "x.yaml:2: invalid YAML"),
     ],
 )
@@ -132,8 +161,14 @@ def test_resolve_checks_columns_and_evolve_extends_the_mapping():
         mapping.resolve(m, bad)
     changes = [
         {"kind": "column_added", "class": "safe", "table": "accounts", "column": "region"},
-        {"kind": "column_renamed_likely", "class": "breaking", "table": "accounts", "column": "new_name",
-         "old": "old_name", "new": "new_name"},
+        {
+            "kind": "column_renamed_likely",
+            "class": "breaking",
+            "table": "accounts",
+            "column": "new_name",
+            "old": "old_name",
+            "new": "new_name",
+        },
     ]
     safe, applied = mapping.evolve(eff, changes, apply_breaking=False)
     assert safe["collections"][0]["fields"]["region"] == {"name": "region", "type": "auto"}
@@ -154,10 +189,18 @@ def test_policy_decisions():
     assert d("auto_safe", brk)["action"] == "abort" and "column_dropped t.d" in d("auto_safe", brk)["reason"]
     assert d("apply_all", brk)["action"] == "apply_all"
     assert d("abort", safe)["action"] == "abort"
-    assert policy.needs_human("ask", brk) and not policy.needs_human("ask", []) and not policy.needs_human("auto_safe", brk)
+    assert (
+        policy.needs_human("ask", brk)
+        and not policy.needs_human("ask", [])
+        and not policy.needs_human("auto_safe", brk)
+    )
     assert d("ask", brk, None)["action"] == "abort"  # no answer (timeout/marked) never writes
-    assert d("ask", brk, ["Apply all"], "ana") == {"policy": "ask", "by": "ana", "action": "apply_all",
-                                                   "reason": "reviewer chose 'Apply all'"}
+    assert d("ask", brk, ["Apply all"], "ana") == {
+        "policy": "ask",
+        "by": "ana",
+        "action": "apply_all",
+        "reason": "reviewer chose 'Apply all'",
+    }
     assert d("ask", brk, ["Skip schema updates"])["action"] == "skip"
     assert d("ask", brk, ["Abort"])["action"] == "abort"
     with pytest.raises(ValueError):
@@ -171,8 +214,9 @@ def test_conversions():
     assert transform.convert(Decimal("12.50")) == Decimal128("12.50")
     assert transform.convert(Decimal("12.50"), numeric="double") == 12.5
     assert transform.convert(dt.datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=tz)) == dt.datetime(
-        2026, 1, 1, 10, 0, 0, 123000, tzinfo=dt.timezone.utc)
-    assert transform.convert(dt.date(2026, 2, 3)) == dt.datetime(2026, 2, 3, tzinfo=dt.timezone.utc)
+        2026, 1, 1, 10, 0, 0, 123000, tzinfo=dt.UTC
+    )
+    assert transform.convert(dt.date(2026, 2, 3)) == dt.datetime(2026, 2, 3, tzinfo=dt.UTC)
     assert transform.convert({"a": [Decimal("1.5")]}, numeric="double") == {"a": [1.5]}
     assert transform.convert("7", "int") == 7
     with pytest.raises(transform.RowError):

@@ -22,8 +22,12 @@ def seed(local_db, prod_db) -> None:
     """Local: 3 companies, 4 documents, 2 meta summaries; production already holds a.com (other _id),
     document u3 and a.com's privacy summary."""
     prod_db.companies.insert_one({"_id": P_A, "domain": "a.com", "name": "A (prod)", "updated_at": T0})
-    prod_db.documents.insert_one({"_id": "pd3", "url": "https://a.com/u3", "company_id": P_A, "title": "prod u3", "updated_at": T0})
-    prod_db.meta_summaries.insert_one({"_id": "pm1", "company_id": P_A, "kind": "privacy", "text": "prod", "updated_at": T0})
+    prod_db.documents.insert_one(
+        {"_id": "pd3", "url": "https://a.com/u3", "company_id": P_A, "title": "prod u3", "updated_at": T0}
+    )
+    prod_db.meta_summaries.insert_one(
+        {"_id": "pm1", "company_id": P_A, "kind": "privacy", "text": "prod", "updated_at": T0}
+    )
     local_db.companies.insert_many(
         [
             {"_id": L_A, "domain": "a.com", "name": "A (local)", "updated_at": T1},

@@ -19,8 +19,19 @@ ALL = ["companies", "documents", "meta_summaries"]
 
 
 def _execute(cfg, local_db, prod_db, sink, pid, **kw):
-    return ex.execute(cfg, local_db, prod_db, ALL, {c: {} for c in ALL}, kw.pop("on_conflict", "skip"),
-                      promotion_id=pid, sink=sink, params={}, triggered_by="test", **kw)
+    return ex.execute(
+        cfg,
+        local_db,
+        prod_db,
+        ALL,
+        {c: {} for c in ALL},
+        kw.pop("on_conflict", "skip"),
+        promotion_id=pid,
+        sink=sink,
+        params={},
+        triggered_by="test",
+        **kw,
+    )
 
 
 def test_rollback_of_a_promotion_interrupted_before_confirming_its_upserts_deletes_every_insert(dbs, cfg, sink):
@@ -31,14 +42,23 @@ def test_rollback_of_a_promotion_interrupted_before_confirming_its_upserts_delet
     local_db, prod_db, _ = dbs
     local_db.documents.delete_one({"_id": "d4"})
     for i in range(40):  # 40 more summaries for b.com (kind unique per company)
-        local_db.meta_summaries.insert_one({"_id": f"mx{i}", "company_id": local_db.companies.find_one(
-            {"domain": "b.com"})["_id"], "kind": f"k{i}", "text": f"t{i}", "updated_at": i})
+        local_db.meta_summaries.insert_one(
+            {
+                "_id": f"mx{i}",
+                "company_id": local_db.companies.find_one({"domain": "b.com"})["_id"],
+                "kind": f"k{i}",
+                "text": f"t{i}",
+                "updated_at": i,
+            }
+        )
     before = db_hash(prod_db)
     res = _execute(cfg, local_db, prod_db, sink, "pcrash")
     assert {r["collection"]: r["inserted"] for r in res["outcome"]}["meta_summaries"] == 41
     # the crash: the writes landed, the confirmations did not
     backups = prod_db[cfg.backups_collection]
-    assert backups.update_many({"promotion_id": "pcrash", "kind": "inserts"}, {"$set": {"inserted": None}}).modified_count
+    assert backups.update_many(
+        {"promotion_id": "pcrash", "kind": "inserts"}, {"$set": {"inserted": None}}
+    ).modified_count
     prod_db[cfg.audit_collection].update_one({"_id": "pcrash"}, {"$set": {"status": "running"}})
     rows = {r["collection"]: r for r in rb.rollback(cfg, prod_db, "pcrash")}
     assert rows["meta_summaries"]["deleted"] == 41 and rows["meta_summaries"]["left"] == 0

@@ -31,7 +31,11 @@ def test_prod_promotion_dry_run_then_execute_then_rollback(airflow_conns, dbs, s
     dr = dagtest.run_dag("prod_promotion", {**base, "mode": "dry_run", "report_url": f"s3://{s3_bucket}/promotion"})
     assert dagtest.task_states(dr)["execute"] == "skipped"
     planned = dagtest.xcom(dr, "plan")
-    assert {r["collection"]: r["insert"] for r in planned["summary"]} == {"companies": 2, "documents": 2, "meta_summaries": 1}
+    assert {r["collection"]: r["insert"] for r in planned["summary"]} == {
+        "companies": 2,
+        "documents": 2,
+        "meta_summaries": 1,
+    }
     assert planned["report"].startswith(f"s3://{s3_bucket}/promotion/")
     key = planned["report"].split("/", 3)[3]
     lines = s3.get_object(Bucket=s3_bucket, Key=key)["Body"].read().decode().splitlines()
@@ -39,12 +43,17 @@ def test_prod_promotion_dry_run_then_execute_then_rollback(airflow_conns, dbs, s
     assert db_hash(prod_db) == before and "_ferry_promotions" not in prod_db.list_collection_names()
 
     dr = dagtest.run_dag(
-        "prod_promotion", {**base, "mode": "execute", "confirm": name, "require_approval": True},
+        "prod_promotion",
+        {**base, "mode": "execute", "confirm": name, "require_approval": True},
         mark_success_pattern="approve",
     )
     res = dagtest.xcom(dr, "execute")
     assert res["status"] == "succeeded"
-    assert {r["collection"]: r["inserted"] for r in res["outcome"]} == {"companies": 2, "documents": 2, "meta_summaries": 1}
+    assert {r["collection"]: r["inserted"] for r in res["outcome"]} == {
+        "companies": 2,
+        "documents": 2,
+        "meta_summaries": 1,
+    }
     assert prod_db.documents.find_one({"url": "https://a.com/u1"})["company_id"] == P_A
     audit = prod_db["_ferry_promotions"].find_one({"_id": dr.run_id})
     assert audit["status"] == "succeeded" and audit["params"]["mode"] == "execute"

@@ -10,7 +10,7 @@ from ferry.promotion import execute as ex
 from ferry.promotion import rollback as rb
 from ferry.promotion import sink as sink_mod
 from ferry.promotion.plan import plan_all
-from tests.promotion.conftest import GHOST, L_B, L_C, P_A, T0, T1, db_hash
+from tests.promotion.conftest import GHOST, L_B, L_C, P_A, T0, db_hash
 
 pytestmark = pytest.mark.integration
 
@@ -19,8 +19,17 @@ ALL = ["companies", "documents", "meta_summaries"]
 
 def _run(cfg, local_db, prod_db, sink, pid="p1", on_conflict="skip", collections=ALL, queries=None, **kw):
     return ex.execute(
-        cfg, local_db, prod_db, collections, queries or {}, on_conflict, promotion_id=pid, sink=sink,
-        params={"collections": collections}, triggered_by="test", **kw,
+        cfg,
+        local_db,
+        prod_db,
+        collections,
+        queries or {},
+        on_conflict,
+        promotion_id=pid,
+        sink=sink,
+        params={"collections": collections},
+        triggered_by="test",
+        **kw,
     )
 
 
@@ -29,8 +38,14 @@ def test_summary_counts_match_reality(dbs, cfg, lookup):
     local_db, prod_db, _ = dbs
     rows = {p.spec.name: p.summary_row() for p in plan_all(cfg, local_db, prod_db, ALL, {}, "skip", lookup=lookup)}
     assert rows["companies"] == {
-        "collection": "companies", "local_total": 3, "local_selected": 3, "prod_total": 1,
-        "insert": 2, "skip": 1, "update": 0, "reject": 0,
+        "collection": "companies",
+        "local_total": 3,
+        "local_selected": 3,
+        "prod_total": 1,
+        "insert": 2,
+        "skip": 1,
+        "update": 0,
+        "reject": 0,
     }
     assert (rows["documents"]["insert"], rows["documents"]["skip"], rows["documents"]["reject"]) == (2, 1, 1)
     assert (rows["meta_summaries"]["insert"], rows["meta_summaries"]["skip"]) == (1, 1)
@@ -125,7 +140,11 @@ def test_validator_and_unique_index_violations_are_reported_while_the_rest_land(
 def test_great_expectations_rejects_bad_documents_before_writing(mongo_local, mongo_prod, mongo_db_name, cfg, sink):
     local_db, prod_db = mongo_local[mongo_db_name], mongo_prod[mongo_db_name]
     local_db.companies.insert_many(
-        [{"_id": 1, "domain": "a.com", "name": "A"}, {"_id": 2, "domain": "b.com"}, {"_id": 3, "domain": "c.com", "name": 7}]
+        [
+            {"_id": 1, "domain": "a.com", "name": "A"},
+            {"_id": 2, "domain": "b.com"},
+            {"_id": 3, "domain": "c.com", "name": 7},
+        ]
     )
     res = _run(cfg, local_db, prod_db, sink, collections=["companies"])
     rejects = {r["local_id"]: r["reason"] for r in res["rejects"]}
@@ -183,7 +202,9 @@ def test_id_collision_is_a_reported_failure_and_rollback_never_deletes_the_produ
 ):
     local_db, prod_db = mongo_local[mongo_db_name], mongo_prod[mongo_db_name]
     prod_db.companies.insert_one({"_id": 7, "domain": "prod-only.com", "name": "Prod"})
-    local_db.companies.insert_many([{"_id": 7, "domain": "new.com", "name": "New"}, {"_id": 8, "domain": "n8.com", "name": "N8"}])
+    local_db.companies.insert_many(
+        [{"_id": 7, "domain": "new.com", "name": "New"}, {"_id": 8, "domain": "n8.com", "name": "N8"}]
+    )
     before = db_hash(prod_db)
     res = _run(cfg, local_db, prod_db, sink, pid="pc", collections=["companies"])  # no unique index: upsert path
     assert [(f["_id"], f["code"]) for f in res["failures"]] == [("7", 11000)]

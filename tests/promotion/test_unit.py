@@ -102,7 +102,9 @@ def test_guards():
     check_guards(mode="dry_run", confirm="", source=a, target=a, source_db="local", target_db="clausea")
     check_guards(mode="dry_run", confirm="", source=a, target=deployment("h2", 1), source_db="c", target_db="c")
     with pytest.raises(PromotionRefused, match="set confirm to exactly 'clausea'"):
-        check_guards(mode="execute", confirm="prod", source=a, target=deployment("h2", 1), source_db="c", target_db="clausea")
+        check_guards(
+            mode="execute", confirm="prod", source=a, target=deployment("h2", 1), source_db="c", target_db="clausea"
+        )
 
 
 def test_branch_after_planning():

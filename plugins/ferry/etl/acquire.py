@@ -11,13 +11,13 @@ import os
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from ferry.errors import FerryError
-from psycopg.rows import dict_row
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,10 @@ def count(conn, schema: str, table: str) -> int:
 def batches(conn, schema: str, coll: dict, batch_size: int) -> Iterator[tuple[list[dict], dict[str, dict]]]:
     """Yield (root rows, children) per batch; children[as] = {key: [rows]} (embed_many) or {key: row}."""
     q = sql.SQL("SELECT {} FROM {}.{} ORDER BY {}").format(
-        _cols(coll, root_columns(coll)), sql.Identifier(schema), sql.Identifier(coll["table"]), sql.Identifier(coll["id"])
+        _cols(coll, root_columns(coll)),
+        sql.Identifier(schema),
+        sql.Identifier(coll["table"]),
+        sql.Identifier(coll["id"]),
     )
     name = f"ferry_{coll['name']}_{uuid.uuid4().hex[:6]}"
     with conn.cursor(name=name, row_factory=dict_row) as cur:
@@ -64,8 +67,11 @@ def children(conn, schema: str, coll: dict, rows: list[dict]) -> dict[str, dict]
             keys = [r[coll["id"]] for r in rows]
             order = [rel["foreign_key"], rel.get("order_by") or rel["foreign_key"]]
             q = sql.SQL("SELECT {} FROM {}.{} WHERE {} = ANY(%s) ORDER BY {}").format(
-                _cols(rel, [rel["foreign_key"]]), sql.Identifier(schema), sql.Identifier(rel["table"]),
-                sql.Identifier(rel["foreign_key"]), sql.SQL(", ").join(sql.Identifier(c) for c in order),
+                _cols(rel, [rel["foreign_key"]]),
+                sql.Identifier(schema),
+                sql.Identifier(rel["table"]),
+                sql.Identifier(rel["foreign_key"]),
+                sql.SQL(", ").join(sql.Identifier(c) for c in order),
             )
             with conn.cursor(row_factory=dict_row) as cur:
                 out[rel["as"]] = group(cur.execute(q, (keys,)).fetchall(), rel["foreign_key"])
@@ -83,8 +89,11 @@ def children(conn, schema: str, coll: dict, rows: list[dict]) -> dict[str, dict]
 def fetch_ids(conn, schema: str, coll: dict, ids: list) -> tuple[list[dict], dict[str, dict]]:
     """The rows (and children) of ``ids`` only (validation samples)."""
     q = sql.SQL("SELECT {} FROM {}.{} WHERE {} = ANY(%s) ORDER BY {}").format(
-        _cols(coll, root_columns(coll)), sql.Identifier(schema), sql.Identifier(coll["table"]),
-        sql.Identifier(coll["id"]), sql.Identifier(coll["id"]),
+        _cols(coll, root_columns(coll)),
+        sql.Identifier(schema),
+        sql.Identifier(coll["table"]),
+        sql.Identifier(coll["id"]),
+        sql.Identifier(coll["id"]),
     )
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(q, (ids,)).fetchall()
@@ -100,8 +109,10 @@ def add_join_keys(eff: dict, snapshot: dict) -> dict:
                 if len(pk) != 1:
                     from ferry.etl.mapping import MappingError
 
-                    raise MappingError(f"mapping line {rel['line']}: {coll['name']}.{rel['as']}: table "
-                                       f"{rel['table']!r} needs a single-column primary key to embed (has {pk})")
+                    raise MappingError(
+                        f"mapping line {rel['line']}: {coll['name']}.{rel['as']}: table "
+                        f"{rel['table']!r} needs a single-column primary key to embed (has {pk})"
+                    )
                 rel["pk"] = pk[0]
     return eff
 
@@ -131,9 +142,29 @@ def newest_dump(s3, bucket: str, prefix: str = "", key: str = "") -> str:
 
 #: Connection parameters handed to command-line tools: those every libpq since PostgreSQL 12 knows (the
 #: tools may be older than the libpq psycopg ships, which adds e.g. ``sslcertmode``).
-TOOL_PARAMS = ("host", "hostaddr", "port", "user", "dbname", "options", "application_name", "connect_timeout",
-               "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "sslcompression", "gssencmode",
-               "krbsrvname", "target_session_attrs", "keepalives", "keepalives_idle", "service", "passfile")
+TOOL_PARAMS = (
+    "host",
+    "hostaddr",
+    "port",
+    "user",
+    "dbname",
+    "options",
+    "application_name",
+    "connect_timeout",
+    "sslmode",
+    "sslcert",
+    "sslkey",
+    "sslrootcert",
+    "sslcrl",
+    "sslcompression",
+    "gssencmode",
+    "krbsrvname",
+    "target_session_attrs",
+    "keepalives",
+    "keepalives_idle",
+    "service",
+    "passfile",
+)
 
 
 def conninfo(conn) -> tuple[str, str | None]:
@@ -173,9 +204,13 @@ def restore_dump(s3, bucket: str, key: str, scratch, server_major: int) -> dict:
             env["PGPASSWORD"] = password  # not in argv, where `ps` shows it to every user
         res = subprocess.run(
             [exe, "--no-owner", "--no-acl", "--exit-on-error", "-d", info, str(path)],
-            capture_output=True, text=True, env=env,
+            capture_output=True,
+            text=True,
+            env=env,
         )
         if res.returncode:
-            raise FerryError(f"pg_restore of s3://{bucket}/{key} into {scratch_db} failed: {res.stderr.strip()[-2000:]}")
+            raise FerryError(
+                f"pg_restore of s3://{bucket}/{key} into {scratch_db} failed: {res.stderr.strip()[-2000:]}"
+            )
     log.info("restored s3://%s/%s (%d bytes) into scratch database %s", bucket, key, size, scratch_db)
     return {"bucket": bucket, "key": key, "bytes": size, "database": scratch_db}

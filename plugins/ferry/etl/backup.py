@@ -64,11 +64,12 @@ def _next_version(meta_db, today: str) -> str:
             return v
 
 
-def create(client, db: str, meta_db, location: str, *, s3=None, run_id: str = "", note: str = "",
-           logger: logging.Logger = log) -> dict:
+def create(
+    client, db: str, meta_db, location: str, *, s3=None, run_id: str = "", note: str = "", logger: logging.Logger = log
+) -> dict:
     """Back up every collection of ``client[db]`` under the URL ``location`` (``s3://bucket/prefix`` or a folder);
     every file is verified where it landed before the version is recorded."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     version = _next_version(meta_db, now.strftime("%Y-%m-%d"))
     source = client[db]
     names = _collections(source)
@@ -78,15 +79,29 @@ def create(client, db: str, meta_db, location: str, *, s3=None, run_id: str = ""
         for name in names:
             fname = f"{name}.jsonl.gz"
             info = export_jsonl_gz(source[name], Path(tmp) / fname)
-            colls[name] = {**info, "file": fname, "sha256": hashes[name]["sha256"], "indexes": index_specs(source[name])}
+            colls[name] = {
+                **info,
+                "file": fname,
+                "sha256": hashes[name]["sha256"],
+                "indexes": index_specs(source[name]),
+            }
         base = storage.join(location, db, version)
-        for name, info in colls.items():
+        for info in colls.values():
             storage.put_file(storage.join(base, info["file"]), Path(tmp) / info["file"], s3=s3)
-    record = {"_id": version, "db": db, "location": base, "collections": colls, "created_at": now, "run_id": run_id,
-              "note": note, "documents": sum(c["count"] for c in colls.values())}
+    record = {
+        "_id": version,
+        "db": db,
+        "location": base,
+        "collections": colls,
+        "created_at": now,
+        "run_id": run_id,
+        "note": note,
+        "documents": sum(c["count"] for c in colls.values()),
+    }
     meta_db[VERSIONS].insert_one(record)
-    logger.info("backup %s of %s: %d collection(s), %d document(s) -> %s", version, db, len(colls),
-                record["documents"], base)
+    logger.info(
+        "backup %s of %s: %d collection(s), %d document(s) -> %s", version, db, len(colls), record["documents"], base
+    )
     return record
 
 
@@ -94,9 +109,18 @@ def list_versions(meta_db, db: str | None = None) -> list[dict]:
     q = {"db": db} if db else {}
     rows = []
     for v in meta_db[VERSIONS].find(q, sort=[("_id", -1)]):
-        rows.append({"version": v["_id"], "db": v["db"], "created_at": v["created_at"].isoformat(timespec="seconds"),
-                     "collections": len(v["collections"]), "documents": v["documents"], "run_id": v.get("run_id", ""),
-                     "location": v["location"], "restored_at": (v.get("restored_at") or "")})
+        rows.append(
+            {
+                "version": v["_id"],
+                "db": v["db"],
+                "created_at": v["created_at"].isoformat(timespec="seconds"),
+                "collections": len(v["collections"]),
+                "documents": v["documents"],
+                "run_id": v.get("run_id", ""),
+                "location": v["location"],
+                "restored_at": (v.get("restored_at") or ""),
+            }
+        )
     return rows
 
 
@@ -109,8 +133,11 @@ def restore(client, meta_db, version: str, *, s3=None, db: str | None = None, lo
     db = db or rec["db"]
     scratch = client[db + RESTORE_SUFFIX]
     if scratch.list_collection_names():
-        logger.warning("found %s left by an interrupted restore: dropped; restoring %s again from its backup",
-                       scratch.name, version)
+        logger.warning(
+            "found %s left by an interrupted restore: dropped; restoring %s again from its backup",
+            scratch.name,
+            version,
+        )
     client.drop_database(scratch.name)
     with tempfile.TemporaryDirectory(prefix="ferry-etl-restore-") as tmp:
         for name, info in rec["collections"].items():
@@ -140,7 +167,7 @@ def restore(client, meta_db, version: str, *, s3=None, db: str | None = None, lo
     for name in dropped:
         client[db].drop_collection(name)
     client.drop_database(scratch.name)
-    meta_db[VERSIONS].update_one({"_id": version}, {"$set": {"restored_at": dt.datetime.now(dt.timezone.utc)}})
+    meta_db[VERSIONS].update_one({"_id": version}, {"$set": {"restored_at": dt.datetime.now(dt.UTC)}})
     logger.info("restored %s into %s: %d collection(s); dropped %s", version, db, len(rec["collections"]), dropped)
     return {"version": version, "db": db, "collections": {n: got[n]["count"] for n in got}, "dropped": dropped}
 

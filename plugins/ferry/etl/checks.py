@@ -24,7 +24,9 @@ class TargetDiffers(FerryError, AssertionError):
     """The loaded data differs from the source; nothing was published."""
 
 
-def measure(conn, client, db: str, eff: dict, *, quarantined: dict[str, int] | None = None, sample: int = 50) -> list[dict]:
+def measure(
+    conn, client, db: str, eff: dict, *, quarantined: dict[str, int] | None = None, sample: int = 50
+) -> list[dict]:
     schema, numeric = eff["source"]["schema"], eff["defaults"]["numeric"]
     quarantined = quarantined or {}
     tdb = client[db]
@@ -34,33 +36,68 @@ def measure(conn, client, db: str, eff: dict, *, quarantined: dict[str, int] | N
         name, target = coll["name"], tdb[coll["name"]]
         src = acquire.count(conn, schema, coll["table"]) - quarantined.get(name, 0)
         rows.append({"check": "documents", "collection": name, "expected": src, "actual": target.count_documents(live)})
-        dup = list(target.aggregate([{"$group": {"_id": "$_id", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}},
-                                     {"$count": "ids"}]))
-        rows.append({"check": "duplicate _id", "collection": name, "expected": 0, "actual": dup[0]["ids"] if dup else 0})
-        rows.append({"check": "null _id", "collection": name, "expected": 0, "actual": target.count_documents({"_id": None})})
+        dup = list(
+            target.aggregate(
+                [{"$group": {"_id": "$_id", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}}, {"$count": "ids"}]
+            )
+        )
+        rows.append(
+            {"check": "duplicate _id", "collection": name, "expected": 0, "actual": dup[0]["ids"] if dup else 0}
+        )
+        rows.append(
+            {"check": "null _id", "collection": name, "expected": 0, "actual": target.count_documents({"_id": None})}
+        )
         for rel in coll["relations"]:
             if rel["kind"] == "embed_many":
                 q = sql.SQL("SELECT count(*) FROM {s}.{c} WHERE {fk} IN (SELECT {id} FROM {s}.{p})").format(
-                    s=sql.Identifier(schema), c=sql.Identifier(rel["table"]), fk=sql.Identifier(rel["foreign_key"]),
-                    id=sql.Identifier(coll["id"]), p=sql.Identifier(coll["table"]))
-                agg = list(target.aggregate([{"$match": live}, {"$group": {"_id": None, "n": {
-                    "$sum": {"$size": {"$ifNull": [f"${rel['as']}", []]}}}}}]))
-                rows.append({"check": f"embedded {rel['as']}", "collection": name,
-                             "expected": conn.execute(q).fetchone()[0], "actual": agg[0]["n"] if agg else 0})
+                    s=sql.Identifier(schema),
+                    c=sql.Identifier(rel["table"]),
+                    fk=sql.Identifier(rel["foreign_key"]),
+                    id=sql.Identifier(coll["id"]),
+                    p=sql.Identifier(coll["table"]),
+                )
+                agg = list(
+                    target.aggregate(
+                        [
+                            {"$match": live},
+                            {"$group": {"_id": None, "n": {"$sum": {"$size": {"$ifNull": [f"${rel['as']}", []]}}}}},
+                        ]
+                    )
+                )
+                rows.append(
+                    {
+                        "check": f"embedded {rel['as']}",
+                        "collection": name,
+                        "expected": conn.execute(q).fetchone()[0],
+                        "actual": agg[0]["n"] if agg else 0,
+                    }
+                )
             elif rel["kind"] == "reference":
                 values = [v for v in target.distinct(rel["as"]) if v is not None]
                 found = tdb[rel["collection"]].count_documents({"_id": {"$in": values}, **live}) if values else 0
-                rows.append({"check": f"dangling {rel['as']} -> {rel['collection']}", "collection": name,
-                             "expected": 0, "actual": len(values) - found})
+                rows.append(
+                    {
+                        "check": f"dangling {rel['as']} -> {rel['collection']}",
+                        "collection": name,
+                        "expected": 0,
+                        "actual": len(values) - found,
+                    }
+                )
         # checksum of a sample: rebuild documents from the source and compare with the target
         q = sql.SQL("SELECT {id} FROM {s}.{t} ORDER BY random() LIMIT %s").format(
-            id=sql.Identifier(coll["id"]), s=sql.Identifier(schema), t=sql.Identifier(coll["table"]))
+            id=sql.Identifier(coll["id"]), s=sql.Identifier(schema), t=sql.Identifier(coll["table"])
+        )
         ids = [r[0] for r in conn.execute(q, (sample,)).fetchall()]
         src_rows, children = acquire.fetch_ids(conn, schema, coll, ids)
         docs, _rejected = build_batch(src_rows, coll, children, numeric)
         stored = {d["_id"]: d for d in target.find({"_id": {"$in": [d["_id"] for d in docs]}})}
-        bad = sum(1 for d in docs if d["_id"] not in stored or stored[d["_id"]].get(HASH_FIELD) != d[HASH_FIELD]
-                  or doc_hash(stored[d["_id"]]) != d[HASH_FIELD])
+        bad = sum(
+            1
+            for d in docs
+            if d["_id"] not in stored
+            or stored[d["_id"]].get(HASH_FIELD) != d[HASH_FIELD]
+            or doc_hash(stored[d["_id"]]) != d[HASH_FIELD]
+        )
         rows.append({"check": f"sample checksum ({len(docs)} docs)", "collection": name, "expected": 0, "actual": bad})
     return rows
 
@@ -74,8 +111,9 @@ def run(conn, client, db: str, eff: dict, *, quarantined=None, sample: int = 50,
 
     rows = measure(conn, client, db, eff, quarantined=quarantined, sample=sample)
     df = pd.DataFrame(rows)
-    res = validate(df, [("ExpectColumnPairValuesToBeEqual", {"column_A": "expected", "column_B": "actual"})],
-                   name="production_etl")
+    res = validate(
+        df, [("ExpectColumnPairValuesToBeEqual", {"column_A": "expected", "column_B": "actual"})], name="production_etl"
+    )
     for r in rows:
         r["ok"] = r["expected"] == r["actual"]
     logger.info("source vs target (%s)\n%s", db, table(rows))

@@ -14,8 +14,14 @@ _INTS = ("smallint", "integer", "bigint")
 def bson_type(pg_type: str, field_type: str, numeric: str) -> list[str] | None:
     """bsonType(s) for a column (None = any, e.g. json)."""
     if field_type != "auto":
-        return {"decimal128": ["decimal"], "double": ["double"], "string": ["string"], "int": ["int", "long"],
-                "datetime": ["date"], "bool": ["bool"]}[field_type]
+        return {
+            "decimal128": ["decimal"],
+            "double": ["double"],
+            "string": ["string"],
+            "int": ["int", "long"],
+            "datetime": ["date"],
+            "bool": ["bool"],
+        }[field_type]
     t = pg_type.lower()
     if t.endswith("[]"):
         return ["array"]
@@ -54,16 +60,24 @@ def collection_schema(coll: dict, snapshot: dict, numeric: str) -> dict:
     tables = snapshot["tables"]
     t = tables[coll["table"]]
     id_col = t["columns"][coll["id"]]
-    extra = {"_id": {"bsonType": bson_type(id_col["type"], "auto", numeric) or ["string"]},
-             HASH_FIELD: {"bsonType": "string"}, DELETED_FIELD: {"bsonType": "bool"}}
+    extra = {
+        "_id": {"bsonType": bson_type(id_col["type"], "auto", numeric) or ["string"]},
+        HASH_FIELD: {"bsonType": "string"},
+        DELETED_FIELD: {"bsonType": "bool"},
+    }
     schema = _object(coll, t, numeric, extra, ["_id"])
     for rel in coll["relations"]:
         if rel["kind"] == "reference":
             c = t["columns"][rel["column"]]
-            schema["properties"][rel["as"]] = {"bsonType": (bson_type(c["type"], "auto", numeric) or ["string"]) + ["null"],
-                                               "description": f"reference to {rel['collection']}._id"}
+            schema["properties"][rel["as"]] = {
+                "bsonType": (bson_type(c["type"], "auto", numeric) or ["string"]) + ["null"],
+                "description": f"reference to {rel['collection']}._id",
+            }
         elif rel["kind"] == "embed_many":
-            schema["properties"][rel["as"]] = {"bsonType": "array", "items": _object(rel, tables[rel["table"]], numeric)}
+            schema["properties"][rel["as"]] = {
+                "bsonType": "array",
+                "items": _object(rel, tables[rel["table"]], numeric),
+            }
         else:
             sub = _object(rel, tables[rel["table"]], numeric)
             sub["bsonType"] = ["object", "null"]

@@ -51,9 +51,20 @@ def dated_db(db: str, day: str) -> str:
     return f"{db}-{day.replace('-', '')}"
 
 
-def load(conn, client, db: str, eff: dict, *, strategy: str = "full", batch_size: int = 10000,
-         meta_db=None, run_id: str = "", fail_after_batches: int | None = None, publish_now: bool = True,
-         logger: logging.Logger = log) -> dict:
+def load(
+    conn,
+    client,
+    db: str,
+    eff: dict,
+    *,
+    strategy: str = "full",
+    batch_size: int = 10000,
+    meta_db=None,
+    run_id: str = "",
+    fail_after_batches: int | None = None,
+    publish_now: bool = True,
+    logger: logging.Logger = log,
+) -> dict:
     """Load every collection of the effective mapping ``eff`` from ``conn`` (psycopg) into ``client[db]``.
 
     ``full`` / ``dated_copy`` load ``<db>__ferry_staging``; with ``publish_now=False`` it is left for the
@@ -71,8 +82,23 @@ def load(conn, client, db: str, eff: dict, *, strategy: str = "full", batch_size
         client.drop_database(staging.name)  # leftovers of a crashed or rejected run
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferry-etl-writer")
     try:
-        result = _load(conn, client, db, eff, strategy, batch_size, meta_db, run_id, fail_after_batches, logger,
-                       schema, numeric, full, staging, writer)
+        result = _load(
+            conn,
+            client,
+            db,
+            eff,
+            strategy,
+            batch_size,
+            meta_db,
+            run_id,
+            fail_after_batches,
+            logger,
+            schema,
+            numeric,
+            full,
+            staging,
+            writer,
+        )
     finally:
         writer.shutdown(wait=True)
     if full and publish_now:
@@ -80,19 +106,46 @@ def load(conn, client, db: str, eff: dict, *, strategy: str = "full", batch_size
     return result
 
 
-def _load(conn, client, db, eff, strategy, batch_size, meta_db, run_id, fail_after_batches, logger,
-          schema, numeric, full, staging, writer) -> dict:
+def _load(
+    conn,
+    client,
+    db,
+    eff,
+    strategy,
+    batch_size,
+    meta_db,
+    run_id,
+    fail_after_batches,
+    logger,
+    schema,
+    numeric,
+    full,
+    staging,
+    writer,
+) -> dict:
     from ferry.report import Progress
 
     batches_done = 0
-    result = {"db": db, "staging": staging.name if full else None, "strategy": strategy, "collections": {},
-              "quarantined": 0}
+    result = {
+        "db": db,
+        "staging": staging.name if full else None,
+        "strategy": strategy,
+        "collections": {},
+        "quarantined": 0,
+    }
     for coll in eff["collections"]:
         name = coll["name"]
         total = acquire.count(conn, schema, coll["table"])
         progress = Progress(logger, f"{coll['table']} -> {db}.{name}", total)
-        counts = {"source_rows": total, "documents": 0, "written": 0, "unchanged": 0, "deleted": 0, "flagged": 0,
-                  "quarantined": 0}
+        counts = {
+            "source_rows": total,
+            "documents": 0,
+            "written": 0,
+            "unchanged": 0,
+            "deleted": 0,
+            "flagged": 0,
+            "quarantined": 0,
+        }
         seen: set = set()
         target = staging[name] if full else client[db][name]
         pending = None  # one write in flight while the next batch is read and transformed
@@ -149,9 +202,7 @@ def _upsert_changed(coll, docs: list[dict]) -> tuple[int, int]:
         for d in coll.find({"_id": {"$in": [d["_id"] for d in docs]}}, {HASH_FIELD: 1, DELETED_FIELD: 1})
     }
     ops = [
-        ReplaceOne({"_id": d["_id"]}, d, upsert=True)
-        for d in docs
-        if existing.get(d["_id"]) != (d[HASH_FIELD], None)
+        ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs if existing.get(d["_id"]) != (d[HASH_FIELD], None)
     ]
     if ops:
         coll.bulk_write(ops, ordered=False)
@@ -172,7 +223,9 @@ def _handle_deleted(coll, seen: set, on_delete: str, chunk: int = 1000) -> tuple
         if on_delete == "delete":
             deleted += coll.bulk_write([DeleteMany({"_id": {"$in": part}})]).deleted_count
         else:
-            flagged += coll.bulk_write([UpdateMany({"_id": {"$in": part}}, {"$set": {DELETED_FIELD: True}})]).modified_count
+            flagged += coll.bulk_write(
+                [UpdateMany({"_id": {"$in": part}}, {"$set": {DELETED_FIELD: True}})]
+            ).modified_count
     return deleted, flagged
 
 
@@ -181,8 +234,10 @@ def _quarantine(meta_db, run_id: str, rejected: list[dict], logger) -> None:
         logger.warning("quarantined %s row %s=%s: %s", r["table"], r["collection"], r["key"], r["error"])
     if meta_db is not None:
         meta_db[QUARANTINE].bulk_write(
-            [ReplaceOne({"_id": f"{run_id}:{r['collection']}:{r['key']}"}, {**r, "run_id": run_id}, upsert=True)
-             for r in rejected]
+            [
+                ReplaceOne({"_id": f"{run_id}:{r['collection']}:{r['key']}"}, {**r, "run_id": run_id}, upsert=True)
+                for r in rejected
+            ]
         )
 
 

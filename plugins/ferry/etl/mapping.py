@@ -28,8 +28,19 @@ NEW_COLUMNS = ("include", "ignore")
 _TOP_KEYS = {"version", "source", "defaults", "collections"}
 _DEFAULT_KEYS = {"numeric", "on_source_delete"}
 _COLL_KEYS = {"name", "table", "id", "fields", "exclude", "new_columns", "relations"}
-_REL_KEYS = {"kind", "table", "as", "foreign_key", "local_key", "column", "collection", "fields", "exclude",
-             "new_columns", "order_by"}
+_REL_KEYS = {
+    "kind",
+    "table",
+    "as",
+    "foreign_key",
+    "local_key",
+    "column",
+    "collection",
+    "fields",
+    "exclude",
+    "new_columns",
+    "order_by",
+}
 
 
 class MappingError(FerryError, ValueError):
@@ -129,7 +140,9 @@ def parse(text: str, source: str = "<mapping>") -> dict:
             if not isinstance(c.get(req), str) or not c.get(req):
                 raise doc.error(p + (req,) if req in c else p, f"'{req}' is required (a string)")
         if c["name"] in names:
-            raise doc.error(p + ("name",), f"collection {c['name']!r} is already defined (collections[{names[c['name']]}])")
+            raise doc.error(
+                p + ("name",), f"collection {c['name']!r} is already defined (collections[{names[c['name']]}])"
+            )
         if c["name"].startswith(("system.", "_ferry")) or "$" in c["name"]:
             raise doc.error(p + ("name",), f"{c['name']!r} is not a usable collection name")
         names[c["name"]] = i
@@ -149,8 +162,11 @@ def parse(text: str, source: str = "<mapping>") -> dict:
             _keys(doc, r, rp, _REL_KEYS)
             kind = str(r.get("kind"))
             _choice(doc, r.get("kind"), rp + ("kind",), KINDS)
-            need = {"embed_many": ("table", "as", "foreign_key"), "embed_one": ("table", "as", "local_key"),
-                    "reference": ("column", "collection")}[kind]
+            need = {
+                "embed_many": ("table", "as", "foreign_key"),
+                "embed_one": ("table", "as", "local_key"),
+                "reference": ("column", "collection"),
+            }[kind]
             for req in need:
                 if not isinstance(r.get(req), str) or not r.get(req):
                     raise doc.error(rp, f"{kind} needs '{req}' (a string)")
@@ -165,7 +181,9 @@ def parse(text: str, source: str = "<mapping>") -> dict:
                 else:
                     rel["local_key"] = r["local_key"]
             if rel["as"] in seen_as:
-                raise doc.error(rp + ("as",), f"field {rel['as']!r} is already produced by relations[{seen_as[rel['as']]}]")
+                raise doc.error(
+                    rp + ("as",), f"field {rel['as']!r} is already produced by relations[{seen_as[rel['as']]}]"
+                )
             seen_as[rel["as"]] = j
             rel["line"] = doc.lines.get(rp, 1)
             coll["relations"].append(rel)
@@ -173,8 +191,10 @@ def parse(text: str, source: str = "<mapping>") -> dict:
     for i, coll in enumerate(out["collections"]):
         for j, rel in enumerate(coll["relations"]):
             if rel["kind"] == "reference" and rel["collection"] not in names:
-                raise doc.error(("collections", i, "relations", j, "collection"),
-                                f"unknown collection {rel['collection']!r}; defined: {', '.join(names)}")
+                raise doc.error(
+                    ("collections", i, "relations", j, "collection"),
+                    f"unknown collection {rel['collection']!r}; defined: {', '.join(names)}",
+                )
     out["hash"] = mapping_hash(out)
     return out
 
@@ -284,8 +304,7 @@ def resolve(m: dict, snapshot: dict) -> dict:
 def _need(cols: dict, col: str, line: int, where: str, what: str) -> None:
     if col not in cols:
         raise MappingError(
-            f"mapping line {line}: {where}: {what} column {col!r} not in the source table "
-            f"(columns: {', '.join(cols)})"
+            f"mapping line {line}: {where}: {what} column {col!r} not in the source table (columns: {', '.join(cols)})"
         )
 
 
@@ -311,7 +330,9 @@ def evolve(eff: dict, changes: list[dict], apply_breaking: bool) -> tuple[dict, 
             elif ch["kind"] == "column_renamed_likely" and ch["old"] in fields:
                 spec = fields.pop(ch["old"])
                 fields[ch["new"]] = spec
-                applied.append({"mapping": where, "action": f"read field {spec['name']} from {ch['new']} (was {ch['old']})"})
+                applied.append(
+                    {"mapping": where, "action": f"read field {spec['name']} from {ch['new']} (was {ch['old']})"}
+                )
     return eff, applied
 
 

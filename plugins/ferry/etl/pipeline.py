@@ -14,8 +14,15 @@ class Aborted(FerryError):
     """Schema changes stopped the run before any write to the target."""
 
 
-def plan(meta_db, mapping_path: str, detected: dict, policy_name: str, chosen: list[str] | None = None,
-         responder: str | None = None, logger: logging.Logger = log) -> dict:
+def plan(
+    meta_db,
+    mapping_path: str,
+    detected: dict,
+    policy_name: str,
+    chosen: list[str] | None = None,
+    responder: str | None = None,
+    logger: logging.Logger = log,
+) -> dict:
     """Decide about ``detected`` (the operator's XCom), build the effective mapping, record both.
 
     Raises ``Aborted`` (after recording the decision) when the run must stop; nothing was written
@@ -24,11 +31,16 @@ def plan(meta_db, mapping_path: str, detected: dict, policy_name: str, chosen: l
     m = mapping.load(mapping_path)
     snaps = meta_db[schema.SNAPSHOTS]
     current = snaps.find_one({"_id": detected["snapshot_id"]})
-    base = snaps.find_one({"source": current["source"], "version": detected["base_version"]}) \
-        if detected["base_version"] is not None else None
+    base = (
+        snaps.find_one({"source": current["source"], "version": detected["base_version"]})
+        if detected["base_version"] is not None
+        else None
+    )
     if current["snapshot"]["schema"] != m["source"]["schema"]:
-        raise mapping.MappingError(f"{mapping_path}: source.schema is {m['source']['schema']!r} but the snapshot is of "
-                                   f"{current['snapshot']['schema']!r}: set the pg_schema param to match")
+        raise mapping.MappingError(
+            f"{mapping_path}: source.schema is {m['source']['schema']!r} but the snapshot is of "
+            f"{current['snapshot']['schema']!r}: set the pg_schema param to match"
+        )
     changes = detected["changes"]
     decision = policy.decide(policy_name, changes, chosen, responder)
     status = policy.STATUS[decision["action"]]

@@ -28,9 +28,12 @@ def decide(policy: str, changes: list[dict], chosen: list[str] | None = None, re
         return {**out, "action": "abort", "reason": f"{len(changes)} schema change(s) and policy is abort"}
     if policy == "auto_safe":
         if breaking:
-            return {**out, "action": "abort",
-                    "reason": f"{len(breaking)} breaking change(s): " + "; ".join(f"{c['kind']} {c['table']}"
-                              + (f".{c['column']}" if c["column"] else "") for c in breaking)}
+            return {
+                **out,
+                "action": "abort",
+                "reason": f"{len(breaking)} breaking change(s): "
+                + "; ".join(f"{c['kind']} {c['table']}" + (f".{c['column']}" if c["column"] else "") for c in breaking),
+            }
         return {**out, "action": "apply_safe", "reason": f"{len(changes)} safe change(s) applied"}
     # ask
     if not chosen:

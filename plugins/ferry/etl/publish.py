@@ -25,8 +25,16 @@ def push(client, db: str, names: list[str], s3, bucket: str, prefix: str, extra:
             info = export_jsonl_gz(client[db][name], path)
             stored = storage.put_file(storage.join(base, path.name), path, s3=s3)
             files[name] = {**info, "key": storage.split_s3(stored.url)[1]}
-    manifest = {"db": db, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-                "format": "jsonl.gz (canonical Extended JSON)", "collections": files, **(extra or {})}
+    manifest = {
+        "db": db,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "format": "jsonl.gz (canonical Extended JSON)",
+        "collections": files,
+        **(extra or {}),
+    }
     stored = storage.put_text(storage.join(base, "manifest.json"), json.dumps(manifest, indent=2, default=str), s3=s3)
-    return {"bucket": bucket, "manifest": storage.split_s3(stored.url)[1],
-            "collections": {n: f["count"] for n, f in files.items()}}
+    return {
+        "bucket": bucket,
+        "manifest": storage.split_s3(stored.url)[1],
+        "collections": {n: f["count"] for n, f in files.items()},
+    }

@@ -102,8 +102,9 @@ def release(acquired: dict | None = None, **ctx) -> None:
 def _lock(client, params: dict, target: str, ctx):
     """The target's lock for this run (taken by its first write, renewed by every writing task, released by
     the teardown): an ETL run and an ETL rollback of one database never interleave."""
-    return locks.hold(client[meta_db(params["mongo_db"])], f"etl:{target}", owner=ctx["run_id"],
-                      dag_id=ctx["dag_run"].dag_id)
+    return locks.hold(
+        client[meta_db(params["mongo_db"])], f"etl:{target}", owner=ctx["run_id"], dag_id=ctx["dag_run"].dag_id
+    )
 
 
 def recover(client, params: dict, run_id: str) -> list[dict]:
@@ -118,12 +119,18 @@ def recover(client, params: dict, run_id: str) -> list[dict]:
         if scratch:
             with conns.pg_connect(PG, autocommit=True) as admin:
                 acq.drop_scratch(admin, scratch)
-        runs.update_one({"_id": r["_id"]}, {"$set": {"outcome": "failed", "status": "interrupted",
-                                                     "interrupted_found_by": run_id}})
+        runs.update_one(
+            {"_id": r["_id"]}, {"$set": {"outcome": "failed", "status": "interrupted", "interrupted_found_by": run_id}}
+        )
         found.append(r["_id"])
-        log.warning("found run %s left running by a crash (target %s): marked interrupted%s; its backup %s "
-                    "restores the state before it", r["_id"], r.get("target_db"),
-                    f", dropped scratch database {scratch}" if scratch else "", r.get("backup_version"))
+        log.warning(
+            "found run %s left running by a crash (target %s): marked interrupted%s; its backup %s "
+            "restores the state before it",
+            r["_id"],
+            r.get("target_db"),
+            f", dropped scratch database {scratch}" if scratch else "",
+            r.get("backup_version"),
+        )
     return found
 
 
@@ -131,8 +138,11 @@ def route(detected: dict, **ctx) -> str:
     """Branch: the human review when ``schema_change_policy=ask`` meets changes, else straight to ``plan``."""
     from ferry.etl import policy
 
-    return "review_schema_changes" if policy.needs_human(ctx["params"]["schema_change_policy"],
-                                                         detected["changes"]) else "plan"
+    return (
+        "review_schema_changes"
+        if policy.needs_human(ctx["params"]["schema_change_policy"], detected["changes"])
+        else "plan"
+    )
 
 
 @fails_fast
@@ -145,15 +155,29 @@ def plan(detected: dict, **ctx) -> dict:
     answer = ctx["ti"].xcom_pull(task_ids="review_schema_changes") or {}
     responder = (answer.get("responded_by_user") or {}).get("name")
     with conns.mongo_client(MONGO) as client:
-        out = pipeline.plan(client[meta_db(p["mongo_db"])], mapping_path(p["mapping"]), detected,
-                            p["schema_change_policy"], answer.get("chosen_options"), responder)
+        out = pipeline.plan(
+            client[meta_db(p["mongo_db"])],
+            mapping_path(p["mapping"]),
+            detected,
+            p["schema_change_policy"],
+            answer.get("chosen_options"),
+            responder,
+        )
     schemas = jsonschema.all_schemas(out["effective_mapping"], out["snapshot"])
-    files = [report.publish(FAMILY, ctx["run_id"], f"jsonschema/{name}.json", json.dumps(s, indent=2))
-             for name, s in schemas.items()]
-    report.publish(FAMILY, ctx["run_id"], "effective_mapping.json",
-                   json.dumps(out["effective_mapping"], indent=2, default=str))
-    return {"decision": out["decision"], "effective_mapping": out["effective_mapping"], "schemas": schemas,
-            "schema_files": files, "target_db": load_target(p, ctx)}
+    files = [
+        report.publish(FAMILY, ctx["run_id"], f"jsonschema/{name}.json", json.dumps(s, indent=2))
+        for name, s in schemas.items()
+    ]
+    report.publish(
+        FAMILY, ctx["run_id"], "effective_mapping.json", json.dumps(out["effective_mapping"], indent=2, default=str)
+    )
+    return {
+        "decision": out["decision"],
+        "effective_mapping": out["effective_mapping"],
+        "schemas": schemas,
+        "schema_files": files,
+        "target_db": load_target(p, ctx),
+    }
 
 
 @fails_fast
@@ -165,14 +189,36 @@ def backup(planned: dict, **ctx) -> dict:
     with conns.mongo_client(MONGO) as client, _lock(client, p, planned["target_db"], ctx):
         meta = client[meta_db(p["mongo_db"])]
         recover(client, p, ctx["run_id"])
-        rec = bk.create(client, planned["target_db"], meta, backup_location(p.get("backup_url")),
-                        run_id=ctx["run_id"], note="before production_etl load", logger=log)
-        lineage.report(client, inputs=[lineage.mongo(client, planned["target_db"], c) for c in rec["collections"]],
-                       outputs=[lineage.url(rec["location"])])
-        audit.to_mongo(meta[RUNS], audit.record(  # intent: found and closed by the next run if this one dies
-            id=ctx["run_id"], family=FAMILY, dag_id=ctx["dag_run"].dag_id, run_id=ctx["run_id"], who=audit.who(ctx),
-            outcome="running", params=dict(p), status="running", target_db=planned["target_db"],
-            backup_version=rec["_id"], source=ctx["ti"].xcom_pull(task_ids="acquire")))
+        rec = bk.create(
+            client,
+            planned["target_db"],
+            meta,
+            backup_location(p.get("backup_url")),
+            run_id=ctx["run_id"],
+            note="before production_etl load",
+            logger=log,
+        )
+        lineage.report(
+            client,
+            inputs=[lineage.mongo(client, planned["target_db"], c) for c in rec["collections"]],
+            outputs=[lineage.url(rec["location"])],
+        )
+        audit.to_mongo(
+            meta[RUNS],
+            audit.record(  # intent: found and closed by the next run if this one dies
+                id=ctx["run_id"],
+                family=FAMILY,
+                dag_id=ctx["dag_run"].dag_id,
+                run_id=ctx["run_id"],
+                who=audit.who(ctx),
+                outcome="running",
+                params=dict(p),
+                status="running",
+                target_db=planned["target_db"],
+                backup_version=rec["_id"],
+                source=ctx["ti"].xcom_pull(task_ids="acquire"),
+            ),
+        )
     return {"version": rec["_id"], "location": rec["location"], "documents": rec["documents"]}
 
 
@@ -183,29 +229,46 @@ def load(acquired: dict, planned: dict, backed_up: dict, **ctx) -> dict:
     from ferry.etl import load as ld
 
     p = ctx["params"]
-    with conns.pg_connect(PG, acquired["database"] or None) as conn, conns.mongo_client(MONGO) as client, \
-            _lock(client, p, planned["target_db"], ctx):
+    with (
+        conns.pg_connect(PG, acquired["database"] or None) as conn,
+        conns.mongo_client(MONGO) as client,
+        _lock(client, p, planned["target_db"], ctx),
+    ):
         staging = client[ld.staging_db(planned["target_db"])]
         left = {n: staging[n].estimated_document_count() for n in staging.list_collection_names()}
         if left:
-            log.warning("found staging database %s left by an earlier run (%s): dropped before loading",
-                        staging.name, left)
+            log.warning(
+                "found staging database %s left by an earlier run (%s): dropped before loading", staging.name, left
+            )
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        res = ld.load(conn, client, planned["target_db"], planned["effective_mapping"],
-                      strategy=p["refresh_strategy"], batch_size=p["batch_size"], publish_now=False,
-                      meta_db=client[meta_db(p["mongo_db"])], run_id=ctx["run_id"], logger=log)
+        res = ld.load(
+            conn,
+            client,
+            planned["target_db"],
+            planned["effective_mapping"],
+            strategy=p["refresh_strategy"],
+            batch_size=p["batch_size"],
+            publish_now=False,
+            meta_db=client[meta_db(p["mongo_db"])],
+            run_id=ctx["run_id"],
+            logger=log,
+        )
         if p["apply_validators"]:
             res["validators"] = jsonschema.apply_validators(client[res["staging"] or res["db"]], planned["schemas"])
         eff = planned["effective_mapping"]
         tables = {t for c in eff["collections"] for t in [c["table"], *(r.get("table") for r in c["relations"])] if t}
         targets = [lineage.mongo(client, res["db"], c) for c in res["collections"]]
-        lineage.report(conn, inputs=[lineage.postgres(conn, eff["source"]["schema"], t) for t in sorted(tables)],
-                       outputs=targets)
+        lineage.report(
+            conn, inputs=[lineage.postgres(conn, eff["source"]["schema"], t) for t in sorted(tables)], outputs=targets
+        )
         if not res["staging"]:  # incremental: readers see the change now
             lineage.emit(ctx, TARGET_ALIAS, targets)
     where = f"staging {res['staging']}" if res["staging"] else res["db"]
-    report.log_table(log, f"loaded into {where} ({res['strategy']}, backup {backed_up['version']})",
-                     [{"collection": k, **v} for k, v in res["collections"].items()])
+    report.log_table(
+        log,
+        f"loaded into {where} ({res['strategy']}, backup {backed_up['version']})",
+        [{"collection": k, **v} for k, v in res["collections"].items()],
+    )
     return res
 
 
@@ -217,8 +280,15 @@ def validate(acquired: dict, planned: dict, loaded: dict, **ctx) -> list[dict]:
     p = ctx["params"]
     quarantined = {k: v["quarantined"] for k, v in loaded["collections"].items()}
     with conns.pg_connect(PG, acquired["database"] or None) as conn, conns.mongo_client(MONGO) as client:
-        return checks.run(conn, client, loaded["staging"] or loaded["db"], planned["effective_mapping"],
-                          quarantined=quarantined, sample=p["validate_sample"], logger=log)
+        return checks.run(
+            conn,
+            client,
+            loaded["staging"] or loaded["db"],
+            planned["effective_mapping"],
+            quarantined=quarantined,
+            sample=p["validate_sample"],
+            logger=log,
+        )
 
 
 @fails_fast
@@ -244,11 +314,20 @@ def push_s3(planned: dict, loaded: dict, **ctx) -> dict | None:
     if not p["push_to_s3"]:
         return None
     with conns.mongo_client(MONGO) as client:
-        out = pub.push(client, loaded["db"], list(loaded["collections"]), conns.s3_client(S3), p["bucket"],
-                       f"processed/{loaded['db']}/{storage.safe_name(ctx['run_id'])}",
-                       extra={"run_id": ctx["run_id"], "decision": planned["decision"]})
-        lineage.report(client, inputs=[lineage.mongo(client, loaded["db"], c) for c in loaded["collections"]],
-                       outputs=[lineage.s3(p["bucket"], out["manifest"])])
+        out = pub.push(
+            client,
+            loaded["db"],
+            list(loaded["collections"]),
+            conns.s3_client(S3),
+            p["bucket"],
+            f"processed/{loaded['db']}/{storage.safe_name(ctx['run_id'])}",
+            extra={"run_id": ctx["run_id"], "decision": planned["decision"]},
+        )
+        lineage.report(
+            client,
+            inputs=[lineage.mongo(client, loaded["db"], c) for c in loaded["collections"]],
+            outputs=[lineage.s3(p["bucket"], out["manifest"])],
+        )
         lineage.emit(ctx, PUBLISHED_ALIAS, [lineage.s3(p["bucket"], out["manifest"])])
     return out
 
@@ -263,13 +342,25 @@ def finish(**ctx) -> dict:
     states = raw.get(dr.run_id, raw)
     failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
     rec = audit.record(
-        id=ctx["run_id"], family=FAMILY, dag_id=dr.dag_id, run_id=ctx["run_id"], who=audit.who(ctx),
-        outcome="failed" if failed else "success", params=dict(p), started_at=dr.start_date,
+        id=ctx["run_id"],
+        family=FAMILY,
+        dag_id=dr.dag_id,
+        run_id=ctx["run_id"],
+        who=audit.who(ctx),
+        outcome="failed" if failed else "success",
+        params=dict(p),
+        started_at=dr.start_date,
         counts=loaded["collections"] if loaded else None,
-        status="failed" if failed else "success", failed_tasks=failed,
+        status="failed" if failed else "success",
+        failed_tasks=failed,
         source={"kind": p["source"], **(pulled["acquire"] or {})},
-        snapshot={"id": detected["snapshot_id"], "version": detected["version"],
-                  "base_version": detected["base_version"]} if detected else None,
+        snapshot={
+            "id": detected["snapshot_id"],
+            "version": detected["version"],
+            "base_version": detected["base_version"],
+        }
+        if detected
+        else None,
         diff_summary=detected["summary"] if detected else None,
         changes=detected["changes"] if detected else None,
         decision=planned["decision"] if planned else None,
@@ -324,13 +415,36 @@ def _restore(client, meta, rec: dict, p: dict, ctx) -> dict:
     from ferry.etl import backup as bk
 
     run_id = ctx["run_id"]
-    before = bk.create(client, rec["db"], meta, backup_location(p.get("backup_url")), run_id=run_id,
-                       note=f"before rollback to {p['version']}", logger=log)
+    before = bk.create(
+        client,
+        rec["db"],
+        meta,
+        backup_location(p.get("backup_url")),
+        run_id=run_id,
+        note=f"before rollback to {p['version']}",
+        logger=log,
+    )
     res = bk.restore(client, meta, p["version"], logger=log)
-    lineage.report(client, inputs=[lineage.url(rec["location"])],
-                   outputs=[lineage.mongo(client, rec["db"], c) for c in res["collections"]])
-    audit.to_mongo(meta[RUNS], audit.record(
-        id=run_id, family=FAMILY, dag_id="production_etl_rollback", run_id=run_id, who=audit.who(ctx),
-        outcome="success", params=dict(p), counts=res["collections"], status="success", restored=res,
-        backup_version=before["_id"], target_db=rec["db"]))
+    lineage.report(
+        client,
+        inputs=[lineage.url(rec["location"])],
+        outputs=[lineage.mongo(client, rec["db"], c) for c in res["collections"]],
+    )
+    audit.to_mongo(
+        meta[RUNS],
+        audit.record(
+            id=run_id,
+            family=FAMILY,
+            dag_id="production_etl_rollback",
+            run_id=run_id,
+            who=audit.who(ctx),
+            outcome="success",
+            params=dict(p),
+            counts=res["collections"],
+            status="success",
+            restored=res,
+            backup_version=before["_id"],
+            target_db=rec["db"],
+        ),
+    )
     return {**res, "backup_before": before["_id"]}

@@ -74,7 +74,9 @@ def snapshot(conn, schema: str = "public") -> dict:
     """Snapshot the tables of ``schema`` (psycopg 3 connection)."""
     tables: dict[str, dict] = {}
     for table, col, pos, nullable, default, typ in conn.execute(_COLUMNS, (schema,)).fetchall():
-        t = tables.setdefault(table, {"columns": {}, "primary_key": [], "foreign_keys": [], "unique": [], "indexes": {}})
+        t = tables.setdefault(
+            table, {"columns": {}, "primary_key": [], "foreign_keys": [], "unique": [], "indexes": {}}
+        )
         t["columns"][col] = {"type": typ, "nullable": nullable == "YES", "default": default, "position": pos}
     for table, _name, kind, cols, ref_table, ref_cols in conn.execute(_CONSTRAINTS, (schema,)).fetchall():
         if table not in tables:
@@ -128,8 +130,9 @@ def _diff_table(table: str, o: dict, n: dict) -> list[dict]:
         if match:
             added.remove(match)
             dropped.remove(d)
-            out.append(_change("column_renamed_likely", table, match, f"{d} -> {match} ({oc[d]['type']})",
-                               old=d, new=match))
+            out.append(
+                _change("column_renamed_likely", table, match, f"{d} -> {match} ({oc[d]['type']})", old=d, new=match)
+            )
     for c in added:
         col = nc[c]
         if not col["nullable"] and col["default"] is None:
@@ -191,8 +194,16 @@ def summary(changes: list[dict]) -> dict[str, Any]:
 def markdown(changes: list[dict]) -> str:
     from ferry.report import table
 
-    rows = [{"class": c["class"], "change": c["kind"], "table": c["table"], "column": c["column"] or "",
-             "detail": c["detail"]} for c in changes]
+    rows = [
+        {
+            "class": c["class"],
+            "change": c["kind"],
+            "table": c["table"],
+            "column": c["column"] or "",
+            "detail": c["detail"],
+        }
+        for c in changes
+    ]
     return table(rows, ["class", "change", "table", "column", "detail"])
 
 
@@ -221,7 +232,7 @@ def store(meta_db, source: str, snap: dict, changes: list[dict], base_version: i
         "changes": changes,
         "summary": summary(changes),
         "run_id": run_id,
-        "created_at": dt.datetime.now(dt.timezone.utc),
+        "created_at": dt.datetime.now(dt.UTC),
     }
     meta_db[SNAPSHOTS].insert_one(doc)
     return doc

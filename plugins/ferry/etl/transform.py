@@ -14,7 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import bson
 from bson.decimal128 import Decimal128
@@ -46,7 +47,9 @@ def convert(value: Any, typ: str = "auto", numeric: str = "decimal128") -> Any:
         if typ == "bool":
             return bool(value)
         if typ == "datetime":
-            return _auto(value if isinstance(value, (dt.datetime, dt.date)) else dt.datetime.fromisoformat(str(value)), numeric)
+            return _auto(
+                value if isinstance(value, (dt.datetime, dt.date)) else dt.datetime.fromisoformat(str(value)), numeric
+            )
     except RowError:
         raise
     except (ValueError, TypeError, decimal.InvalidOperation, ArithmeticError) as exc:
@@ -70,12 +73,12 @@ def _auto(v: Any, numeric: str) -> Any:
         return float(v) if numeric == "double" else _decimal128(v)
     if isinstance(v, dt.datetime):
         if v.tzinfo is not None:
-            v = v.astimezone(dt.timezone.utc)
+            v = v.astimezone(dt.UTC)
         else:
-            v = v.replace(tzinfo=dt.timezone.utc)
+            v = v.replace(tzinfo=dt.UTC)
         return v.replace(microsecond=v.microsecond // 1000 * 1000)  # BSON dates are milliseconds
     if isinstance(v, dt.date):
-        return dt.datetime(v.year, v.month, v.day, tzinfo=dt.timezone.utc)
+        return dt.datetime(v.year, v.month, v.day, tzinfo=dt.UTC)
     if isinstance(v, dt.time):
         return v.isoformat()
     if isinstance(v, dt.timedelta):
@@ -133,15 +136,18 @@ def build_batch(rows: list[dict], coll: dict, children: dict[str, dict], numeric
             related: dict[str, Any] = {}
             for rel in coll["relations"]:
                 if rel["kind"] == "embed_many":
-                    related[rel["as"]] = [project(r, rel, numeric) for r in children[rel["as"]].get(row[coll["id"]], [])]
+                    related[rel["as"]] = [
+                        project(r, rel, numeric) for r in children[rel["as"]].get(row[coll["id"]], [])
+                    ]
                 elif rel["kind"] == "embed_one":
                     key = row[rel["local_key"]]
                     parent = children[rel["as"]].get(key) if key is not None else None
                     related[rel["as"]] = project(parent, rel, numeric) if parent is not None else None
             docs.append(document(row, coll, related, numeric))
         except (RowError, KeyError) as exc:
-            rejected.append({"collection": coll["name"], "table": coll["table"], "key": str(row.get(coll["id"])),
-                             "error": str(exc)})
+            rejected.append(
+                {"collection": coll["name"], "table": coll["table"], "key": str(row.get(coll["id"])), "error": str(exc)}
+            )
     return docs, rejected
 
 

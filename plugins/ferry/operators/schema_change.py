@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from airflow.sdk import BaseOperator
 
@@ -16,8 +16,17 @@ class SchemaChangeDetectOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("database", "pg_schema", "mongo_db", "source_name")
 
-    def __init__(self, *, pg_conn_id: str, mongo_conn_id: str, mongo_db: str, source_name: str,
-                 database: str = "", pg_schema: str = "public", **kwargs):
+    def __init__(
+        self,
+        *,
+        pg_conn_id: str,
+        mongo_conn_id: str,
+        mongo_db: str,
+        source_name: str,
+        database: str = "",
+        pg_schema: str = "public",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.pg_conn_id, self.mongo_conn_id = pg_conn_id, mongo_conn_id
         self.database, self.pg_schema, self.mongo_db, self.source_name = database, pg_schema, mongo_db, source_name
@@ -32,16 +41,34 @@ class SchemaChangeDetectOperator(BaseOperator):
             meta = client[meta_db(self.mongo_db)]
             base = schema.last_accepted(meta, self.source_name)
             changes = schema.diff(base["snapshot"], snap) if base else []
-            doc = schema.store(meta, self.source_name, snap, changes, base["version"] if base else None,
-                               context["run_id"])
+            doc = schema.store(
+                meta, self.source_name, snap, changes, base["version"] if base else None, context["run_id"]
+            )
         summary = schema.summary(changes)
         md = schema.markdown(changes)
         if base is None:
-            self.log.info("first snapshot of %s (version %s, %d tables): accepted as the baseline",
-                          self.source_name, doc["version"], len(snap["tables"]))
+            self.log.info(
+                "first snapshot of %s (version %s, %d tables): accepted as the baseline",
+                self.source_name,
+                doc["version"],
+                len(snap["tables"]),
+            )
         else:
-            self.log.info("schema of %s: snapshot %s vs accepted %s: %s\n%s", self.source_name, doc["version"],
-                          base["version"], summary, md)
+            self.log.info(
+                "schema of %s: snapshot %s vs accepted %s: %s\n%s",
+                self.source_name,
+                doc["version"],
+                base["version"],
+                summary,
+                md,
+            )
         report.publish("etl", context["run_id"], "schema_diff.md", md + "\n")
-        return {"snapshot_id": doc["_id"], "version": doc["version"], "base_version": doc["base_version"],
-                "changes": changes, "summary": summary, "markdown": md, "fingerprint": snap["fingerprint"]}
+        return {
+            "snapshot_id": doc["_id"],
+            "version": doc["version"],
+            "base_version": doc["base_version"],
+            "changes": changes,
+            "summary": summary,
+            "markdown": md,
+            "fingerprint": snap["fingerprint"],
+        }

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ferry.errors import FerryError
-
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ferry.errors import FerryError
 
 DEFAULT_PATH = Path(__file__).resolve().parents[3] / "include" / "promotion.yaml"
 TYPE_NAMES = {"str", "int", "float", "bool", "datetime", "ObjectId", "dict", "list", "Decimal128"}
@@ -65,7 +65,15 @@ def load(path: str | Path | None = None) -> PromotionConfig:
 def parse(raw: Any, source: str = "<config>") -> PromotionConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: top level must be a mapping")
-    allowed = {"collections", "backups_collection", "audit_collection", "batch_size", "lookup_chunk", "lookup", "scan_ratio"}
+    allowed = {
+        "collections",
+        "backups_collection",
+        "audit_collection",
+        "batch_size",
+        "lookup_chunk",
+        "lookup",
+        "scan_ratio",
+    }
     extra = set(raw) - allowed
     if extra:
         raise ConfigError(f"{source}: unknown key(s) {sorted(extra)}; allowed: {sorted(allowed)}")

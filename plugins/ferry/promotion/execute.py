@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ferry.promotion.config import CollectionSpec, PromotionConfig
@@ -153,7 +153,7 @@ def _backup(cfg: PromotionConfig, prod_db, promotion_id: str, spec: CollectionSp
                     "kind": "pre_image",
                     "doc_id": a.target_id,
                     "before": a.before,
-                    "at": datetime.now(timezone.utc),
+                    "at": datetime.now(UTC),
                 }
             },
             upsert=True,
@@ -167,8 +167,10 @@ def _backup(cfg: PromotionConfig, prod_db, promotion_id: str, spec: CollectionSp
     if ops:
         kept = backups.count_documents({"promotion_id": promotion_id, "collection": spec.name, "kind": "pre_image"})
         if kept < len(ops):
-            raise FerryError(f"promotion {promotion_id}: {kept} of {len(ops)} pre-images of {spec.name} read back; "
-                             "nothing written to it")
+            raise FerryError(
+                f"promotion {promotion_id}: {kept} of {len(ops)} pre-images of {spec.name} read back; "
+                "nothing written to it"
+            )
     return len(ops)
 
 
@@ -199,13 +201,20 @@ def _write_collection(
             planned = [{"_id": a.doc["_id"], "h": doc_hash(a.doc)} for a in inserts]
             backups.replace_one(
                 {"_id": rec_id},
-                {"promotion_id": promotion_id, "collection": spec.name, "kind": "inserts", "planned": planned,
-                 "inserted": None},
+                {
+                    "promotion_id": promotion_id,
+                    "collection": spec.name,
+                    "kind": "inserts",
+                    "planned": planned,
+                    "inserted": None,
+                },
                 upsert=True,
             )
             if len((backups.find_one({"_id": rec_id}) or {}).get("planned") or []) != len(planned):
-                raise FerryError(f"promotion {promotion_id}: the intent record {rec_id} did not read back; "
-                                 f"batch {n} of {spec.name} not written")
+                raise FerryError(
+                    f"promotion {promotion_id}: the intent record {rec_id} did not read back; "
+                    f"batch {n} of {spec.name} not written"
+                )
         ops = _write_ops(spec, chunk, insert_with)
         errors: dict[int, dict] = {}
         upserted: set[int] = set()
@@ -279,15 +288,38 @@ def execute(
     audit = durable(prod_db[cfg.audit_collection])
     with locks.hold(prod_db, lock_name(prod_db), owner=promotion_id, dag_id=dag_id, release_at_end=True):
         recover(cfg, prod_db, promotion_id)
-        now = datetime.now(timezone.utc)
-        audit_rec.to_mongo(audit, audit_rec.record(
-            id=promotion_id, family="promotion", dag_id=dag_id, run_id=promotion_id, who=triggered_by or "unknown",
-            outcome="running", params=params, started_at=now, status="running", triggered_by=triggered_by,
-            attempt=attempt, **(approval or {}),
-            backup_location=f"{prod_db.name}.{cfg.backups_collection} (promotion_id={promotion_id})",
-        ))
-        return _execute(cfg, local_db, prod_db, collections, queries, on_conflict, promotion_id=promotion_id,
-                        sink=sink, attempt=attempt, lookup=lookup, audit=audit)
+        now = datetime.now(UTC)
+        audit_rec.to_mongo(
+            audit,
+            audit_rec.record(
+                id=promotion_id,
+                family="promotion",
+                dag_id=dag_id,
+                run_id=promotion_id,
+                who=triggered_by or "unknown",
+                outcome="running",
+                params=params,
+                started_at=now,
+                status="running",
+                triggered_by=triggered_by,
+                attempt=attempt,
+                **(approval or {}),
+                backup_location=f"{prod_db.name}.{cfg.backups_collection} (promotion_id={promotion_id})",
+            ),
+        )
+        return _execute(
+            cfg,
+            local_db,
+            prod_db,
+            collections,
+            queries,
+            on_conflict,
+            promotion_id=promotion_id,
+            sink=sink,
+            attempt=attempt,
+            lookup=lookup,
+            audit=audit,
+        )
 
 
 def lock_name(prod_db) -> str:
@@ -300,32 +332,62 @@ def recover(cfg: PromotionConfig, prod_db, promotion_id: str) -> list[dict]:
     promotions or rollbacks still marked running are marked interrupted (their intent records stay, so
     ``prod_promotion_rollback`` can undo them); a retry of this very promotion resumes. Logs what it found."""
     audit = durable(prod_db[cfg.audit_collection])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     found = []
     for a in audit.find({"status": {"$in": ["running", "rolling_back"]}, "_id": {"$ne": promotion_id}}):
         status = "interrupted" if a["status"] == "running" else "rollback_interrupted"
-        audit.update_one({"_id": a["_id"], "status": a["status"]},
-                         {"$set": {"status": status, "outcome": "failed", "interrupted_found_by": promotion_id,
-                                   "interrupted_found_at": now}})
+        audit.update_one(
+            {"_id": a["_id"], "status": a["status"]},
+            {
+                "$set": {
+                    "status": status,
+                    "outcome": "failed",
+                    "interrupted_found_by": promotion_id,
+                    "interrupted_found_at": now,
+                }
+            },
+        )
         found.append({"promotion_id": a["_id"], "was": a["status"], "now": status})
-        log.warning("found %s %s left '%s' by a crash: marked '%s' (undo it with prod_promotion_rollback, "
-                    "its intent records are kept)", "promotion" if status == "interrupted" else "rollback of",
-                    a["_id"], a["status"], status)
+        log.warning(
+            "found %s %s left '%s' by a crash: marked '%s' (undo it with prod_promotion_rollback, "
+            "its intent records are kept)",
+            "promotion" if status == "interrupted" else "rollback of",
+            a["_id"],
+            a["status"],
+            status,
+        )
     mine = audit.find_one({"_id": promotion_id}, {"status": 1, "attempt": 1})
     if mine and mine.get("status") == "running":
-        log.warning("resuming promotion %s after attempt %s stopped midway: documents it already wrote plan as "
-                    "skip (same natural key) and its earlier intent records are kept", promotion_id, mine.get("attempt"))
+        log.warning(
+            "resuming promotion %s after attempt %s stopped midway: documents it already wrote plan as "
+            "skip (same natural key) and its earlier intent records are kept",
+            promotion_id,
+            mine.get("attempt"),
+        )
     return found
 
 
-def _execute(cfg: PromotionConfig, local_db, prod_db, collections: list[str], queries: dict[str, dict],
-             on_conflict: str, *, promotion_id: str, sink: ReportSink, attempt: int, lookup: str | None,
-             audit) -> dict:
+def _execute(
+    cfg: PromotionConfig,
+    local_db,
+    prod_db,
+    collections: list[str],
+    queries: dict[str, dict],
+    on_conflict: str,
+    *,
+    promotion_id: str,
+    sink: ReportSink,
+    attempt: int,
+    lookup: str | None,
+    audit,
+) -> dict:
     parents: dict[str, dict[Any, ParentRef]] = {}
     outcomes, all_actions, summaries = [], [], []
     failures: list[dict] = []
     for spec in cfg.ordered(collections):
-        plan = plan_collection(spec, cfg, local_db, prod_db, queries.get(spec.name, {}), on_conflict, parents, lookup=lookup)
+        plan = plan_collection(
+            spec, cfg, local_db, prod_db, queries.get(spec.name, {}), on_conflict, parents, lookup=lookup
+        )
         summaries.append(plan.summary_row())
         writes = [a for a in plan.actions if a.action in ("insert", "update", "overwrite")]
         for i, reason in validate_actions(spec, writes).items():
@@ -356,7 +418,7 @@ def _execute(cfg: PromotionConfig, local_db, prod_db, collections: list[str], qu
             "$set": {
                 "status": status,
                 "outcome": "success" if status == "succeeded" else "failed",
-                "finished_at": datetime.now(timezone.utc),
+                "finished_at": datetime.now(UTC),
                 "counts": result["outcome"],
                 "plan": summaries,
                 "report_location": report,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ferry.errors import FerryError
-
 import json
 from typing import Any
+
+from ferry.errors import FerryError
 
 #: Operators that run JavaScript on the server: never accepted from a form field.
 FORBIDDEN = ("$where", "$function", "$accumulator")
@@ -19,7 +19,9 @@ def _walk(value: Any, path: str) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
             if k in FORBIDDEN:
-                raise FilterError(f"filter operator {k} is not allowed (at {path}.{k}): it runs JavaScript on the server")
+                raise FilterError(
+                    f"filter operator {k} is not allowed (at {path}.{k}): it runs JavaScript on the server"
+                )
             _walk(v, f"{path}.{k}")
     elif isinstance(value, list):
         for i, v in enumerate(value):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ferry.promotion.config import CollectionSpec, PromotionConfig
 
@@ -177,17 +178,32 @@ def decide(
             newer = False
         if not newer:
             return Action(
-                spec.name, "skip", key, doc["_id"], target,
+                spec.name,
+                "skip",
+                key,
+                doc["_id"],
+                target,
                 f"production {spec.updated_at} {theirs!s} is not older than local {mine!s}",
             )
         merged = {**prod, **new}
         if full_prod and merged == prod:
             return Action(spec.name, "skip", key, doc["_id"], target, "identical")
-        return Action(spec.name, "update", key, doc["_id"], target, f"local is newer ({mine!s} > {theirs!s})", doc=new, before=prod)
+        return Action(
+            spec.name,
+            "update",
+            key,
+            doc["_id"],
+            target,
+            f"local is newer ({mine!s} > {theirs!s})",
+            doc=new,
+            before=prod,
+        )
     if on_conflict == "overwrite":
         if full_prod and new == prod:
             return Action(spec.name, "skip", key, doc["_id"], target, "identical")
-        return Action(spec.name, "overwrite", key, doc["_id"], target, "replace production document", doc=new, before=prod)
+        return Action(
+            spec.name, "overwrite", key, doc["_id"], target, "replace production document", doc=new, before=prod
+        )
     raise ValueError(f"on_conflict must be one of {ON_CONFLICT}, got {on_conflict!r}")
 
 
@@ -284,7 +300,9 @@ def resolve_parents(
     queries = 0
     for f, parent in spec.refs.items():
         pmap = parents.setdefault(parent, {})
-        missing = list({hashable(d[f]): d[f] for d in docs if d.get(f) is not None and hashable(d[f]) not in pmap}.items())
+        missing = list(
+            {hashable(d[f]): d[f] for d in docs if d.get(f) is not None and hashable(d[f]) not in pmap}.items()
+        )
         if not missing:
             continue
         pspec = cfg.collections[parent]
@@ -309,7 +327,8 @@ def resolve_parents(
                     else:
                         pmap[h] = ParentRef(
                             None,
-                            f"parent {parent} {dict(zip(pspec.key, k))} is not in production and not promoted in this run",
+                            f"parent {parent} {dict(zip(pspec.key, k, strict=True))} is not in production and not "
+                            "promoted in this run",
                         )
             rest = [v for h, v in chunk if h not in local_parents]
             if rest:
@@ -317,7 +336,9 @@ def resolve_parents(
                 in_prod = {hashable(p["_id"]) for p in prod_db[parent].find({"_id": {"$in": rest}}, {"_id": 1})}
                 for v in rest:
                     h = hashable(v)
-                    pmap[h] = ParentRef(v) if h in in_prod else ParentRef(None, f"parent {parent} missing on both sides")
+                    pmap[h] = (
+                        ParentRef(v) if h in in_prod else ParentRef(None, f"parent {parent} missing on both sides")
+                    )
     return queries
 
 
@@ -367,12 +388,17 @@ def plan_collection(
             mapped, why = remap(spec, doc, parents)
             k = natural_key(spec, mapped)
             if why or not isinstance(k, tuple):
-                plan.actions.append(Action(spec.name, "reject", key_dict(spec, mapped), doc["_id"], reason=why or str(k)))
+                plan.actions.append(
+                    Action(spec.name, "reject", key_dict(spec, mapped), doc["_id"], reason=why or str(k))
+                )
                 continue
             if k in seen:
                 plan.actions.append(
                     Action(
-                        spec.name, "reject", key_dict(spec, mapped), doc["_id"],
+                        spec.name,
+                        "reject",
+                        key_dict(spec, mapped),
+                        doc["_id"],
                         reason=f"duplicate natural key in local data (also local _id {seen[k]!r})",
                     )
                 )
@@ -406,8 +432,15 @@ def plan_all(
     for spec in cfg.ordered(collections):
         progress = Progress(log, f"plan {spec.name}")
         plan = plan_collection(
-            spec, cfg, local_db, prod_db, queries.get(spec.name, {}), on_conflict, parents,
-            lookup=lookup, progress=progress,
+            spec,
+            cfg,
+            local_db,
+            prod_db,
+            queries.get(spec.name, {}),
+            on_conflict,
+            parents,
+            lookup=lookup,
+            progress=progress,
         )
         progress.log(final=True)
         parents.setdefault(spec.name, {}).update(parent_refs(plan))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ferry.errors import FerryError
 from ferry.promotion.config import PromotionConfig
 from ferry.promotion.execute import doc_hash, durable, lock_name
 from ferry.promotion.plan import chunks, hashable
-
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +30,13 @@ def rollback(cfg: PromotionConfig, prod_db, promotion_id: str, *, owner: str | N
     from ferry import locks
 
     audit = durable(prod_db[cfg.audit_collection])
-    with locks.hold(prod_db, lock_name(prod_db), owner=owner or f"rollback:{promotion_id}",
-                    dag_id="prod_promotion_rollback", release_at_end=True):
+    with locks.hold(
+        prod_db,
+        lock_name(prod_db),
+        owner=owner or f"rollback:{promotion_id}",
+        dag_id="prod_promotion_rollback",
+        release_at_end=True,
+    ):
         rec = audit.find_one({"_id": promotion_id})
         if rec is None:
             raise UnknownPromotion(
@@ -40,17 +44,32 @@ def rollback(cfg: PromotionConfig, prod_db, promotion_id: str, *, owner: str | N
                 f"(the prod_promotion run id) and the target database"
             )
         if rec.get("status") == "rolled_back":
-            log.info("promotion %s was already rolled back at %s: nothing to do", promotion_id, rec.get("rolled_back_at"))
+            log.info(
+                "promotion %s was already rolled back at %s: nothing to do", promotion_id, rec.get("rolled_back_at")
+            )
             return [{**r, "note": "already rolled back"} for r in rec.get("rollback") or []]
         if rec.get("status") in ("rolling_back", "rollback_interrupted"):
             log.warning("resuming the rollback of %s that stopped midway", promotion_id)
-        audit.update_one({"_id": promotion_id}, {"$set": {"status": "rolling_back", "status_before_rollback":
-                                                          rec.get("status_before_rollback", rec.get("status"))}})
+        audit.update_one(
+            {"_id": promotion_id},
+            {
+                "$set": {
+                    "status": "rolling_back",
+                    "status_before_rollback": rec.get("status_before_rollback", rec.get("status")),
+                }
+            },
+        )
         rows = _undo(cfg, prod_db, promotion_id)
         audit.update_one(
             {"_id": promotion_id},
-            {"$set": {"status": "rolled_back", "outcome": "rolled_back", "rolled_back_at": datetime.now(timezone.utc),
-                      "rollback": rows}},
+            {
+                "$set": {
+                    "status": "rolled_back",
+                    "outcome": "rolled_back",
+                    "rolled_back_at": datetime.now(UTC),
+                    "rollback": rows,
+                }
+            },
         )
     return rows
 
@@ -74,8 +93,11 @@ def _undo(cfg: PromotionConfig, prod_db, promotion_id: str) -> list[dict]:
                         ids.append(d["_id"])
                     else:
                         rows[name]["left"] += 1
-                        log.warning("%s %r: not deleted, production holds another version than the promotion wrote",
-                                    name, d["_id"])
+                        log.warning(
+                            "%s %r: not deleted, production holds another version than the promotion wrote",
+                            name,
+                            d["_id"],
+                        )
         for chunk in chunks(ids, cfg.batch_size):
             rows[name]["deleted"] += durable(prod_db[name]).delete_many({"_id": {"$in": chunk}}).deleted_count
         ops = [
@@ -99,7 +121,14 @@ def recent(cfg: PromotionConfig, prod_db, limit: int = 20) -> list[dict]:
     """The latest promotions recorded in ``prod_db`` (newest first), as table rows."""
     rows = []
     for a in prod_db[cfg.audit_collection].find({}, sort=[("started_at", -1)], limit=limit):
-        rows.append({"promotion_id": a["_id"], "status": a.get("status"), "who": a.get("who"),
-                     "started_at": a.get("started_at"), "finished_at": a.get("finished_at"),
-                     "counts": a.get("counts")})
+        rows.append(
+            {
+                "promotion_id": a["_id"],
+                "status": a.get("status"),
+                "who": a.get("who"),
+                "started_at": a.get("started_at"),
+                "finished_at": a.get("finished_at"),
+                "counts": a.get("counts"),
+            }
+        )
     return rows

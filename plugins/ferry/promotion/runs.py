@@ -71,8 +71,14 @@ def check(**ctx) -> dict:
     source_db, target_db = _dbs(p)
     queries = _queries(p, collections, cfg)
     cfg.ordered(collections)
-    check_guards(mode=p["mode"], confirm=p.get("confirm") or "", source=_deployment(conns.MONGO_LOCAL),
-                 target=_deployment(conns.MONGO_PROD), source_db=source_db, target_db=target_db)
+    check_guards(
+        mode=p["mode"],
+        confirm=p.get("confirm") or "",
+        source=_deployment(conns.MONGO_LOCAL),
+        target=_deployment(conns.MONGO_PROD),
+        source_db=source_db,
+        target_db=target_db,
+    )
     return {"collections": collections, "filter_applied": any(queries.values()), "target_db": target_db}
 
 
@@ -92,8 +98,15 @@ def plan(checked: dict, **ctx) -> dict:
             plans = plan_all(cfg, local[source_db], prod[target_db], checked["collections"], queries, p["on_conflict"])
             out: dict[str, Any] = {"summary": summary(plans), "report": None}
         else:
-            out = dry_run(cfg, local[source_db], prod[target_db], checked["collections"], queries, p["on_conflict"],
-                          _sink(p, ctx["run_id"]))
+            out = dry_run(
+                cfg,
+                local[source_db],
+                prod[target_db],
+                checked["collections"],
+                queries,
+                p["on_conflict"],
+                _sink(p, ctx["run_id"]),
+            )
     title = f"Promotion {p['mode']}: {source_db} → {target_db} (on_conflict={p['on_conflict']})"
     out["table"] = report.log_table(log, title, out["summary"], SUMMARY_HEADERS)
     if out["report"]:
@@ -115,8 +128,11 @@ def _approval(ctx) -> dict:
     if not answer:
         return {}
     user = answer.get("responded_by_user") or {}
-    return {"approval": (answer.get("chosen_options") or [None])[0], "approved_by": user.get("name") or user.get("id"),
-            "approved_at": answer.get("responded_at")}
+    return {
+        "approval": (answer.get("chosen_options") or [None])[0],
+        "approved_by": user.get("name") or user.get("id"),
+        "approved_at": answer.get("responded_at"),
+    }
 
 
 @fails_fast
@@ -134,9 +150,20 @@ def execute(**ctx) -> dict:
     queries = _queries(p, collections, cfg)
     promotion_id = ctx["run_id"]
     with conns.mongo_client(conns.MONGO_LOCAL) as local, conns.mongo_client(conns.MONGO_PROD) as prod:
-        res = ex.execute(cfg, local[source_db], prod[target_db], collections, queries, p["on_conflict"],
-                         promotion_id=promotion_id, sink=_sink(p, promotion_id), params=dict(p),
-                         triggered_by=audit.who(ctx), attempt=ctx["ti"].try_number, approval=_approval(ctx))
+        res = ex.execute(
+            cfg,
+            local[source_db],
+            prod[target_db],
+            collections,
+            queries,
+            p["on_conflict"],
+            promotion_id=promotion_id,
+            sink=_sink(p, promotion_id),
+            params=dict(p),
+            triggered_by=audit.who(ctx),
+            attempt=ctx["ti"].try_number,
+            approval=_approval(ctx),
+        )
         targets = [lineage.mongo(prod, target_db, c) for c in collections]
         lineage.report(prod, inputs=[lineage.mongo(local, source_db, c) for c in collections], outputs=targets)
         lineage.emit(ctx, TARGET_ALIAS, targets)
@@ -147,7 +174,8 @@ def execute(**ctx) -> dict:
         report.log_table(log, "Rejected documents (not written)", res["rejects"][:200])
         raise FerryError(
             f"promotion {promotion_id}: {len(res['failures'])} document(s) failed to write and "
-            f"{len(res['rejects'])} were rejected; everything else landed. Details above and in {res['report']}")
+            f"{len(res['rejects'])} were rejected; everything else landed. Details above and in {res['report']}"
+        )
     return res
 
 
@@ -164,14 +192,25 @@ def outcome(**ctx) -> dict:
     approval = _approval(ctx)
     if approval.get("approval") == "Reject":
         _, target_db = _dbs(p)
-        rec = audit.record(id=ctx["run_id"], family=FAMILY, dag_id=dr.dag_id, run_id=ctx["run_id"],
-                           who=audit.who(ctx), outcome="rejected", params=dict(p), status="rejected",
-                           triggered_by=audit.who(ctx), rejected_by=approval["approved_by"],
-                           rejected_at=approval["approved_at"])
+        rec = audit.record(
+            id=ctx["run_id"],
+            family=FAMILY,
+            dag_id=dr.dag_id,
+            run_id=ctx["run_id"],
+            who=audit.who(ctx),
+            outcome="rejected",
+            params=dict(p),
+            status="rejected",
+            triggered_by=audit.who(ctx),
+            rejected_by=approval["approved_by"],
+            rejected_at=approval["approved_at"],
+        )
         with conns.mongo_client(conns.MONGO_PROD) as prod:
             audit.to_mongo(prod[target_db][config.load().audit_collection], rec)
-        raise FerryError(f"promotion {ctx['run_id']} was rejected by {approval['approved_by']} at "
-                         f"{approval['approved_at']}: nothing was written to {target_db} (audit status 'rejected')")
+        raise FerryError(
+            f"promotion {ctx['run_id']} was rejected by {approval['approved_by']} at "
+            f"{approval['approved_at']}: nothing was written to {target_db} (audit status 'rejected')"
+        )
     if states.get("execute") in ("failed", "upstream_failed"):
         raise FerryError(f"promotion {ctx['run_id']}: execute {states['execute']} (see its log and the audit record)")
     return {"mode": p["mode"], "execute": states.get("execute"), **approval}
@@ -184,7 +223,8 @@ def outcome(**ctx) -> dict:
 def rollback(**ctx) -> list[dict]:
     """Undo one promotion exactly; without ``promotion_id`` list the recent promotions (writes nothing)."""
     from ferry.promotion import config
-    from ferry.promotion.rollback import recent, rollback as undo
+    from ferry.promotion.rollback import recent
+    from ferry.promotion.rollback import rollback as undo
 
     p = ctx["params"]
     target_db = db_name(p["target_db"])

@@ -12,7 +12,8 @@ from typing import Any
 def postgres_roundtrip(conn, run_key: str) -> dict:
     """Upsert one row into ``ferry_smoke`` and read the table back."""
     conn.execute(
-        "CREATE TABLE IF NOT EXISTS ferry_smoke (run_key text PRIMARY KEY, checked_at timestamptz NOT NULL DEFAULT now())"
+        "CREATE TABLE IF NOT EXISTS ferry_smoke "
+        "(run_key text PRIMARY KEY, checked_at timestamptz NOT NULL DEFAULT now())"
     )
     conn.execute(
         "INSERT INTO ferry_smoke (run_key) VALUES (%s) ON CONFLICT (run_key) DO UPDATE SET checked_at = now()",
