@@ -9,7 +9,7 @@ ifdef PYTHON
 export PYTHON
 endif
 
-.PHONY: setup demo test test-fast test-scheduler bench up down constraints clean
+.PHONY: setup demo lint test test-fast test-scheduler bench up down constraints clean
 
 setup:  ## create .venv and install pinned requirements (idempotent)
 	@bash scripts/setup.sh
@@ -17,7 +17,14 @@ setup:  ## create .venv and install pinned requirements (idempotent)
 demo: setup  ## start local services, seed demo data, run every DAG, print a summary
 	@$(PY) -m ferry_dev.demo
 
-test: setup  ## the whole test suite against real local services (what CI runs)
+LINT_PATHS := dags plugins ferry_dev tests bench
+
+lint: setup  ## ruff check, ruff format --check and mypy (configured in pyproject.toml)
+	@$(PY) -m ruff check $(LINT_PATHS)
+	@$(PY) -m ruff format --check $(LINT_PATHS)
+	@$(PY) -m mypy
+
+test: setup lint  ## lint, then the whole test suite against real local services (what CI runs)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup  ## unit tests only (no services)
