@@ -61,8 +61,11 @@ def direct_commands(source) -> list[dict]:
     cmds = []
     for info in source.list_collections():
         cmds.append({"create": info["name"], **(info.get("options") or {})})
-        idx = [{k: v for k, v in i.items() if k not in ("v", "ns")} for i in source[info["name"]].list_indexes()
-               if i["name"] != "_id_"]
+        idx = [
+            {k: v for k, v in i.items() if k not in ("v", "ns")}
+            for i in source[info["name"]].list_indexes()
+            if i["name"] != "_id_"
+        ]
         if idx:
             cmds.append({"createIndexes": info["name"], "indexes": idx})
     return cmds
@@ -77,8 +80,8 @@ def main(argv=None) -> int:
 
     import pymongo
 
-    from ferry_dev.devstack import DevStack
     from ferry.devclone import clone, structure
+    from ferry_dev.devstack import DevStack
 
     with DevStack.start(mongo_servers=1) as stack:
         counter = WriteCounter()
@@ -87,12 +90,14 @@ def main(argv=None) -> int:
         client.drop_database(source.name)
         t0 = time.perf_counter()
         build_source(source, args.collections, args.indexes)
-        print(f"setup: {args.collections} collections x {args.indexes} indexes in {time.perf_counter() - t0:.1f}s",
-              flush=True)
+        print(
+            f"setup: {args.collections} collections x {args.indexes} indexes in {time.perf_counter() - t0:.1f}s",
+            flush=True,
+        )
         cmds = direct_commands(source)
         ferry_t, direct_t, ferry_writes, direct_writes = [], [], [], []
         for run in range(args.runs):
-            for which in (("ferry", "direct") if run % 2 == 0 else ("direct", "ferry")):
+            for which in ("ferry", "direct") if run % 2 == 0 else ("direct", "ferry"):
                 target = client[f"bench_src_{which}{run}_dev"]
                 client.drop_database(target.name)
                 before = counter.writes
@@ -108,7 +113,9 @@ def main(argv=None) -> int:
                         target.command(cmd)
                     direct_t.append(time.perf_counter() - t0)
                     direct_writes.append(counter.writes - before)
-            diff = structure.diff(structure.read_structure(source), structure.read_structure(client[f"bench_src_ferry{run}_dev"]))
+            diff = structure.diff(
+                structure.read_structure(source), structure.read_structure(client[f"bench_src_ferry{run}_dev"])
+            )
             assert diff == [], diff[:3]
             for which in ("ferry", "direct"):
                 client.drop_database(f"bench_src_{which}{run}_dev")
@@ -122,8 +129,10 @@ def main(argv=None) -> int:
     print(f"ferry clone median: {f_med:.2f}s")
     print(f"direct createIndexes median: {d_med:.2f}s")
     print(f"ratio ferry/direct: {ratio:.2f}x (target < {TARGET_RATIO:.0f}x) {'OK' if ratio < TARGET_RATIO else 'SLOW'}")
-    print(f"ferry write commands: {ferry_writes[0]} (collections + index batches = {expected}) "
-          f"{'OK' if ferry_writes[0] == expected else 'MISMATCH'}")
+    print(
+        f"ferry write commands: {ferry_writes[0]} (collections + index batches = {expected}) "
+        f"{'OK' if ferry_writes[0] == expected else 'MISMATCH'}"
+    )
     print(f"direct write commands: {direct_writes[0]}")
     return 0 if ratio < TARGET_RATIO and ferry_writes[0] == expected else 1
 

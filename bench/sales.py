@@ -73,8 +73,9 @@ def pandas_executemany(csv: Path, db: Path, rows: int) -> float:
         con.execute("""CREATE OR REPLACE TABLE sales_em (order_id VARCHAR PRIMARY KEY, sale_date DATE, user_id BIGINT,
             product_name VARCHAR, quantity BIGINT, unit_price DECIMAL(18,2), total_amount DECIMAL(18,2), region VARCHAR)""")
         for chunk in pd.read_csv(csv, chunksize=1000, nrows=rows):
-            con.executemany("INSERT INTO sales_em VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            chunk.itertuples(index=False, name=None))
+            con.executemany(
+                "INSERT INTO sales_em VALUES (?, ?, ?, ?, ?, ?, ?, ?)", chunk.itertuples(index=False, name=None)
+            )
     return time.perf_counter() - t
 
 
@@ -113,18 +114,25 @@ def main(argv: list[str] | None = None) -> int:
         ferry_t.append(s)
         if i < args.em_repeat:
             em_t.append(pandas_executemany(csv, work / f"em{i}.duckdb", args.slice))
-        print(f"repeat {i + 1}: ferry replace {s:.2f}s, ferry first load {first_t[-1]:.2f}s, duckdb CTAS {duck_t[-1]:.2f}s"
-              + (f", executemany({args.slice}) {em_t[-1]:.2f}s" if i < args.em_repeat else ""), flush=True)
+        print(
+            f"repeat {i + 1}: ferry replace {s:.2f}s, ferry first load {first_t[-1]:.2f}s, duckdb CTAS {duck_t[-1]:.2f}s"
+            + (f", executemany({args.slice}) {em_t[-1]:.2f}s" if i < args.em_repeat else ""),
+            flush=True,
+        )
     ferry_rate = args.rows / statistics.median(ferry_t)
     first_rate = args.rows / statistics.median(first_t)
     duck_rate = args.rows / statistics.median(duck_t)
     em_rate = args.slice / statistics.median(em_t)
-    print(f"ferry load (reader rejects + rules + GX + partition swap): {ferry_rate:,.0f} rows/s "
-          f"(loaded {result['rows']}, quarantined {result['reject_records']})")
+    print(
+        f"ferry load (reader rejects + rules + GX + partition swap): {ferry_rate:,.0f} rows/s "
+        f"(loaded {result['rows']}, quarantined {result['reject_records']})"
+    )
     print(f"duckdb CREATE TABLE AS SELECT * FROM read_csv: {duck_rate:,.0f} rows/s")
     print(f"pandas chunks + executemany ({args.slice} rows): {em_rate:,.0f} rows/s")
     print(f"ferry first load of the day (empty database): {first_rate:,.0f} rows/s")
-    print(f"ferry / duckdb: {ferry_rate / duck_rate:.0%} replace, {first_rate / duck_rate:.0%} first load (target >= 60%)")
+    print(
+        f"ferry / duckdb: {ferry_rate / duck_rate:.0%} replace, {first_rate / duck_rate:.0%} first load (target >= 60%)"
+    )
     print(f"ferry / executemany: {ferry_rate / em_rate:,.0f}x (target >= 300x)")
     return 0
 

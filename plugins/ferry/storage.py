@@ -184,18 +184,22 @@ def read_text(url: str, *, s3=None) -> str:
     return read_bytes(url, s3=s3).decode("utf-8")
 
 
+def head(url: str, *, s3=None) -> dict[str, Any] | None:
+    """``head_object`` of the S3 object ``url``; ``None`` if it (or its bucket) does not exist, other errors raise."""
+    from botocore.exceptions import ClientError
+
+    bucket, key = split_s3(url)
+    try:
+        return _client(s3).head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket"):
+            return None
+        raise
+
+
 def exists(url: str, *, s3=None) -> bool:
     if is_s3(url):
-        from botocore.exceptions import ClientError
-
-        bucket, key = split_s3(url)
-        try:
-            _client(s3).head_object(Bucket=bucket, Key=key)
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket"):
-                return False
-            raise
+        return head(url, s3=s3) is not None
     return local_path(url).exists()
 
 

@@ -19,7 +19,10 @@ def test_dataset_promotion_dag(airflow_conns, mongo_local, mongo_prod, mongo_db_
     rows = dagtest.xcom(dagtest.run_dag("dataset_promotion", conf), "promote")
     assert [r["schema"] for r in rows] == [f"{REF} (published)", f"{REF} (reused)"]
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=target)["Contents"])
-    assert keys == [f"{s3_bucket}/raw/policies-a/part-0.tar", f"{s3_bucket}/raw/policies-a/part-1.tar",
-                    f"{s3_bucket}/raw/policies-b/part-0.tar"]
+    assert keys == [
+        f"{s3_bucket}/raw/policies-a/part-0.tar",
+        f"{s3_bucket}/raw/policies-a/part-1.tar",
+        f"{s3_bucket}/raw/policies-b/part-0.tar",
+    ]
     rows = dagtest.xcom(dagtest.run_dag("dataset_promotion", conf), "promote")
     assert [r["entry"] for r in rows] == ["unchanged", "unchanged"]

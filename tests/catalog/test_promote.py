@@ -8,8 +8,12 @@ from ferry.catalog import promote as catalog
 
 pytestmark = pytest.mark.integration
 
-SCHEMA = {"module": "clausea.samples", "class_name": "PolicySample", "version": "1.0.0",
-          "definition": {"fields": {"text": "str", "label": "int"}}}
+SCHEMA = {
+    "module": "clausea.samples",
+    "class_name": "PolicySample",
+    "version": "1.0.0",
+    "definition": {"fields": {"text": "str", "label": "int"}},
+}
 REF = "clausea.samples.PolicySample@1.0.0"
 
 
@@ -22,8 +26,15 @@ def seed_catalog(local_db, s3, bucket):
             s3.put_object(Bucket=bucket, Key=key, Body=(f"{name}-{i}-" * 1000).encode())
             urls.append(f"s3://{bucket}/{key}")
         local_db.datasets.insert_one(
-            {"name": name, "schema_ref": REF, "data_urls": urls, "tags": ["legal"], "description": name,
-             "license": "CC-BY-4.0", "metadata": {"rows": n * 10}}
+            {
+                "name": name,
+                "schema_ref": REF,
+                "data_urls": urls,
+                "tags": ["legal"],
+                "description": name,
+                "license": "CC-BY-4.0",
+                "metadata": {"rows": n * 10},
+            }
         )
 
 
@@ -34,7 +45,10 @@ def test_schema_published_once_and_reused_urls_kept(mongo_local, mongo_prod, mon
     assert [r["schema"] for r in rows] == [f"{REF} (published)", f"{REF} (reused)"]
     assert prod_db.schemas.count_documents({}) == 1
     a = prod_db.datasets.find_one({"_id": "policies-a"})
-    assert a["data_urls"] == [f"s3://{s3_bucket}/raw/policies-a/part-0.tar", f"s3://{s3_bucket}/raw/policies-a/part-1.tar"]
+    assert a["data_urls"] == [
+        f"s3://{s3_bucket}/raw/policies-a/part-0.tar",
+        f"s3://{s3_bucket}/raw/policies-a/part-1.tar",
+    ]
     assert a["schema_ref"] == REF and a["license"] == "CC-BY-4.0"
     # rerun: nothing new
     rows2 = catalog.promote(local_db, prod_db)
@@ -49,13 +63,19 @@ def test_copy_data_verifies_each_object_and_rewrites_urls(mongo_local, mongo_pro
     target = s3_bucket + "-pub"
     s3.create_bucket(Bucket=target)
     rows = catalog.promote(
-        local_db, prod_db, names=["policies-a"], s3=s3, target_bucket=target,
+        local_db,
+        prod_db,
+        names=["policies-a"],
+        s3=s3,
+        target_bucket=target,
         overrides={"name": "policies-public", "tags": ["legal", "public"], "license": "MIT", "description": ""},
     )
     assert rows[0]["data"].startswith("2 object(s) verified (2 copied")
     entry = prod_db.datasets.find_one({"_id": "policies-public"})
     assert entry["tags"] == ["legal", "public"] and entry["license"] == "MIT" and entry["description"] == "policies-a"
-    for src, dst in zip(local_db.datasets.find_one({"name": "policies-a"})["data_urls"], entry["data_urls"]):
+    for src, dst in zip(
+        local_db.datasets.find_one({"name": "policies-a"})["data_urls"], entry["data_urls"], strict=True
+    ):
         sb, sk = src[5:].split("/", 1)
         db, dk = dst[5:].split("/", 1)
         assert db == target
@@ -63,7 +83,11 @@ def test_copy_data_verifies_each_object_and_rewrites_urls(mongo_local, mongo_pro
         assert (s["ContentLength"], s["ETag"]) == (d["ContentLength"], d["ETag"])
         assert s3.get_object(Bucket=db, Key=dk)["Body"].read() == s3.get_object(Bucket=sb, Key=sk)["Body"].read()
     rows2 = catalog.promote(
-        local_db, prod_db, names=["policies-a"], s3=s3, target_bucket=target,
+        local_db,
+        prod_db,
+        names=["policies-a"],
+        s3=s3,
+        target_bucket=target,
         overrides={"name": "policies-public", "tags": ["legal", "public"], "license": "MIT"},
     )
     assert rows2[0]["entry"] == "unchanged" and "(0 copied" in rows2[0]["data"]
@@ -88,8 +112,15 @@ def test_missing_schema_and_missing_urls_are_clear_errors_and_write_nothing(mong
 def test_same_schema_identity_with_other_definition_names_both(mongo_local, mongo_prod, mongo_db_name, s3, s3_bucket):
     local_db, prod_db = mongo_local[mongo_db_name], mongo_prod[mongo_db_name]
     seed_catalog(local_db, s3, s3_bucket)
-    prod_db.schemas.insert_one({"_id": REF, **{k: v for k, v in SCHEMA.items() if k != "definition"},
-                                "definition": {"fields": {"text": "str"}}})
-    with pytest.raises(catalog.CatalogError, match=r"schema 'clausea.samples.PolicySample@1.0.0' differs: local .* vs production"):
+    prod_db.schemas.insert_one(
+        {
+            "_id": REF,
+            **{k: v for k, v in SCHEMA.items() if k != "definition"},
+            "definition": {"fields": {"text": "str"}},
+        }
+    )
+    with pytest.raises(
+        catalog.CatalogError, match=r"schema 'clausea.samples.PolicySample@1.0.0' differs: local .* vs production"
+    ):
         catalog.promote(local_db, prod_db)
     assert prod_db.datasets.count_documents({}) == 0

@@ -46,7 +46,13 @@ def test_clone_to_another_server_copies_every_structure_and_no_documents(
     assert creates.index("active_user_emails") > creates.index("active_users") > creates.index("users")
     batches = {c["createIndexes"]: [i["name"] for i in c["indexes"]] for n, _, c in writes if n == "createIndexes"}
     assert batches["orders"] == ["attrs_wildcard", "customer_created", "expires_ttl", "open_orders"]  # TTL/partial last
-    assert batches["users"] == ["followers_idx", "last_seen_hidden", "name_fr", "users_email_unique", "users_handle_unique"]
+    assert batches["users"] == [
+        "followers_idx",
+        "last_seen_hidden",
+        "name_fr",
+        "users_email_unique",
+        "users_handle_unique",
+    ]
     assert len(writes) == len(src) + len(batches) == res.write_commands
     assert {n for n, _, _ in writes} == {"create", "createIndexes"}
 
@@ -90,7 +96,8 @@ def test_guards_refuse_a_target_with_documents(source_db, mongo_prod, stack, com
     # users already existed without the source's collation: reported, not silently left different
     assert [f["object"] for f in res.failures] == ["users options"]
     assert [r["detail"] for r in res.rows if r["object"] == "users options" and r["action"] == "differs"] == [
-        "['collation'] differ (drop and re-create the collection to change)"]
+        "['collation'] differ (drop and re-create the collection to change)"
+    ]
     assert mongo_prod[source_db.name + "_dev"].users.count_documents({}) == 1  # never deleted
 
 
@@ -99,8 +106,10 @@ def test_rejected_index_is_reported_with_the_server_error_and_the_rest_is_create
 ):
     """Text index from a recorded Atlas listIndexes: the wire server answers code 67; every other index lands."""
     specs = [structure.normalize_index(i) for i in load_fixture("alphasync_db.events.listIndexes.json")["indexes"]]
-    src = {"database": mongo_db_name, "collections": {
-        "events": {"type": "collection", "options": {}, "indexes": {s["name"]: s for s in specs}}}}
+    src = {
+        "database": mongo_db_name,
+        "collections": {"events": {"type": "collection", "options": {}, "indexes": {s["name"]: s for s in specs}}},
+    }
     client, rec = command_recorder(stack.mongo_prod_uri)
     target = client[mongo_db_name + "_dev"]
     rows = clone.plan_clone(src, structure.read_structure(target))
@@ -139,7 +148,9 @@ def test_drift_detects_dropped_added_and_changed_then_repairs(source_db, mongo_p
 
     target.users.drop_index("followers_idx")  # dropped from the clone
     source_db.orders.create_index([("region", 1), ("total", -1)], name="region_total")  # added to prod
-    source_db.command("collMod", "users", validator={"$jsonSchema": {"bsonType": "object", "required": ["email", "handle"]}})
+    source_db.command(
+        "collMod", "users", validator={"$jsonSchema": {"bsonType": "object", "required": ["email", "handle"]}}
+    )
     target.create_collection("scratch")
     target.command("collMod", "places", validator={"loc": {"$exists": True}})  # validator only in the clone
 
@@ -158,8 +169,11 @@ def test_drift_detects_dropped_added_and_changed_then_repairs(source_db, mongo_p
     fixed = drift.check(source_db, target, repair=True)
     assert fixed.failures == []
     assert {(r["object"], r["status"]) for r in fixed.repaired} == {
-        ("followers_idx", "created"), ("region_total", "created"), ("users options", "modified"),
-        ("places options", "modified")}
+        ("followers_idx", "created"),
+        ("region_total", "created"),
+        ("users options", "modified"),
+        ("places options", "modified"),
+    }
     assert [(r["collection"], r["change"]) for r in fixed.remaining] == [("scratch", "extra")]  # never dropped
     assert target.users.count_documents({}) == 0
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ferry_dev import dagtest
 from ferry.devclone import structure
+from ferry_dev import dagtest
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -30,14 +30,20 @@ def test_clone_dag_dry_run_then_apply_then_drift_check(airflow_conns, source_db,
 
     dr = dagtest.run_dag("dev_db_drift_check", {"source_databases": [name]})
     assert dagtest.xcom(dr, "drift_check") == [
-        {"source": name, "target": dev, "differences": 0, "repaired": 0, "remaining": 0}]
+        {"source": name, "target": dev, "differences": 0, "repaired": 0, "remaining": 0}
+    ]
 
     mongo_prod[dev].orders.drop_index("customer_created")
     with pytest.raises(dagtest.DagRunFailed, match="drift_check"):
         dagtest.run_dag("dev_db_drift_check", {"source_databases": [name]})
     dr = dagtest.run_dag("dev_db_drift_check", {"source_databases": [name], "repair": True})
     assert dagtest.xcom(dr, "drift_check")[0] == {
-        "source": name, "target": dev, "differences": 1, "repaired": 1, "remaining": 0}
+        "source": name,
+        "target": dev,
+        "differences": 1,
+        "repaired": 1,
+        "remaining": 0,
+    }
     assert "customer_created" in mongo_prod[dev].orders.index_information()
 
 

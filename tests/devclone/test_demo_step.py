@@ -21,7 +21,11 @@ def test_demo_step(airflow_conns, stack, mongo_prod, tmp_path):
         for db in (dev_clone.SOURCE, dev_clone.SOURCE + "_dev"):
             mongo_prod.drop_database(db)
     assert [r["dag"] for r in rows] == ["dev_db_structure_clone", "dev_db_drift_check"]
-    assert "created 21" in rows[0]["result"] and "write commands 12" in rows[0]["result"] and "failures 0" in rows[0]["result"]
+    assert (
+        "created 21" in rows[0]["result"]
+        and "write commands 12" in rows[0]["result"]
+        and "failures 0" in rows[0]["result"]
+    )
     assert "documents in clone 0" in rows[0]["result"]
     assert rows[1]["result"].endswith(": 0 difference(s)")
     assert "created 0" in rows_again[0]["result"] and "write commands 0" in rows_again[0]["result"]

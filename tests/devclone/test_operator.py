@@ -32,4 +32,11 @@ def test_operator_defaults_are_safe():
     assert opts.dry_run is True and opts.drop_extra_indexes is False and opts.allow_nonempty_target is False
     assert opts.target_suffix == "_dev"
     assert (op.source_conn_id, op.target_conn_id) == ("ferry_mongo_prod", "ferry_mongo_dev")
-    assert "dry_run" in op.template_fields and "source_databases" in op.template_fields
+    assert "plan_only" in op.template_fields and "source_databases" in op.template_fields
+
+
+def test_dry_run_argument_is_templated_and_leaves_baseoperator_dry_run_alone():
+    op = MongoIndexCloneOperator(task_id="t", source_databases=["alphasync_db"], dry_run="{{ params.dry_run }}")
+    assert callable(op.dry_run)  # BaseOperator.dry_run(), not shadowed by the argument
+    op.render_template_fields({"params": {"dry_run": False}})
+    assert op.plan_only == "False" and op.options().dry_run is False

@@ -16,11 +16,14 @@ from ferry.devclone import clone, search_indexes, structure
 from tests.devclone.conftest import load_fixture
 
 VECTOR_EVENTS = {
-    "name": "vector_index_loop_events", "type": "vectorSearch",
-    "definition": {"fields": [
-        {"type": "vector", "path": "embedding", "numDimensions": 1536, "similarity": "cosine"},
-        {"type": "filter", "path": "event_type"},
-    ]},
+    "name": "vector_index_loop_events",
+    "type": "vectorSearch",
+    "definition": {
+        "fields": [
+            {"type": "vector", "path": "embedding", "numDimensions": 1536, "similarity": "cosine"},
+            {"type": "filter", "path": "event_type"},
+        ]
+    },
 }
 
 
@@ -79,15 +82,35 @@ def test_create_on_a_search_capable_target_sends_one_command_and_waits_until_que
     naps = []
     res = search_indexes.create(atlas, "companies", defs, timeout=60, poll=1, sleep=naps.append)
     assert res == {"status": "created", "error": None, "pending": []}
-    assert atlas.commands == [{
-        "createSearchIndexes": "companies",
-        "indexes": [
-            {"name": "vector_index", "type": "vectorSearch", "definition": {"fields": [
-                {"type": "vector", "path": "embedding", "numDimensions": 1536, "similarity": "cosine"}]}},
-            {"name": "companies_search", "type": "search", "definition": {"mappings": {"dynamic": False, "fields": {
-                "name": {"type": "string", "analyzer": "lucene.standard"}, "aliases": {"type": "autocomplete"}}}}},
-        ],
-    }]
+    assert atlas.commands == [
+        {
+            "createSearchIndexes": "companies",
+            "indexes": [
+                {
+                    "name": "vector_index",
+                    "type": "vectorSearch",
+                    "definition": {
+                        "fields": [
+                            {"type": "vector", "path": "embedding", "numDimensions": 1536, "similarity": "cosine"}
+                        ]
+                    },
+                },
+                {
+                    "name": "companies_search",
+                    "type": "search",
+                    "definition": {
+                        "mappings": {
+                            "dynamic": False,
+                            "fields": {
+                                "name": {"type": "string", "analyzer": "lucene.standard"},
+                                "aliases": {"type": "autocomplete"},
+                            },
+                        }
+                    },
+                },
+            ],
+        }
+    ]
     assert naps == [1, 1]  # polled until queryable
 
 
@@ -105,8 +128,6 @@ def test_vector_probe_sends_a_vector_search_of_the_right_dimension():
     assert len(stage["queryVector"]) == 1536 and stage["limit"] == 1
 
 
-
-
 @pytest.mark.integration
 def test_unsupported_target_gets_the_exact_command_then_a_manual_report(
     mongo_prod, mongo_db_name, command_recorder, stack, tmp_path
@@ -121,8 +142,13 @@ def test_unsupported_target_gets_the_exact_command_then_a_manual_report(
 
     client, rec = command_recorder(stack.mongo_prod_uri)
     target = client[mongo_db_name + "_dev"]
-    res = clone.clone_database(client[mongo_db_name], target, clone.CloneOptions(dry_run=False),
-                               report_url=tmp_path / "report", search_reader=reader)
+    res = clone.clone_database(
+        client[mongo_db_name],
+        target,
+        clone.CloneOptions(dry_run=False),
+        report_url=tmp_path / "report",
+        search_reader=reader,
+    )
     assert res.failures == []  # not a failure: handed over to a person
     sent = [c for n, _, c in rec.commands if n == "createSearchIndexes"]
     assert [{k: c[k] for k in ("createSearchIndexes", "indexes")} for c in sent] == [
@@ -131,16 +157,27 @@ def test_unsupported_target_gets_the_exact_command_then_a_manual_report(
     ]
     rows = {r["object"]: r for r in res.rows if r["kind"].startswith("search/")}
     assert {n: (r["action"], r["status"]) for n, r in rows.items()} == {
-        "vector_index": ("create", "manual"), "companies_search": ("create", "manual"),
-        "vector_index_loop_events": ("create", "manual")}
+        "vector_index": ("create", "manual"),
+        "companies_search": ("create", "manual"),
+        "vector_index_loop_events": ("create", "manual"),
+    }
     assert "(code 115)" in rows["vector_index"]["error"] or os.environ.get("MONGO_URI")  # real mongod: 31082
     md = (tmp_path / "report" / "SEARCH_INDEXES.md").read_text()
-    assert "atlas clusters search indexes create --clusterName <CLUSTER> --file " \
-           f"{mongo_db_name}_dev.events.vector_index_loop_events.json" in md
+    assert (
+        "atlas clusters search indexes create --clusterName <CLUSTER> --file "
+        f"{mongo_db_name}_dev.events.vector_index_loop_events.json" in md
+    )
     assert rows["vector_index"]["error"] in md and "Atlas UI" in md
-    atlas_file = json.loads((tmp_path / "report" / f"{mongo_db_name}_dev.events.vector_index_loop_events.json").read_text())
-    assert atlas_file == {"name": "vector_index_loop_events", "database": f"{mongo_db_name}_dev",
-                          "collectionName": "events", "type": "vectorSearch", **VECTOR_EVENTS["definition"]}
+    atlas_file = json.loads(
+        (tmp_path / "report" / f"{mongo_db_name}_dev.events.vector_index_loop_events.json").read_text()
+    )
+    assert atlas_file == {
+        "name": "vector_index_loop_events",
+        "database": f"{mongo_db_name}_dev",
+        "collectionName": "events",
+        "type": "vectorSearch",
+        **VECTOR_EVENTS["definition"],
+    }
     # reading the source's search indexes on this server: code 115 → "none read", no error
     defs, why = search_indexes.read(mongo_prod[mongo_db_name].events)
     assert defs == [] and why
@@ -151,12 +188,17 @@ def test_apply_search_on_a_capable_target_creates_and_probes():
     atlas = _AtlasStandIn(ready_after=0)
     rows = clone.plan_clone(
         {"database": "alphasync_db", "collections": {"events": {"type": "collection", "options": {}, "indexes": {}}}},
-        {"database": "alphasync_db_dev", "collections": {"events": {"type": "collection", "options": {}, "indexes": {}}}},
-        source_search={"events": [VECTOR_EVENTS]}, target_search={},
+        {
+            "database": "alphasync_db_dev",
+            "collections": {"events": {"type": "collection", "options": {}, "indexes": {}}},
+        },
+        source_search={"events": [VECTOR_EVENTS]},
+        target_search={},
     )
     assert [(r["object"], r["action"]) for r in rows] == [("events", "exists"), ("vector_index_loop_events", "create")]
-    failures, report, sent = clone.apply_search(atlas, rows, report_url=None, timeout=5, verify_vector_search=True,
-                                                sleep=lambda s: None)
+    failures, report, sent = clone.apply_search(
+        atlas, rows, report_url=None, timeout=5, verify_vector_search=True, sleep=lambda s: None
+    )
     assert failures == [] and report is None and sent == 1
     assert rows[1]["status"] == "created, $vectorSearch probe: ok"
     assert atlas.commands[0] == search_indexes.create_command("events", [VECTOR_EVENTS])
@@ -165,7 +207,8 @@ def test_apply_search_on_a_capable_target_creates_and_probes():
     again = clone.plan_clone(
         {"database": "a", "collections": {"events": {"type": "collection", "options": {}, "indexes": {}}}},
         {"database": "b", "collections": {"events": {"type": "collection", "options": {}, "indexes": {}}}},
-        source_search={"events": [VECTOR_EVENTS]}, target_search={"events": [VECTOR_EVENTS]},
+        source_search={"events": [VECTOR_EVENTS]},
+        target_search={"events": [VECTOR_EVENTS]},
     )
     assert [r["action"] for r in again] == ["exists", "exists"]
 
@@ -174,8 +217,10 @@ def test_search_drift_rows():
     other = {**VECTOR_EVENTS, "definition": {"fields": [VECTOR_EVENTS["definition"]["fields"][0]]}}
     from ferry.devclone import drift
 
-    rows = drift.search_diff({"events": [VECTOR_EVENTS], "companies": [{"name": "s", "type": "search", "definition": {}}]},
-                             {"events": [other], "infos": [{"name": "x", "type": "search", "definition": {}}]})
+    rows = drift.search_diff(
+        {"events": [VECTOR_EVENTS], "companies": [{"name": "s", "type": "search", "definition": {}}]},
+        {"events": [other], "infos": [{"name": "x", "type": "search", "definition": {}}]},
+    )
     assert [(r["collection"], r["item"], r["change"]) for r in rows] == [
         ("companies", "search index s", "missing"),
         ("events", "search index vector_index_loop_events", "different"),

@@ -16,13 +16,21 @@ def test_legacy_index_specs_normalise_like_mongorestore():
     raw = {i["name"]: i for i in load_fixture("legacy.listIndexes.json")["indexes"]}
     got = {n: structure.normalize_index(i) for n, i in raw.items()}
     assert got["users_email_unique"] == {"name": "users_email_unique", "key": {"email": 1}, "unique": True}
-    assert got["users_handle_unique"] == {"name": "users_handle_unique", "key": {"handle": 1}, "unique": True, "sparse": True}
+    assert got["users_handle_unique"] == {
+        "name": "users_handle_unique",
+        "key": {"handle": 1},
+        "unique": True,
+        "sparse": True,
+    }
     assert got["followers_idx"] == {"name": "followers_idx", "key": {"followers": -1}}  # sparse/unique false dropped
     assert type(got["users_email_unique"]["key"]["email"]) is int  # 1.0 → 1
     assert type(got["users_handle_unique"]["key"]["handle"]) is int  # Int64 → int
     assert got["text_search_idx"] == {
-        "name": "text_search_idx", "key": {"_fts": "text", "_ftsx": 1},
-        "weights": {"bio": 1, "handle": 5}, "default_language": "english", "language_override": "language",
+        "name": "text_search_idx",
+        "key": {"_fts": "text", "_ftsx": 1},
+        "weights": {"bio": 1, "handle": 5},
+        "default_language": "english",
+        "language_override": "language",
         "textIndexVersion": 3,
     }
     assert all("v" not in s and "ns" not in s and "background" not in s for s in got.values())
@@ -30,7 +38,8 @@ def test_legacy_index_specs_normalise_like_mongorestore():
 
 def test_equal_indexes_compare_equal_across_versions():
     legacy = structure.normalize_index(
-        {"v": 1, "key": {"email": 1.0}, "name": "e", "ns": "a.b", "unique": 1, "sparse": 1, "background": True})
+        {"v": 1, "key": {"email": 1.0}, "name": "e", "ns": "a.b", "unique": 1, "sparse": 1, "background": True}
+    )
     modern = structure.normalize_index({"v": 2, "key": {"email": 1}, "name": "e", "unique": True, "sparse": True})
     assert legacy == modern
     geo_v2 = structure.normalize_index({"v": 2, "key": {"l": "2dsphere"}, "name": "g", "2dsphereIndexVersion": 2})
@@ -42,30 +51,53 @@ def test_equal_indexes_compare_equal_across_versions():
 def test_events_fixture_gives_one_create_indexes_command_in_kind_order():
     """Text, wildcard, 2dsphere, TTL and collation indexes from a real listIndexes: the exact command Ferry sends."""
     specs = [structure.normalize_index(i) for i in load_fixture("alphasync_db.events.listIndexes.json")["indexes"]]
-    src = _struct("alphasync_db", {"events": {"type": "collection", "options": {}, "indexes": {s["name"]: s for s in specs}}})
+    src = _struct(
+        "alphasync_db", {"events": {"type": "collection", "options": {}, "indexes": {s["name"]: s for s in specs}}}
+    )
     tgt = _struct("alphasync_db_dev", {})
     rows = clone.plan_clone(src, tgt)
-    assert rows[0] == {"collection": "events", "object": "events", "kind": "collection", "action": "create",
-                       "detail": "", "spec": {}}
+    assert rows[0] == {
+        "collection": "events",
+        "object": "events",
+        "kind": "collection",
+        "action": "create",
+        "detail": "",
+        "spec": {},
+    }
     cmd = clone.create_indexes_command("events", [r["spec"] for r in rows if r["kind"].startswith("index")])
     assert [i["name"] for i in cmd["indexes"]] == [
         # regular (by name), text, geo, TTL/partial; _id_ skipped
-        "attributes_wildcard", "chunk_ids_1", "companies_ids_1", "date_1", "event_type_1", "event_type_1_date_1",
-        "idx_events_companies_date", "title_ci",
+        "attributes_wildcard",
+        "chunk_ids_1",
+        "companies_ids_1",
+        "date_1",
+        "event_type_1",
+        "event_type_1_date_1",
+        "idx_events_companies_date",
+        "title_ci",
         "name_text_description_text",
         "location_2dsphere",
         "expires_at_ttl",
     ]
     by_name = {i["name"]: i for i in cmd["indexes"]}
     assert by_name["name_text_description_text"] == {
-        "name": "name_text_description_text", "key": {"_fts": "text", "_ftsx": 1},
-        "weights": {"description": 1, "name": 10}, "default_language": "english", "language_override": "lang",
+        "name": "name_text_description_text",
+        "key": {"_fts": "text", "_ftsx": 1},
+        "weights": {"description": 1, "name": 10},
+        "default_language": "english",
+        "language_override": "lang",
         "textIndexVersion": 3,
     }
-    assert by_name["attributes_wildcard"] == {"name": "attributes_wildcard", "key": {"$**": 1},
-                                              "wildcardProjection": {"attributes": True, "_id": False}}
-    assert by_name["location_2dsphere"] == {"name": "location_2dsphere", "key": {"location": "2dsphere"},
-                                            "2dsphereIndexVersion": 3}
+    assert by_name["attributes_wildcard"] == {
+        "name": "attributes_wildcard",
+        "key": {"$**": 1},
+        "wildcardProjection": {"attributes": True, "_id": False},
+    }
+    assert by_name["location_2dsphere"] == {
+        "name": "location_2dsphere",
+        "key": {"location": "2dsphere"},
+        "2dsphereIndexVersion": 3,
+    }
     assert by_name["expires_at_ttl"] == {"name": "expires_at_ttl", "key": {"expires_at": 1}, "expireAfterSeconds": 0}
     assert by_name["title_ci"]["collation"]["strength"] == 2 and by_name["title_ci"]["collation"]["version"] == "57.1"
     assert cmd["createIndexes"] == "events" and list(cmd) == ["createIndexes", "indexes"]
@@ -75,9 +107,17 @@ def test_plan_marks_exists_differs_extra_and_drop():
     a = {"name": "a", "key": {"a": 1}}
     b = {"name": "b", "key": {"b": 1}, "unique": True}
     src = _struct("s", {"c": {"type": "collection", "options": {"validator": {"x": 1}}, "indexes": {"a": a, "b": b}}})
-    tgt = _struct("t", {"c": {"type": "collection", "options": {"validator": {"x": 2}},
-                              "indexes": {"a": a, "b": {"name": "b", "key": {"b": 1}}, "z": {"name": "z", "key": {"z": 1}}}},
-                        "only_here": {"type": "collection", "options": {}, "indexes": {}}})
+    tgt = _struct(
+        "t",
+        {
+            "c": {
+                "type": "collection",
+                "options": {"validator": {"x": 2}},
+                "indexes": {"a": a, "b": {"name": "b", "key": {"b": 1}}, "z": {"name": "z", "key": {"z": 1}}},
+            },
+            "only_here": {"type": "collection", "options": {}, "indexes": {}},
+        },
+    )
     acts = {(r["object"], r["action"]) for r in clone.plan_clone(src, tgt)}
     assert acts == {("c options", "collMod"), ("a", "exists"), ("b", "differs"), ("z", "extra"), ("only_here", "extra")}
     acts = [(r["object"], r["action"]) for r in clone.plan_clone(src, tgt, drop_extra_indexes=True)]
@@ -87,13 +127,30 @@ def test_plan_marks_exists_differs_extra_and_drop():
 
 def test_diff_reports_missing_extra_and_different():
     idx = {"name": "a", "key": {"a": 1}}
-    src = _struct("s", {"c": {"type": "collection", "options": {"capped": True, "size": 10}, "indexes": {"a": idx}},
-                        "gone": {"type": "collection", "options": {}, "indexes": {}}})
-    tgt = _struct("t", {"c": {"type": "collection", "options": {"capped": True, "size": 20},
-                              "indexes": {"a": {**idx, "sparse": True}, "b": {"name": "b", "key": {"b": 1}}}}})
+    src = _struct(
+        "s",
+        {
+            "c": {"type": "collection", "options": {"capped": True, "size": 10}, "indexes": {"a": idx}},
+            "gone": {"type": "collection", "options": {}, "indexes": {}},
+        },
+    )
+    tgt = _struct(
+        "t",
+        {
+            "c": {
+                "type": "collection",
+                "options": {"capped": True, "size": 20},
+                "indexes": {"a": {**idx, "sparse": True}, "b": {"name": "b", "key": {"b": 1}}},
+            }
+        },
+    )
     rows = {(r["collection"], r["item"], r["change"]) for r in structure.diff(src, tgt)}
-    assert rows == {("c", "option size", "different"), ("c", "index a", "different"), ("c", "index b", "extra"),
-                    ("gone", "collection", "missing")}
+    assert rows == {
+        ("c", "option size", "different"),
+        ("c", "index a", "different"),
+        ("c", "index b", "extra"),
+        ("gone", "collection", "missing"),
+    }
     assert structure.diff(src, src) == []
 
 
@@ -108,14 +165,22 @@ def test_views_are_created_after_their_sources():
 
 
 def test_collection_options_drop_server_added_fields():
-    opts = structure.normalize_options({
-        "timeseries": {"timeField": "t", "metaField": "m", "granularity": "hours", "bucketMaxSpanSeconds": 2592000},
-        "clusteredIndex": {"v": 2, "key": {"_id": 1.0}, "name": "_id_", "unique": True},
-        "capped": False, "autoIndexId": True, "uuid": "x",
-        "validator": {}, "validationLevel": "strict", "validationAction": "error",  # the defaults = unset
-    })
-    assert opts == {"timeseries": {"timeField": "t", "metaField": "m", "granularity": "hours"},
-                    "clusteredIndex": {"key": {"_id": 1}, "name": "_id_", "unique": True}}
+    opts = structure.normalize_options(
+        {
+            "timeseries": {"timeField": "t", "metaField": "m", "granularity": "hours", "bucketMaxSpanSeconds": 2592000},
+            "clusteredIndex": {"v": 2, "key": {"_id": 1.0}, "name": "_id_", "unique": True},
+            "capped": False,
+            "autoIndexId": True,
+            "uuid": "x",
+            "validator": {},
+            "validationLevel": "strict",
+            "validationAction": "error",  # the defaults = unset
+        }
+    )
+    assert opts == {
+        "timeseries": {"timeField": "t", "metaField": "m", "granularity": "hours"},
+        "clusteredIndex": {"key": {"_id": 1}, "name": "_id_", "unique": True},
+    }
 
 
 @pytest.mark.parametrize(

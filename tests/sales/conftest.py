@@ -18,11 +18,18 @@ def make_records(day: date, n: int) -> list[dict]:
     out = []
     for i in range(1, n + 1):
         q, price = i % 4 + 1, round(5 + i * 1.25, 2)
-        out.append({
-            "order_id": f"API-{day:%Y%m%d}-{i:04d}", "date": day.isoformat(), "user_id": i % 17 + 1,
-            "product_name": f"Product {i % 7}", "quantity": q, "unit_price": price,
-            "total_amount": round(q * price, 2), "region": REGIONS[i % len(REGIONS)],
-        })
+        out.append(
+            {
+                "order_id": f"API-{day:%Y%m%d}-{i:04d}",
+                "date": day.isoformat(),
+                "user_id": i % 17 + 1,
+                "product_name": f"Product {i % 7}",
+                "quantity": q,
+                "unit_price": price,
+                "total_amount": round(q * price, 2),
+                "region": REGIONS[i % len(REGIONS)],
+            }
+        )
     return out
 
 
@@ -89,7 +96,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
             return self._send(422, {"error": f"date {day} is not queryable yet"})
         page, size = int(q.get("page", 1)), int(q.get("page_size", 500))
         rows = api.days.get(day, [])
-        chunk = rows[(page - 1) * size: page * size]
+        chunk = rows[(page - 1) * size : page * size]
         nxt = page + 1 if page * size < len(rows) else None
         return self._send(200, {"data": chunk, "page": page, "next_page": nxt})
 
@@ -132,8 +139,11 @@ def webhook():
 @pytest.fixture
 def sales_conns(airflow_conns, sales_api, webhook, monkeypatch):
     """Airflow connections for the sales DAGs: every Ferry conn + the API and the alert webhook."""
-    monkeypatch.setenv("AIRFLOW_CONN_FERRY_SALES_API",
-                       json.dumps({"conn_type": "http", "host": sales_api.url, "password": API_KEY}))
-    monkeypatch.setenv("AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK",
-                       json.dumps({"conn_type": "slackwebhook", "password": webhook.url + "/hook"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FERRY_SALES_API", json.dumps({"conn_type": "http", "host": sales_api.url, "password": API_KEY})
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK",
+        json.dumps({"conn_type": "slackwebhook", "password": webhook.url + "/hook"}),
+    )
     return airflow_conns

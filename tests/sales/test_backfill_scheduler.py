@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -25,8 +25,10 @@ from tests.sales.conftest import API_KEY
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.e2e,
-    pytest.mark.skipif(os.environ.get("FERRY_SCHEDULER_TESTS") != "1",
-                       reason="starts a real scheduler/api-server/dag-processor: set FERRY_SCHEDULER_TESTS=1"),
+    pytest.mark.skipif(
+        os.environ.get("FERRY_SCHEDULER_TESTS") != "1",
+        reason="starts a real scheduler/api-server/dag-processor: set FERRY_SCHEDULER_TESTS=1",
+    ),
 ]
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -59,16 +61,21 @@ def airflow_cluster(tmp_path, sales_api, webhook):
         "FERRY_SALES_START_DATE": "2024-01-01",
         "AIRFLOW_CONN_FERRY_DUCKDB": json.dumps({"conn_type": "duckdb", "host": str(tmp_path / "sales.duckdb")}),
         "AIRFLOW_CONN_FERRY_SALES_API": json.dumps({"conn_type": "http", "host": sales_api.url, "password": API_KEY}),
-        "AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK": json.dumps({"conn_type": "slackwebhook", "password": webhook.url + "/hook"}),
+        "AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK": json.dumps(
+            {"conn_type": "slackwebhook", "password": webhook.url + "/hook"}
+        ),
     }
     subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=180)
     procs = []
-    for name, argv in [("dag-processor", ["dag-processor"]),
-                       ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port)]),
-                       ("scheduler", ["scheduler"])]:
+    for name, argv in [
+        ("dag-processor", ["dag-processor"]),
+        ("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(port)]),
+        ("scheduler", ["scheduler"]),
+    ]:
         log = open(tmp_path / f"{name}.log", "wb")
-        procs.append(subprocess.Popen([AIRFLOW, *argv], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
+        procs.append(
+            subprocess.Popen([AIRFLOW, *argv], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        )
     try:
         yield env, tmp_path
     finally:
@@ -98,7 +105,8 @@ def _backfill_runs(home: Path) -> list[tuple]:
     with sqlite3.connect(home / "airflow.db") as db:
         return db.execute(
             "SELECT logical_date, data_interval_start, data_interval_end, state, run_id FROM dag_run "
-            "WHERE dag_id = 'nightly_sales_sync' AND run_type = 'backfill' ORDER BY logical_date").fetchall()
+            "WHERE dag_id = 'nightly_sales_sync' AND run_type = 'backfill' ORDER BY logical_date"
+        ).fetchall()
 
 
 def _open_backfills(home: Path) -> int:
@@ -117,7 +125,7 @@ def _wait(home: Path, n: int, until: float) -> list[tuple]:
 
 
 def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace(" ", "T")).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(value.replace(" ", "T")).replace(tzinfo=UTC)
 
 
 def test_airflow_backfill_create_with_a_real_scheduler(airflow_cluster, sales_api):
@@ -135,13 +143,23 @@ def test_airflow_backfill_create_with_a_real_scheduler(airflow_cluster, sales_ap
     _cli(env, "dags", "unpause", "nightly_sales_sync")
     runs = _wait(home, 7, time.monotonic() + 240)
     for k, (logical, start, end, _state, _run_id) in enumerate(runs):
-        d = datetime.combine(START + timedelta(days=k), datetime.min.time(), timezone.utc) + timedelta(hours=2)
+        d = datetime.combine(START + timedelta(days=k), datetime.min.time(), UTC) + timedelta(hours=2)
         assert (_ts(logical), _ts(start), _ts(end)) == (d, d, d + timedelta(days=1))
     assert [r[3] for r in runs] == ["success", "success", "failed", "failed", "success", "success", "success"]
 
     sales_api.fail_days.clear()  # the API is back: reprocess the failed days
-    _cli(env, "backfill", "create", "--dag-id", "nightly_sales_sync", *rng, "--dag-run-conf", json.dumps(CONF),
-         "--reprocess-behavior", "failed")
+    _cli(
+        env,
+        "backfill",
+        "create",
+        "--dag-id",
+        "nightly_sales_sync",
+        *rng,
+        "--dag-run-conf",
+        json.dumps(CONF),
+        "--reprocess-behavior",
+        "failed",
+    )
     runs = _wait(home, 7, time.monotonic() + 240)
     assert [r[3] for r in runs] == ["success"] * 7
 
@@ -156,5 +174,7 @@ def test_airflow_backfill_create_with_a_real_scheduler(airflow_cluster, sales_ap
     with con:
         got = con.execute(
             "SELECT sale_date, count(*), count(DISTINCT order_id) FROM sales WHERE sale_date >= ? "
-            "GROUP BY 1 ORDER BY 1", [START]).fetchall()
+            "GROUP BY 1 ORDER BY 1",
+            [START],
+        ).fetchall()
     assert [(d.isoformat(), n, u) for d, n, u in got] == [(d, 15, 15) for d in days]

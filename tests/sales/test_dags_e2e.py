@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -18,8 +18,16 @@ INCLUDE = Path(__file__).resolve().parents[2] / "include" / "sales"
 START = date(2024, 2, 1)
 # Every param spelled out: in one process dag.test() runs share the DAG object, and a conf value
 # given to one run was seen leaking into the next run's params when omitted there.
-DEFAULTS = {"source": "api", "csv_path": None, "target_date": None, "days": 1, "max_reject_ratio": 0.01,
-            "page_size": 500, "api_attempts": 5, "api_backoff_seconds": 2.0}
+DEFAULTS = {
+    "source": "api",
+    "csv_path": None,
+    "target_date": None,
+    "days": 1,
+    "max_reject_ratio": 0.01,
+    "page_size": 500,
+    "api_attempts": 5,
+    "api_backoff_seconds": 2.0,
+}
 FAST_API = {**DEFAULTS, "api_attempts": 2, "api_backoff_seconds": 0.01}
 
 
@@ -30,14 +38,15 @@ def run_for_day(day: date, conf: dict, check: bool = True):
     (``CronDataIntervalTimetable.infer_manual_data_interval``), so the run owning ``day`` is started at
     day+1 02:00. A scheduler/backfill run of that interval has logical date = day 02:00 and the same interval.
     """
-    logical = datetime(day.year, day.month, day.day, 2, tzinfo=timezone.utc) + timedelta(days=1)
+    logical = datetime(day.year, day.month, day.day, 2, tzinfo=UTC) + timedelta(days=1)
     return dagtest.run_dag("nightly_sales_sync", conf, logical_date=logical, check=check)
 
 
 def sales_by_day(db: Path) -> dict[str, tuple[int, int]]:
     with duckdb.connect(str(db), read_only=True) as con:
         rows = con.execute(
-            "SELECT sale_date, count(*), count(DISTINCT order_id) FROM sales GROUP BY 1 ORDER BY 1").fetchall()
+            "SELECT sale_date, count(*), count(DISTINCT order_id) FROM sales GROUP BY 1 ORDER BY 1"
+        ).fetchall()
     return {d.isoformat(): (n, u) for d, n, u in rows}
 
 
@@ -55,8 +64,9 @@ def test_backfill_after_api_outage_loads_each_day_exactly_once(sales_conns, sale
         dr = run_for_day(START + timedelta(days=k), FAST_API, check=False)
         d = START + timedelta(days=k)
         assert (dr.data_interval_start, dr.data_interval_end) == (
-            datetime(d.year, d.month, d.day, 2, tzinfo=timezone.utc),
-            datetime(d.year, d.month, d.day, 2, tzinfo=timezone.utc) + timedelta(days=1))
+            datetime(d.year, d.month, d.day, 2, tzinfo=UTC),
+            datetime(d.year, d.month, d.day, 2, tzinfo=UTC) + timedelta(days=1),
+        )
         states[days[k]] = str(dr.state)
     assert [s for s in states.values()] == ["success", "success", "failed", "failed", "success", "success", "success"]
     assert sorted(sales_by_day(duckdb_path)) == [d for d in days if d not in sales_api.fail_days]
@@ -117,8 +127,10 @@ def test_api_page_with_a_bad_record_is_quarantined(sales_conns, sales_api, duckd
     assert (res["rows"], res["reject_records"]) == (10, 2)
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
         rej = con.execute('SELECT source, line, "column", reason FROM sales_rejects ORDER BY source').fetchall()
-    assert rej == [("api page 2", 3, "quantity", "CAST: could not convert 'lots' to BIGINT"),
-                   ("api page 3", 1, "region", "unknown region 'Atlantis'")]
+    assert rej == [
+        ("api page 2", 3, "quantity", "CAST: could not convert 'lots' to BIGINT"),
+        ("api page 3", 1, "region", "unknown region 'Atlantis'"),
+    ]
     assert [r["page"] for r in sales_api.requests] == ["1", "2", "3"]
 
 
@@ -184,11 +196,20 @@ def test_demo_step(sales_conns, stack, s3_bucket, duckdb_path, tmp_path):
 
     from ferry_dev.demo import sales as demo_sales
 
-    ctx = SimpleNamespace(stack=stack, workdir=tmp_path / "demo", bucket=s3_bucket, duckdb_path=duckdb_path,
-                          notes=[], run_dag=lambda dag_id, conf=None, **kw: dagtest.run_dag(dag_id, conf, **kw))
+    ctx = SimpleNamespace(
+        stack=stack,
+        workdir=tmp_path / "demo",
+        bucket=s3_bucket,
+        duckdb_path=duckdb_path,
+        notes=[],
+        run_dag=lambda dag_id, conf=None, **kw: dagtest.run_dag(dag_id, conf, **kw),
+    )
     rows = demo_sales.run(ctx)
-    assert [r["dag"] for r in rows] == ["nightly_sales_sync"] * 4 + ["import_users", "sales_health_check",
-                                                                     "sales_backup"]
+    assert [r["dag"] for r in rows] == ["nightly_sales_sync"] * 4 + [
+        "import_users",
+        "sales_health_check",
+        "sales_backup",
+    ]
     assert rows[0]["result"].startswith("2024-01-15: 100 rows loaded, 8 quarantined")
     assert "7/7 checks ok" in rows[5]["result"] or "checks ok" in rows[5]["result"]
     assert "220 rows (220 distinct order ids), 8 quarantined" in ctx.notes[0]
@@ -197,12 +218,12 @@ def test_demo_step(sales_conns, stack, s3_bucket, duckdb_path, tmp_path):
 def test_catchup_starts_where_the_deployment_says(monkeypatch):
     """Unpausing must not create a run per day since some old hard-coded date."""
     import runpy
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from ferry_dev.devstack import REPO_ROOT
 
     monkeypatch.setenv("FERRY_SALES_START_DATE", "2026-03-05")
     ns = runpy.run_path(str(REPO_ROOT / "dags" / "sales.py"))
-    assert ns["SYNC_START"] == datetime(2026, 3, 5, tzinfo=timezone.utc)
+    assert ns["SYNC_START"] == datetime(2026, 3, 5, tzinfo=UTC)
     monkeypatch.delenv("FERRY_SALES_START_DATE")
-    assert runpy.run_path(str(REPO_ROOT / "dags" / "sales.py"))["SYNC_START"] >= datetime(2026, 11, 1, tzinfo=timezone.utc)
+    assert runpy.run_path(str(REPO_ROOT / "dags" / "sales.py"))["SYNC_START"] >= datetime(2026, 11, 1, tzinfo=UTC)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import shutil
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 import requests
 
-from ferry.sales import ensure_schema, load
 from ferry.errors import FerryError
+from ferry.sales import ensure_schema, load
 from ferry.sales.runs import days_for_run
 from tests.sales.conftest import API_KEY, make_records
 
@@ -57,7 +56,7 @@ def test_malformed_csv_loads_good_rows_and_quarantines_each_bad_line(con, tmp_pa
     assert (res.candidates, res.rows, res.reject_records, res.swapped) == (108, 100, 8, True)
     rows = _rejects(con)
     assert len(rows) == 8
-    for (line, column, fragment), row in zip(sorted(EXPECTED_REJECTS), rows):
+    for (line, column, fragment), row in zip(sorted(EXPECTED_REJECTS), rows, strict=True):
         assert row[0] == line and row[1] == column and fragment in row[2], row
         assert row[4] == str(MALFORMED)
     # the raw record of a reader reject is the file's line; of a rule reject, the typed row as JSON
@@ -84,8 +83,10 @@ def test_rerun_replaces_partition_and_rejects_exactly(con):
 
 def test_too_many_rejects_fails_and_leaves_the_partition_unchanged(con, tmp_path):
     good = tmp_path / "good.csv"
-    good.write_text("order_id,date,user_id,product_name,quantity,unit_price,total_amount,region\n"
-                    "G1,2024-01-15,1,Desk,1,10.00,10.00,Europe\n")
+    good.write_text(
+        "order_id,date,user_id,product_name,quantity,unit_price,total_amount,region\n"
+        "G1,2024-01-15,1,Desk,1,10.00,10.00,Europe\n"
+    )
     _load_csv(con, good, ratio=0.01)
     with pytest.raises(load.RejectThresholdExceeded, match=r"8 of 108 records for 2024-01-15 rejected"):
         _load_csv(con, MALFORMED, ratio=0.01)
@@ -171,8 +172,17 @@ def test_fetch_day_retries_timeouts():
     try:
         delays = []
         with requests.Session() as s, pytest.raises(load.SalesApiUnavailable, match="ReadTimeout"):
-            list(load.fetch_day(s, f"http://127.0.0.1:{srv.getsockname()[1]}", "k", DAY, timeout=0.2,
-                                attempts=2, sleep=delays.append))
+            list(
+                load.fetch_day(
+                    s,
+                    f"http://127.0.0.1:{srv.getsockname()[1]}",
+                    "k",
+                    DAY,
+                    timeout=0.2,
+                    attempts=2,
+                    sleep=delays.append,
+                )
+            )
         assert len(delays) == 1
     finally:
         srv.close()
@@ -182,11 +192,14 @@ def test_fetch_day_retries_timeouts():
 
 
 def test_days_for_run():
-    start = datetime(2024, 1, 15, 2, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 15, 2, tzinfo=UTC)
     assert days_for_run(target_date="", days=1, data_interval_start=start, run_after=None) == ["2024-01-15"]
     assert days_for_run(target_date="2024-02-03", days=3, data_interval_start=start, run_after=None) == [
-        "2024-02-01", "2024-02-02", "2024-02-03"]
-    after = datetime(2024, 3, 1, 9, tzinfo=timezone.utc)
+        "2024-02-01",
+        "2024-02-02",
+        "2024-02-03",
+    ]
+    after = datetime(2024, 3, 1, 9, tzinfo=UTC)
     assert days_for_run(target_date="", days=1, data_interval_start=None, run_after=after) == ["2024-02-29"]
     with pytest.raises(FerryError, match="not YYYY-MM-DD"):
         days_for_run(target_date="15/01/2024", days=1, data_interval_start=None, run_after=after)

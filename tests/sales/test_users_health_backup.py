@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -21,8 +21,7 @@ def test_import_users_hashes_rejects_and_reports_duplicates(tmp_path):
     with duckdb.connect(str(db)) as con:
         rep = import_users(con, USERS, rounds=4)
         assert rep.inserted == ["alice", "bob", "erin"]
-        assert [(r["line"], r["field"]) for r in rep.rejected] == [
-            (4, "email"), (5, "role"), (9, "initial_password")]
+        assert [(r["line"], r["field"]) for r in rep.rejected] == [(4, "email"), (5, "role"), (9, "initial_password")]
         assert "superuser" in rep.rejected[1]["reason"]
         assert [(d["line"], d["username"]) for d in rep.duplicates] == [(7, "alice"), (8, "frank")]
         assert "duplicate of line 2" in rep.duplicates[0]["reason"]
@@ -80,8 +79,11 @@ def test_health_check_finds_gaps_and_rule_violations():
         con.execute("UPDATE sales SET region = 'Mars', quantity = 0 WHERE order_id = 'API-20240110-0001'")
         checks, _ = health.check(con, date(2024, 1, 11), days=2)
         failed = {c["check"]: c["detail"] for c in checks if c["status"] == "FAIL"}
-        assert failed == {"quantity > 0": "1", "region in known set": "1",
-                          "total_amount = quantity x unit_price (±0.01)": "1"}
+        assert failed == {
+            "quantity > 0": "1",
+            "region in known set": "1",
+            "total_amount = quantity x unit_price (±0.01)": "1",
+        }
 
 
 def test_health_check_without_sales_table_fails():
@@ -97,7 +99,7 @@ def test_backup_is_verified_uploaded_and_retention_keeps_the_newest(tmp_path, s3
         ensure_schema(con)
         _load_api_day(con, date(2024, 1, 10), 12)
     root = tmp_path / "backups"
-    t0 = datetime(2024, 3, 1, 3, tzinfo=timezone.utc)
+    t0 = datetime(2024, 3, 1, 3, tzinfo=UTC)
     m_old = backup.backup(str(db), root, s3=s3, bucket=s3_bucket, prefix="bk", now=t0 - timedelta(days=40))
     m_new = backup.backup(str(db), root, s3=s3, bucket=s3_bucket, prefix="bk", now=t0)
     assert m_new["tables"]["sales"] == 12 and m_new["name"] == "sales-20240301T030000Z"
@@ -116,10 +118,12 @@ def test_backup_is_verified_uploaded_and_retention_keeps_the_newest(tmp_path, s3
     left = {o["Key"].split("/")[1] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="bk/")["Contents"]}
     assert left == {m_new["name"]}
     # the newest backup survives even when it is older than the retention period
-    assert backup.retention(root, retention_days=1, s3=s3, bucket=s3_bucket, prefix="bk",
-                            now=t0 + timedelta(days=100)) == []
+    assert (
+        backup.retention(root, retention_days=1, s3=s3, bucket=s3_bucket, prefix="bk", now=t0 + timedelta(days=100))
+        == []
+    )
 
 
 def test_expired_never_returns_the_newest():
     names = ["sales-20240101T000000Z", "sales-20240102T000000Z", "other"]
-    assert backup.expired(names, datetime(2025, 1, 1, tzinfo=timezone.utc)) == ["sales-20240101T000000Z"]
+    assert backup.expired(names, datetime(2025, 1, 1, tzinfo=UTC)) == ["sales-20240101T000000Z"]

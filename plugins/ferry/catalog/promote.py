@@ -9,11 +9,11 @@ rewritten. Everything is checked before anything is written; a rerun changes not
 
 from __future__ import annotations
 
-from ferry.errors import FerryError
-
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
+
+from ferry.errors import FerryError
 
 DEFINITION_FIELDS = ("name", "schema_ref", "data_urls", "tags", "description", "license", "metadata")
 
@@ -66,11 +66,15 @@ def _md5(s3, bucket: str, key: str) -> str:
 
 def copy_object(s3, src_url: str, dst_url: str) -> dict:
     """Copy one S3 object (skipped when an identical copy exists); verify size and ETag/MD5."""
+    from botocore.exceptions import ClientError
+
+    from ferry import storage
+
     sb, sk = _s3_url(src_url)
     db, dk = _s3_url(dst_url)
     try:
         src = s3.head_object(Bucket=sb, Key=sk)
-    except Exception as exc:  # noqa: BLE001 - boto's ClientError, re-raised with the URL
+    except ClientError as exc:  # the server's answer (404, 403 ...): bad input, not worth a retry
         raise CatalogError(f"data object {src_url} cannot be read: {exc}") from None
 
     def same(dst) -> bool:
@@ -80,10 +84,7 @@ def copy_object(s3, src_url: str, dst_url: str) -> dict:
             return True
         return _md5(s3, sb, sk) == _md5(s3, db, dk)  # multipart ETags are not content hashes
 
-    try:
-        existing = s3.head_object(Bucket=db, Key=dk)
-    except Exception:  # noqa: BLE001 - not there yet
-        existing = None
+    existing = storage.head(dst_url, s3=s3)
     if existing is not None and same(existing):
         return {"url": dst_url, "bytes": src["ContentLength"], "copied": False}
     s3.copy_object(Bucket=db, Key=dk, CopySource={"Bucket": sb, "Key": sk})
@@ -148,13 +149,15 @@ def promote(
         if ref not in schemas:
             local_schema = local_db.schemas.find_one(ident)
             if local_schema is None:
-                errors.append(str(MissingSchema(f"schema {ref!r} (used by dataset {name!r}) is not in the local catalog {local_db.name}.schemas")))
+                why = f"schema {ref!r} (used by dataset {name!r}) is not in the local catalog {local_db.name}.schemas"
+                errors.append(str(MissingSchema(why)))
                 continue
             prod_schema = prod_db.schemas.find_one({"_id": ref})
-            if prod_schema is not None and _canon(prod_schema.get("definition")) != _canon(local_schema.get("definition")):
+            local_definition = _canon(local_schema.get("definition"))
+            if prod_schema is not None and _canon(prod_schema.get("definition")) != local_definition:
                 errors.append(
                     f"schema {ref!r} differs: local {local_db.name}.schemas _id={local_schema['_id']!r} "
-                    f"definition {_canon(local_schema.get('definition'))} vs production {prod_db.name}.schemas "
+                    f"definition {local_definition} vs production {prod_db.name}.schemas "
                     f"_id={ref!r} definition {_canon(prod_schema.get('definition'))}; publish a new version instead"
                 )
                 continue
@@ -179,7 +182,7 @@ def promote(
 
     # 2. write: schemas (once each), data copies, entries
     rows = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for e, target, ref in planned:
         s = schemas[ref]
         if s["in_prod"]:
@@ -195,7 +198,7 @@ def promote(
             schema_status = "published"
         data = "kept URLs"
         if s3 is not None and target_bucket:
-            copies = [copy_object(s3, src, dst) for src, dst in zip(e["data_urls"], target["data_urls"])]
+            copies = [copy_object(s3, src, dst) for src, dst in zip(e["data_urls"], target["data_urls"], strict=True)]
             n = sum(c["copied"] for c in copies)
             data = f"{len(copies)} object(s) verified ({n} copied, {sum(c['bytes'] for c in copies)} bytes)"
         res = prod_db.datasets.update_one(

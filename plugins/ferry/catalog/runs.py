@@ -29,11 +29,27 @@ def promote(**ctx) -> list[dict]:
     if p["copy_data"] and not p.get("target_bucket"):
         raise FerryError("copy_data=true needs target_bucket")
     with conns.mongo_client(conns.MONGO_LOCAL) as local, conns.mongo_client(conns.MONGO_PROD) as prod:
-        rows = catalog.promote(local[source_db], prod[target_db], names=list(p.get("datasets") or []),
-                               overrides=overrides, s3=conns.s3_client() if p["copy_data"] else None,
-                               target_bucket=p.get("target_bucket") if p["copy_data"] else None)
-        audit.to_mongo(prod[target_db][RUNS], audit.record(
-            id=ctx["run_id"], family="catalog", dag_id=ctx["dag_run"].dag_id, run_id=ctx["run_id"],
-            who=audit.who(ctx), outcome="success", params=dict(p), counts={"datasets": len(rows)}, datasets=rows))
+        rows = catalog.promote(
+            local[source_db],
+            prod[target_db],
+            names=list(p.get("datasets") or []),
+            overrides=overrides,
+            s3=conns.s3_client() if p["copy_data"] else None,
+            target_bucket=p.get("target_bucket") if p["copy_data"] else None,
+        )
+        audit.to_mongo(
+            prod[target_db][RUNS],
+            audit.record(
+                id=ctx["run_id"],
+                family="catalog",
+                dag_id=ctx["dag_run"].dag_id,
+                run_id=ctx["run_id"],
+                who=audit.who(ctx),
+                outcome="success",
+                params=dict(p),
+                counts={"datasets": len(rows)},
+                datasets=rows,
+            ),
+        )
     report.log_table(log, f"Dataset promotion {source_db} → {target_db}", rows)
     return rows

@@ -21,9 +21,10 @@ the end listing every failure (``CloneFailed``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ferry.devclone import search_indexes, structure
 from ferry.errors import FerryError
@@ -143,9 +144,15 @@ def plan_clone(
                 spec = {o: s["options"].get(o, structure.COLLMOD_DEFAULTS.get(o)) for o in sorted(fixable)}
                 rows.append(_row(name, f"{name} options", "collMod", sorted(fixable), spec, "options"))
             if changed - fixable:
-                rows.append(_row(name, f"{name} options", "differs",
-                                 f"{sorted(changed - fixable)} differ (drop and re-create the collection to change)",
-                                 kind="options"))
+                rows.append(
+                    _row(
+                        name,
+                        f"{name} options",
+                        "differs",
+                        f"{sorted(changed - fixable)} differ (drop and re-create the collection to change)",
+                        kind="options",
+                    )
+                )
             if not changed:
                 rows.append(_row(name, name, "exists", kind=kind))
         if kind == "view":
@@ -221,8 +228,9 @@ def apply_plan(target_db, rows: list[dict], *, database: str | None = None) -> t
 
     def fail(row: dict, exc: BaseException) -> None:
         row["status"], row["error"] = "failed", search_indexes._errmsg(exc)
-        failures.append({"database": dbname, "collection": row["collection"], "object": row["object"],
-                         "error": row["error"]})
+        failures.append(
+            {"database": dbname, "collection": row["collection"], "object": row["object"], "error": row["error"]}
+        )
 
     for row in rows:  # collections and views, already in creation order
         if row["kind"] in ("collection", "view", "timeseries") and row["action"] == "create":
@@ -305,12 +313,11 @@ def apply_search(
     manual: dict[str, list[dict]] = {}
     reason = ""
     sent = 0
-    kw = {"sleep": sleep} if sleep else {}
     for coll, srows in sorted(by_coll.items()):
         defs = [r["spec"] for r in srows]
         try:
             sent += 1
-            res = search_indexes.create(target_db, coll, defs, timeout=timeout, **kw)
+            res = search_indexes.create(target_db, coll, defs, timeout=timeout, sleep=sleep)
         except PyMongoError as exc:
             res = {"status": "failed", "error": search_indexes._errmsg(exc), "pending": [d["name"] for d in defs]}
         for r in srows:
@@ -338,7 +345,9 @@ def apply_search(
 # --------------------------------------------------------------------------- one database
 
 
-def read_search(db, collections: dict[str, dict], reader=search_indexes.read) -> tuple[dict[str, list[dict]], str | None]:
+def read_search(
+    db, collections: dict[str, dict], reader=search_indexes.read
+) -> tuple[dict[str, list[dict]], str | None]:
     """Search-index definitions per collection of ``db`` (``{}`` and the reason where unsupported)."""
     out: dict[str, list[dict]] = {}
     for name, c in collections.items():
@@ -387,8 +396,9 @@ def clone_database(
             t_search, why_t = read_search(target_db, tgt["collections"], search_reader)
             if why_t:
                 logger.info("target %s: search indexes cannot be listed (%s)", target_db.name, why_t)
-    rows = plan_clone(src, tgt, drop_extra_indexes=opts.drop_extra_indexes,
-                      source_search=s_search, target_search=t_search)
+    rows = plan_clone(
+        src, tgt, drop_extra_indexes=opts.drop_extra_indexes, source_search=s_search, target_search=t_search
+    )
     result.rows = rows
     if opts.dry_run:
         for r in rows:
@@ -396,14 +406,22 @@ def clone_database(
         return result
     failures, sent = apply_plan(target_db, rows)
     s_fail, report, s_sent = apply_search(
-        target_db, rows, report_url=report_url, timeout=opts.search_timeout,
+        target_db,
+        rows,
+        report_url=report_url,
+        timeout=opts.search_timeout,
         verify_vector_search=opts.verify_vector_search,
     )
     differs = [
-        {"database": target_db.name, "collection": r["collection"], "object": r["object"],
-         "error": "differs from the source and was left as is (indexes: rerun with drop_extra_indexes=true; "
-                  "collection options: drop the collection in the clone and rerun)"}
-        for r in rows if r["action"] == "differs"
+        {
+            "database": target_db.name,
+            "collection": r["collection"],
+            "object": r["object"],
+            "error": "differs from the source and was left as is (indexes: rerun with drop_extra_indexes=true; "
+            "collection options: drop the collection in the clone and rerun)",
+        }
+        for r in rows
+        if r["action"] == "differs"
     ]
     result.failures = failures + s_fail + differs
     result.write_commands = sent + s_sent
@@ -418,21 +436,26 @@ def report_rows(result: CloneResult) -> list[dict]:
         detail = r["detail"]
         if not isinstance(detail, str):
             detail = structure.json_text(detail)  # keeps key order (compound indexes)
-        out.append({
-            "database": result.target,
-            "collection": r["collection"],
-            "object": r["object"],
-            "kind": r["kind"],
-            "action": r["action"],
-            "status": r.get("status", ""),
-            "detail": detail,
-            "error": r.get("error", ""),
-        })
+        out.append(
+            {
+                "database": result.target,
+                "collection": r["collection"],
+                "object": r["object"],
+                "kind": r["kind"],
+                "action": r["action"],
+                "status": r.get("status", ""),
+                "detail": detail,
+                "error": r.get("error", ""),
+            }
+        )
     return out
 
 
 def preflight(source_client, target_client, databases: list[str], opts: CloneOptions) -> list[tuple[str, str]]:
-    """Check every database before anything is written: ``[(source, target)]`` or ``GuardError`` listing all problems."""
+    """Check every database before anything is written.
+
+    Returns ``[(source, target)]``, or raises ``GuardError`` listing every problem found.
+    """
     if not databases:
         raise GuardError("source_databases is empty: name at least one database to clone")
     pairs, problems = [], []

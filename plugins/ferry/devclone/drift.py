@@ -34,10 +34,25 @@ def search_diff(source: dict[str, list[dict]], target: dict[str, list[dict]]) ->
         s = {d["name"]: d for d in source.get(coll, [])}
         t = {d["name"]: d for d in target.get(coll, [])}
         for name in sorted(set(s) | set(t)):
-            change = "missing" if name not in t else "extra" if name not in s else "different" if s[name] != t[name] else None
+            change = (
+                "missing"
+                if name not in t
+                else "extra"
+                if name not in s
+                else "different"
+                if s[name] != t[name]
+                else None
+            )
             if change:
-                rows.append({"collection": coll, "item": f"search index {name}", "change": change,
-                             "source": s.get(name), "target": t.get(name)})
+                rows.append(
+                    {
+                        "collection": coll,
+                        "item": f"search index {name}",
+                        "change": change,
+                        "source": s.get(name),
+                        "target": t.get(name),
+                    }
+                )
     return rows
 
 
@@ -54,22 +69,34 @@ def _read(source_db, target_db, include_search: bool, reader, notes: list[str]):
             t_search, why_t = clone.read_search(target_db, tgt["collections"], reader)
             if why_t:
                 n = sum(len(v) for v in s_search.values())
-                notes.append(f"{target_db.name}: {n} search index(es) not verified, the target cannot list them ({why_t})")
+                notes.append(
+                    f"{target_db.name}: {n} search index(es) not verified, the target cannot list them ({why_t})"
+                )
                 s_search = t_search = None
             else:
                 rows += search_diff(s_search, t_search)
     return src, tgt, rows, s_search, t_search
 
 
-def check(source_db, target_db, *, repair: bool = False, include_search: bool = False,
-          search_reader=search_indexes.read, report_url: str | Path | None = None) -> DriftResult:
+def check(
+    source_db,
+    target_db,
+    *,
+    repair: bool = False,
+    include_search: bool = False,
+    search_reader=search_indexes.read,
+    report_url: str | Path | None = None,
+) -> DriftResult:
     """Diff ``source_db`` against ``target_db``; with ``repair`` create what is missing and collMod validators."""
     res = DriftResult(source=source_db.name, target=target_db.name)
     src, tgt, res.rows, s_search, t_search = _read(source_db, target_db, include_search, search_reader, res.notes)
     res.remaining = res.rows
     if repair and res.rows:
-        plan = [r for r in clone.plan_clone(src, tgt, source_search=s_search, target_search=t_search)
-                if r["action"] in ADDITIVE]
+        plan = [
+            r
+            for r in clone.plan_clone(src, tgt, source_search=s_search, target_search=t_search)
+            if r["action"] in ADDITIVE
+        ]
         res.failures, _ = clone.apply_plan(target_db, plan)
         s_fail, res.search_report, _ = clone.apply_search(target_db, plan, report_url=report_url)
         res.failures += s_fail
@@ -81,8 +108,15 @@ def check(source_db, target_db, *, repair: bool = False, include_search: bool = 
 def table_rows(res: DriftResult, rows: list[dict] | None = None) -> list[dict]:
     """Diff rows ready for ``ferry.report.table`` (BSON values as JSON)."""
     return [
-        {"source": res.source, "target": res.target, "collection": r["collection"], "item": r["item"],
-         "change": r["change"], "in source": _text(r["source"]), "in target": _text(r["target"])}
+        {
+            "source": res.source,
+            "target": res.target,
+            "collection": r["collection"],
+            "item": r["item"],
+            "change": r["change"],
+            "in source": _text(r["source"]),
+            "in target": _text(r["target"]),
+        }
         for r in (res.rows if rows is None else rows)
     ]
 

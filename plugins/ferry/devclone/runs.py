@@ -19,22 +19,47 @@ FAMILY = "devclone"
 RUNS = "_ferry_clone_runs"
 
 
-def _audit(target_client, tgt: str, *, run_id: str, dag_id: str, who: str, params: dict, counts: dict,
-           outcome: str, **details) -> None:
-    rec = audit.record(id=f"{run_id}:{tgt}", family=FAMILY, dag_id=dag_id, run_id=run_id, who=who,
-                       outcome=outcome, params=params, counts=counts, target=tgt, **details)
+def _audit(
+    target_client, tgt: str, *, run_id: str, dag_id: str, who: str, params: dict, counts: dict, outcome: str, **details
+) -> None:
+    rec = audit.record(
+        id=f"{run_id}:{tgt}",
+        family=FAMILY,
+        dag_id=dag_id,
+        run_id=run_id,
+        who=who,
+        outcome=outcome,
+        params=params,
+        counts=counts,
+        target=tgt,
+        **details,
+    )
     audit.to_mongo(target_client[meta_db(tgt)][RUNS], rec)
 
 
-def clone_structure(source, target, names: list[str], opts: clone.CloneOptions, *, run_id: str,
-                    dag_id: str = "dev_db_structure_clone", who: str = "unknown", logger=log) -> list[dict]:
+def clone_structure(
+    source,
+    target,
+    names: list[str],
+    opts: clone.CloneOptions,
+    *,
+    run_id: str,
+    dag_id: str = "dev_db_structure_clone",
+    who: str = "unknown",
+    logger=log,
+) -> list[dict]:
     """Clone ``names`` from the ``source`` client to ``<name><suffix>`` on ``target``; summary rows."""
     pairs = clone.preflight(source, target, names, opts)
     progress = report.Progress(logger, "databases cloned", total=len(pairs))
     results = []
     for src_name, tgt_name in pairs:
-        res = clone.clone_database(source[src_name], target[tgt_name], opts,
-                                   report_url=report.location(FAMILY, run_id, tgt_name), logger=logger)
+        res = clone.clone_database(
+            source[src_name],
+            target[tgt_name],
+            opts,
+            report_url=report.location(FAMILY, run_id, tgt_name),
+            logger=logger,
+        )
         results.append(res)
         title = f"{'Plan (dry run)' if opts.dry_run else 'Clone'} {src_name} → {tgt_name}"
         rows = [{k: v for k, v in r.items() if k != "database"} for r in clone.report_rows(res)]
@@ -43,9 +68,17 @@ def clone_structure(source, target, names: list[str], opts: clone.CloneOptions, 
         if res.search_report:
             logger.info("search indexes need manual steps: %s", res.search_report)
         if not opts.dry_run:  # a dry run writes nothing, not even its audit record
-            _audit(target, tgt_name, run_id=run_id, dag_id=dag_id, who=who, params=vars(opts),
-                   counts=res.summary(), outcome="failed" if res.failures else "success",
-                   failures=res.failures[:200])
+            _audit(
+                target,
+                tgt_name,
+                run_id=run_id,
+                dag_id=dag_id,
+                who=who,
+                params=vars(opts),
+                counts=res.summary(),
+                outcome="failed" if res.failures else "success",
+                failures=res.failures[:200],
+            )
         progress.add(1)
     progress.log(final=True)
     summary = [r.summary() for r in results]
@@ -57,35 +90,67 @@ def clone_structure(source, target, names: list[str], opts: clone.CloneOptions, 
     return summary
 
 
-def drift_check(source, target, names: list[str], *, suffix: str, repair: bool, include_search: bool,
-                run_id: str, dag_id: str = "dev_db_drift_check", who: str = "unknown", logger=log) -> list[dict]:
+def drift_check(
+    source,
+    target,
+    names: list[str],
+    *,
+    suffix: str,
+    repair: bool,
+    include_search: bool,
+    run_id: str,
+    dag_id: str = "dev_db_drift_check",
+    who: str = "unknown",
+    logger=log,
+) -> list[dict]:
     """Compare each source database with its clone (and repair additively); summary rows; fails on drift."""
     summary, drifted, failures = [], [], []
     for name in names:
         tgt = clone.target_name(name, suffix)
         clone.check_names(name, tgt, suffix)
-        res = drift.check(source[name], target[tgt], repair=repair, include_search=include_search,
-                          report_url=report.location(FAMILY, run_id, tgt))
+        res = drift.check(
+            source[name],
+            target[tgt],
+            repair=repair,
+            include_search=include_search,
+            report_url=report.location(FAMILY, run_id, tgt),
+        )
         text = report.log_table(logger, f"Drift {name} → {tgt}", drift.table_rows(res))
         if res.repaired:
-            repaired = [{k: v for k, v in r.items() if k in ("collection", "object", "action", "status", "error")}
-                        for r in res.repaired]
+            repaired = [
+                {k: v for k, v in r.items() if k in ("collection", "object", "action", "status", "error")}
+                for r in res.repaired
+            ]
             text += "\n\n" + report.log_table(logger, f"Repair of {tgt}", repaired)
-            text += "\n\n" + report.log_table(logger, f"Drift left after repair in {tgt}",
-                                              drift.table_rows(res, res.remaining))
+            text += "\n\n" + report.log_table(
+                logger, f"Drift left after repair in {tgt}", drift.table_rows(res, res.remaining)
+            )
         for note in res.notes:
             logger.warning("%s", note)
             text += f"\n\nNote: {note}"
         if res.search_report:
             text += f"\n\nSearch indexes to create by hand: {res.search_report}"
         report.publish(FAMILY, run_id, f"drift-{tgt}.md", text + "\n")
-        row = {"source": name, "target": tgt, "differences": len(res.rows),
-               "repaired": len([r for r in res.repaired if r.get("status") in ("created", "modified")]),
-               "remaining": len(res.remaining)}
+        row = {
+            "source": name,
+            "target": tgt,
+            "differences": len(res.rows),
+            "repaired": len([r for r in res.repaired if r.get("status") in ("created", "modified")]),
+            "remaining": len(res.remaining),
+        }
         summary.append(row)
         if repair and res.repaired:
-            _audit(target, tgt, run_id=run_id, dag_id=dag_id, who=who, params={"repair": repair}, counts=row,
-                   outcome="failed" if res.failures else "success", failures=res.failures[:200])
+            _audit(
+                target,
+                tgt,
+                run_id=run_id,
+                dag_id=dag_id,
+                who=who,
+                params={"repair": repair},
+                counts=row,
+                outcome="failed" if res.failures else "success",
+                failures=res.failures[:200],
+            )
         drifted += [f"{tgt}.{r['collection']} {r['item']}: {r['change']}" for r in res.remaining]
         failures += res.failures
     report.log_table(logger, "Drift summary", summary)
@@ -93,5 +158,8 @@ def drift_check(source, target, names: list[str], *, suffix: str, repair: bool, 
         raise FerryError(
             f"{len(drifted)} structural difference(s) between production and its clone"
             + (" remain after repair" if repair else " (rerun with repair=true to create what is missing)")
-            + ":\n" + "\n".join(drifted[:50]) + "".join(f"\nrepair failed: {f}" for f in failures))
+            + ":\n"
+            + "\n".join(drifted[:50])
+            + "".join(f"\nrepair failed: {f}" for f in failures)
+        )
     return summary

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 #: Server answers meaning "this deployment has no search support".
 UNSUPPORTED_CODES = {59, 115, 31082, 40324}
@@ -52,8 +53,15 @@ def create_command(collection: str, definitions: list[dict]) -> dict:
     }
 
 
-def create(db, collection: str, definitions: list[dict], *, timeout: float = 600, poll: float = 5,
-           sleep: Callable[[float], None] = time.sleep) -> dict:
+def create(
+    db,
+    collection: str,
+    definitions: list[dict],
+    *,
+    timeout: float = 600,
+    poll: float = 5,
+    sleep: Callable[[float], None] | None = None,
+) -> dict:
     """Create ``definitions`` on ``db[collection]`` and wait (bounded) until each is queryable.
 
     Returns ``{"status": "created" | "unsupported" | "timeout", "error": ..., "pending": [...]}``.
@@ -78,7 +86,7 @@ def create(db, collection: str, definitions: list[dict], *, timeout: float = 600
             return {"status": "created", "error": None, "pending": []}
         if time.monotonic() >= deadline:
             return {"status": "timeout", "error": f"not queryable after {timeout:.0f}s", "pending": pending}
-        sleep(poll)
+        (sleep or time.sleep)(poll)
 
 
 def atlas_file(database: str, collection: str, d: dict) -> dict:
@@ -112,8 +120,10 @@ def write_manual_report(base_url: str | Path, database: str, pending: dict[str, 
     for coll, defs in sorted(pending.items()):
         for d in defs:
             fname = f"{database}.{coll}.{d['name']}.json"
-            storage.put_text(storage.join(base, fname),
-                             json.dumps(atlas_file(database, coll, d), indent=2, sort_keys=True, default=str))
+            storage.put_text(
+                storage.join(base, fname),
+                json.dumps(atlas_file(database, coll, d), indent=2, sort_keys=True, default=str),
+            )
             cmd = f"atlas clusters search indexes create --clusterName <CLUSTER> --file {fname}"
             lines.append(f"| {coll} | {d['name']} | {d['type']} | {fname} | `{cmd}` |")
     lines += [
@@ -132,8 +142,11 @@ def vector_probe(collection, d: dict, *, max_time_ms: int = 5000) -> str:
         return "not a vector index"
     f = fields[0]
     stage: dict[str, Any] = {
-        "index": d["name"], "path": f["path"], "queryVector": [0.1] * int(f["numDimensions"]),
-        "numCandidates": 1, "limit": 1,
+        "index": d["name"],
+        "path": f["path"],
+        "queryVector": [0.1] * int(f["numDimensions"]),
+        "numCandidates": 1,
+        "limit": 1,
     }
     try:
         list(collection.aggregate([{"$vectorSearch": stage}], maxTimeMS=max_time_ms))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from airflow.sdk import BaseOperator
 
@@ -20,9 +21,17 @@ class MongoDriftCheckOperator(BaseOperator):
     template_fields: Sequence[str] = ("source_databases", "target_suffix", "repair", "include_search_indexes")
     ui_color = "#fff3c4"
 
-    def __init__(self, *, source_databases: list[str] | str, source_conn_id: str = "ferry_mongo_prod",
-                 target_conn_id: str = "ferry_mongo_dev", target_suffix: str = "_dev", repair: Any = False,
-                 include_search_indexes: Any = True, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        source_databases: list[str] | str,
+        source_conn_id: str = "ferry_mongo_prod",
+        target_conn_id: str = "ferry_mongo_dev",
+        target_suffix: str = "_dev",
+        repair: Any = False,
+        include_search_indexes: Any = True,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.source_databases, self.target_suffix = source_databases, target_suffix
         self.source_conn_id, self.target_conn_id = source_conn_id, target_conn_id
@@ -35,7 +44,14 @@ class MongoDriftCheckOperator(BaseOperator):
 
         with conns.mongo_client(self.source_conn_id) as source, conns.mongo_client(self.target_conn_id) as target:
             return fails_fast(runs.drift_check)(
-                source, target, as_list(self.source_databases, "source_databases"), suffix=self.target_suffix,
+                source,
+                target,
+                as_list(self.source_databases, "source_databases"),
+                suffix=self.target_suffix,
                 repair=truthy(self.repair, "repair"),
                 include_search=truthy(self.include_search_indexes, "include_search_indexes"),
-                run_id=str(context["run_id"]), dag_id=self.dag_id, who=audit.who(context), logger=self.log)
+                run_id=str(context["run_id"]),
+                dag_id=self.dag_id,
+                who=audit.who(context),
+                logger=self.log,
+            )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from airflow.sdk import BaseOperator
 
@@ -21,7 +22,8 @@ def as_list(value: Any, name: str) -> list[str]:
 
 
 class MongoIndexCloneOperator(BaseOperator):
-    """Clone the structure of ``source_databases`` (``source_conn_id``) to ``<name><target_suffix>`` on ``target_conn_id``.
+    """Clone the structure of ``source_databases`` (``source_conn_id``) to ``<name><target_suffix>`` on
+    ``target_conn_id``.
 
     Creates missing collections with their options (views after their sources), then one
     ``createIndexes`` per collection; search indexes where the target supports them, else a
@@ -32,7 +34,7 @@ class MongoIndexCloneOperator(BaseOperator):
     template_fields: Sequence[str] = (
         "source_databases",
         "target_suffix",
-        "dry_run",
+        "plan_only",
         "drop_extra_indexes",
         "include_search_indexes",
         "allow_nonempty_target",
@@ -60,7 +62,8 @@ class MongoIndexCloneOperator(BaseOperator):
         self.source_conn_id = source_conn_id
         self.target_conn_id = target_conn_id
         self.target_suffix = target_suffix
-        self.dry_run = dry_run
+        # the ``dry_run`` argument; not ``self.dry_run``, which is ``BaseOperator.dry_run()``
+        self.plan_only = dry_run
         self.drop_extra_indexes = drop_extra_indexes
         self.include_search_indexes = include_search_indexes
         self.allow_nonempty_target = allow_nonempty_target
@@ -72,7 +75,7 @@ class MongoIndexCloneOperator(BaseOperator):
 
         return CloneOptions(
             target_suffix=self.target_suffix,
-            dry_run=truthy(self.dry_run, "dry_run"),
+            dry_run=truthy(self.plan_only, "dry_run"),
             drop_extra_indexes=truthy(self.drop_extra_indexes, "drop_extra_indexes"),
             include_search_indexes=truthy(self.include_search_indexes, "include_search_indexes"),
             allow_nonempty_target=truthy(self.allow_nonempty_target, "allow_nonempty_target"),
@@ -87,5 +90,12 @@ class MongoIndexCloneOperator(BaseOperator):
 
         with conns.mongo_client(self.source_conn_id) as source, conns.mongo_client(self.target_conn_id) as target:
             return fails_fast(runs.clone_structure)(
-                source, target, as_list(self.source_databases, "source_databases"), self.options(),
-                run_id=str(context["run_id"]), dag_id=self.dag_id, who=audit.who(context), logger=self.log)
+                source,
+                target,
+                as_list(self.source_databases, "source_databases"),
+                self.options(),
+                run_id=str(context["run_id"]),
+                dag_id=self.dag_id,
+                who=audit.who(context),
+                logger=self.log,
+            )

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ferry.errors import FerryError  # noqa: E402
+from ferry.errors import FerryError
 
 log = logging.getLogger(__name__)
 PREFIX = "sales-"
@@ -26,18 +26,28 @@ class BackupVerificationFailed(FerryError):
 
 
 def _counts(con) -> dict[str, int]:
-    tables = [r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY 1"
-    ).fetchall()]
+    tables = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' ORDER BY 1"
+        ).fetchall()
+    ]
     return {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
 
 
-def backup(db_path: str, root: str | Path, *, s3=None, bucket: str = "", prefix: str = "duckdb-backups",
-           now: datetime | None = None) -> dict[str, Any]:
+def backup(
+    db_path: str,
+    root: str | Path,
+    *,
+    s3=None,
+    bucket: str = "",
+    prefix: str = "duckdb-backups",
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Export ``db_path`` (read-only connection: a consistent snapshot), verify, upload; return the manifest."""
     import duckdb
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     name = PREFIX + now.strftime(STAMP)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -52,7 +62,7 @@ def backup(db_path: str, root: str | Path, *, s3=None, bucket: str = "", prefix:
         restored = _counts(fresh)
     if restored != counts:
         raise BackupVerificationFailed(f"backup {dest}: restored counts {restored} != source {counts}")
-    manifest = {"name": name, "created": now.isoformat(), "source": str(db_path), "tables": counts}
+    manifest: dict[str, Any] = {"name": name, "created": now.isoformat(), "source": str(db_path), "tables": counts}
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2))
     files = sorted(p for p in dest.rglob("*") if p.is_file())
     manifest["local"] = str(dest)
@@ -82,7 +92,7 @@ def _stamp(name: str) -> datetime | None:
     if not name.startswith(PREFIX):
         return None
     try:
-        return datetime.strptime(name[len(PREFIX):], STAMP).replace(tzinfo=timezone.utc)
+        return datetime.strptime(name[len(PREFIX) :], STAMP).replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -96,10 +106,18 @@ def expired(names: list[str], cutoff: datetime) -> list[str]:
     return [n for s, n in dated if s < cutoff and n != newest]
 
 
-def retention(root: str | Path, *, retention_days: int = 30, s3=None, bucket: str = "",
-              prefix: str = "duckdb-backups", now: datetime | None = None, dry_run: bool = False) -> list[dict]:
+def retention(
+    root: str | Path,
+    *,
+    retention_days: int = 30,
+    s3=None,
+    bucket: str = "",
+    prefix: str = "duckdb-backups",
+    now: datetime | None = None,
+    dry_run: bool = False,
+) -> list[dict]:
     """Delete backups older than ``retention_days`` locally and in S3 (never the newest); report rows."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=retention_days)
     rows: list[dict] = []
     root = Path(root)
@@ -112,13 +130,18 @@ def retention(root: str | Path, *, retention_days: int = 30, s3=None, bucket: st
         objs = _list(s3, bucket, prefix + "/")
         by_backup: dict[str, list[str]] = {}
         for o in objs:
-            parts = o["Key"][len(prefix) + 1:].split("/", 1)
+            parts = o["Key"][len(prefix) + 1 :].split("/", 1)
             by_backup.setdefault(parts[0], []).append(o["Key"])
         for name in expired(list(by_backup), cutoff):
             keys = by_backup[name]
             if not dry_run:
                 for i in range(0, len(keys), 1000):
-                    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
-            rows.append({"where": f"s3://{bucket}/{prefix}", "backup": name,
-                         "action": ("would delete" if dry_run else "deleted") + f" ({len(keys)} objects)"})
+                    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]})
+            rows.append(
+                {
+                    "where": f"s3://{bucket}/{prefix}",
+                    "backup": name,
+                    "action": ("would delete" if dry_run else "deleted") + f" ({len(keys)} objects)",
+                }
+            )
     return rows

@@ -35,15 +35,17 @@ def check(con, end_day: date, days: int = 7) -> tuple[list[dict[str, Any]], list
     counts = day_counts(con, end_day, days)
     gaps = [c["day"] for c in counts if not c["rows"]]
     add(f"gaps in last {days} days (to {end_day})", len(gaps), ", ".join(gaps) or "none")
-    types = dict(con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'sales'"
-    ).fetchall())
+    types = dict(
+        con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'sales'"
+        ).fetchall()
+    )
     wrong = [f"{c}: {types.get(c)} (expected {t})" for c, t in EXPECTED_TYPES.items() if types.get(c) != t]
     add("column types", len(wrong), "; ".join(wrong) or "as expected")
     nulls = con.execute(
         "SELECT " + ", ".join(f'count(*) FILTER (WHERE "{c}" IS NULL)' for c in EXPECTED_TYPES) + " FROM sales"
     ).fetchone()
-    null_cols = {c: n for c, n in zip(EXPECTED_TYPES, nulls) if n}
+    null_cols = {c: n for c, n in zip(EXPECTED_TYPES, nulls, strict=True) if n}
     add("required values not null", sum(null_cols.values()), str(null_cols) if null_cols else "0")
     regions = ", ".join("'" + r.replace("'", "''") + "'" for r in REGIONS)
     rules = {

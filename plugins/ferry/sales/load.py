@@ -16,10 +16,11 @@ import csv
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ferry.errors import FerryError
 from ferry.sales import COLUMNS, REGIONS, ensure_schema
@@ -50,7 +51,7 @@ class SalesInputError(FerryError, ValueError):
 
 
 class RejectThresholdExceeded(FerryError):
-    def __init__(self, result: "LoadResult"):
+    def __init__(self, result: LoadResult):
         super().__init__(
             f"{result.reject_records} of {result.candidates} records for {result.day} rejected "
             f"({result.reject_ratio:.2%} > max {result.max_reject_ratio:.2%}); partition left unchanged, "
@@ -106,7 +107,7 @@ class Stage:
         base = con.execute("SELECT count(*) FROM _stage").fetchone()[0]  # next rowid (no deletes on _stage)
         n = con.execute(
             f"""INSERT INTO _stage
-            SELECT ?, NULL, {', '.join('"' + c + '"' for c in COLUMNS)}
+            SELECT ?, NULL, {", ".join('"' + c + '"' for c in COLUMNS)}
             FROM read_csv(?, header=true, delim=',', quote='"', escape='"', columns={columns},
                           store_rejects=true, rejects_table='_csv_rej', rejects_scan='_csv_scan')""",
             [path, path],
@@ -183,8 +184,11 @@ def _rule_rejects(con, day: date) -> None:
     checks = [(f'"{c}" IS NULL', c, "'required value missing'") for c in _DATA_COLS] + [
         ("quantity <= 0", "quantity", "'quantity must be > 0 (got ' || quantity || ')'"),
         ("unit_price < 0", "unit_price", "'unit_price must be >= 0 (got ' || unit_price || ')'"),
-        ("abs(total_amount - quantity * unit_price) > 0.01", "total_amount",
-         "'total_amount ' || total_amount || ' != quantity x unit_price = ' || (quantity * unit_price)"),
+        (
+            "abs(total_amount - quantity * unit_price) > 0.01",
+            "total_amount",
+            "'total_amount ' || total_amount || ' != quantity x unit_price = ' || (quantity * unit_price)",
+        ),
         (f"region NOT IN ({regions})", "region", "'unknown region ''' || region || ''''"),
         (f"sale_date <> {d}", "date", f"'date ' || sale_date || ' outside the run interval [{day}, {nxt})'"),
     ]
@@ -210,7 +214,7 @@ def _rule_rejects(con, day: date) -> None:
         ),
         dups AS (
             SELECT f._rid, 'order_id' AS col, 'duplicate order_id ' || f.order_id || ' (first at '
-                   || f.first_src || ' line ' || {_LINE_EXPR.format(ord='f.first_ord')} || ')' AS reason
+                   || f.first_src || ' line ' || {_LINE_EXPR.format(ord="f.first_ord")} || ')' AS reason
             FROM firsts f JOIN _srcs h ON h._src = f.first_src
             ASOF LEFT JOIN _gaps g ON g._src = f.first_src AND f.first_ord > g.g
         ),
@@ -232,7 +236,7 @@ def _rule_rejects(con, day: date) -> None:
     )
 
 
-GX_EXPECTATIONS = [
+GX_EXPECTATIONS: list[tuple[str, dict[str, Any]]] = [  # (GX class name, kwargs): ferry.validation.Expectation
     *[("ExpectColumnValuesToNotBeNull", {"column": c}) for c in _DATA_COLS],
     ("ExpectColumnValuesToBeBetween", {"column": "quantity", "min_value": 1}),
     ("ExpectColumnValuesToBeBetween", {"column": "unit_price", "min_value": 0}),
@@ -249,7 +253,7 @@ def gx_frame(con, day: date, max_rows: int = 50_000):
     sample = f"USING SAMPLE reservoir({int(max_rows)} ROWS) REPEATABLE (42)" if max_rows else ""
     df = con.execute(
         f"""SELECT * FROM (
-            SELECT {', '.join('s.' + c for c in _DATA_COLS)},
+            SELECT {", ".join("s." + c for c in _DATA_COLS)},
                    abs(s.total_amount - s.quantity * s.unit_price)::DOUBLE AS total_error
             FROM {_ACCEPTED}) {sample}"""
     ).df()
@@ -300,8 +304,15 @@ def replace_partition(
     candidates = staged + (rejected - rule_rejected)
     ratio = rejected / candidates if candidates else 0.0
     result = LoadResult(
-        day=day.isoformat(), source=source, candidates=candidates, rows=accepted, reject_records=rejected,
-        reject_ratio=round(ratio, 6), max_reject_ratio=max_reject_ratio, replaced_rows=0, swapped=False,
+        day=day.isoformat(),
+        source=source,
+        candidates=candidates,
+        rows=accepted,
+        reject_records=rejected,
+        reject_ratio=round(ratio, 6),
+        max_reject_ratio=max_reject_ratio,
+        replaced_rows=0,
+        swapped=False,
     )
     over = ratio > max_reject_ratio
     gate = None
@@ -318,16 +329,16 @@ def replace_partition(
         con.execute(f"DELETE FROM sales_rejects WHERE sale_date = {d}")
         con.execute(
             f"""INSERT INTO sales_rejects
-            SELECT {d}, ?, r._src, coalesce(r._line, {_LINE_EXPR.format(ord='r._ord')}), r."column", r.reason, r.raw,
+            SELECT {d}, ?, r._src, coalesce(r._line, {_LINE_EXPR.format(ord="r._ord")}), r."column", r.reason, r.raw,
                    now()::TIMESTAMP
-            FROM _rejects r {_LINE_JOIN.format(a='r', ord='r._ord')}
+            FROM _rejects r {_LINE_JOIN.format(a="r", ord="r._ord")}
             ORDER BY 3, 4""",
             [run_id],
         )
         if not over:
             result.replaced_rows = con.execute(f"DELETE FROM sales WHERE sale_date = {d}").fetchone()[0]
             con.execute(
-                f"""INSERT INTO sales SELECT {', '.join('s.' + c for c in _DATA_COLS)}, s._src, ?, now()::TIMESTAMP
+                f"""INSERT INTO sales SELECT {", ".join("s." + c for c in _DATA_COLS)}, s._src, ?, now()::TIMESTAMP
                 FROM {_ACCEPTED}""",
                 [run_id],
             )
@@ -354,7 +365,7 @@ def rejects_table(con, day: date, limit: int = 50) -> list[dict[str, Any]]:
         WHERE sale_date = DATE '{day.isoformat()}' ORDER BY source, line LIMIT {int(limit)}"""
     )
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 # ---------------------------------------------------------------------- API client
@@ -410,8 +421,9 @@ def fetch_day(
             if attempt == attempts - 1:
                 raise SalesApiUnavailable(f"GET {url} {params} failed after {attempts} attempts: {problem}")
             delay = backoff * 2**attempt
-            log.warning("GET %s %s: %s; retrying in %.1fs (attempt %d/%d)", url, params, problem, delay,
-                        attempt + 1, attempts)
+            log.warning(
+                "GET %s %s: %s; retrying in %.1fs (attempt %d/%d)", url, params, problem, delay, attempt + 1, attempts
+            )
             sleep(delay)
         try:
             payload = resp.json()

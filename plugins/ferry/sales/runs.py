@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import glob
 import logging
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from ferry import audit, conns, report
 from ferry.errors import FerryError, fails_fast
@@ -21,8 +20,9 @@ log = logging.getLogger("ferry.sales")
 FAMILY = "sales"
 
 
-def days_for_run(*, target_date: str | None, days: int, data_interval_start: datetime | None,
-                 run_after: datetime | None) -> list[str]:
+def days_for_run(
+    *, target_date: str | None, days: int, data_interval_start: datetime | None, run_after: datetime | None
+) -> list[str]:
     """The days a run owns: ``target_date`` param, else its data interval's day, else the day before run_after."""
     if target_date:
         try:
@@ -30,9 +30,9 @@ def days_for_run(*, target_date: str | None, days: int, data_interval_start: dat
         except ValueError as exc:
             raise FerryError(f"target_date {target_date!r} is not YYYY-MM-DD") from exc
     elif data_interval_start is not None:
-        end = data_interval_start.astimezone(timezone.utc).date()
+        end = data_interval_start.astimezone(UTC).date()
     else:
-        end = ((run_after or datetime.now(timezone.utc)).astimezone(timezone.utc) - timedelta(days=1)).date()
+        end = ((run_after or datetime.now(UTC)).astimezone(UTC) - timedelta(days=1)).date()
     n = max(int(days or 1), 1)
     return [(end - timedelta(days=i)).isoformat() for i in range(n - 1, -1, -1)]
 
@@ -44,8 +44,12 @@ def duckdb_file() -> str:
 @fails_fast
 def plan(**ctx) -> list[str]:
     """The days this run loads (its data interval's day, or the manual ``target_date`` and ``days``)."""
-    days = days_for_run(target_date=ctx["params"].get("target_date"), days=ctx["params"]["days"],
-                        data_interval_start=ctx.get("data_interval_start"), run_after=ctx["dag_run"].run_after)
+    days = days_for_run(
+        target_date=ctx["params"].get("target_date"),
+        days=ctx["params"]["days"],
+        data_interval_start=ctx.get("data_interval_start"),
+        run_after=ctx["dag_run"].run_after,
+    )
     log.info("data interval: %s -> %s; days: %s", ctx.get("data_interval_start"), ctx.get("data_interval_end"), days)
     return days
 
@@ -58,10 +62,15 @@ def _fetch_api_pages(day: date, params: dict, api_conn_id: str) -> list[tuple[st
     progress = report.Progress(log, f"sales API {day}")
     pages = []
     with session:
-        for src, records in load.fetch_day(session, base_url, conn.password, day,
-                                           page_size=int(params.get("page_size") or 500),
-                                           attempts=int(params.get("api_attempts") or 5),
-                                           backoff=float(params.get("api_backoff_seconds") or 0)):
+        for src, records in load.fetch_day(
+            session,
+            base_url,
+            conn.password,
+            day,
+            page_size=int(params.get("page_size") or 500),
+            attempts=int(params.get("api_attempts") or 5),
+            backoff=float(params.get("api_backoff_seconds") or 0),
+        ):
             pages.append((src, records))
             progress.add(len(records))
     progress.log(final=True)
@@ -72,15 +81,30 @@ def _fetch_api_pages(day: date, params: dict, api_conn_id: str) -> list[tuple[st
 def load_day(day: str, **ctx) -> dict:
     """Replace one day's partition (and its rejects) in one DuckDB transaction; audited. The asset event it
     emits carries the day, so the health check it triggers looks at that day."""
-    out = load_one_day(day, params=ctx["params"], run_id=ctx["run_id"], duckdb_file=duckdb_file(),
-                       api_conn_id=conns.SALES_API, who=audit.who(ctx), dag_id=ctx["dag_run"].dag_id)
+    out = load_one_day(
+        day,
+        params=ctx["params"],
+        run_id=ctx["run_id"],
+        duckdb_file=duckdb_file(),
+        api_conn_id=conns.SALES_API,
+        who=audit.who(ctx),
+        dag_id=ctx["dag_run"].dag_id,
+    )
     for outlet in getattr(ctx.get("task"), "outlets", None) or []:
         ctx["outlet_events"][outlet].extra = {"day": day, "rows": out["rows"]}
     return out
 
 
-def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api_conn_id: str,
-                 who: str = "unknown", dag_id: str = "nightly_sales_sync") -> dict:
+def load_one_day(
+    day_s: str,
+    *,
+    params: dict,
+    run_id: str,
+    duckdb_file: str,
+    api_conn_id: str,
+    who: str = "unknown",
+    dag_id: str = "nightly_sales_sync",
+) -> dict:
     from ferry import alerts
     from ferry.sales import connect, ensure_schema, load
     from ferry.validation import ValidationFailed
@@ -113,7 +137,11 @@ def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api
             for src, records in pages:
                 stage.add_records(src, records)
             result = load.replace_partition(
-                con, stage, day, run_id=run_id, source=source,
+                con,
+                stage,
+                day,
+                run_id=run_id,
+                source=source,
                 max_reject_ratio=float(params.get("max_reject_ratio", 0.01)),
             )
         except load.RejectThresholdExceeded as exc:
@@ -135,8 +163,20 @@ def load_one_day(day_s: str, *, params: dict, run_id: str, duckdb_file: str, api
 
 
 def _audit(con, day: str, run_id: str, dag_id: str, who: str, params: dict, counts: dict, outcome: str) -> None:
-    audit.to_duckdb(con, audit.record(id=f"{run_id}:{day}", family=FAMILY, dag_id=dag_id, run_id=run_id, who=who,
-                                      outcome=outcome, params=params, counts=counts, day=day))
+    audit.to_duckdb(
+        con,
+        audit.record(
+            id=f"{run_id}:{day}",
+            family=FAMILY,
+            dag_id=dag_id,
+            run_id=run_id,
+            who=who,
+            outcome=outcome,
+            params=params,
+            counts=counts,
+            day=day,
+        ),
+    )
 
 
 def _log_rejects(con, day: date, run_id: str) -> None:
@@ -164,11 +204,25 @@ def import_users(**ctx) -> dict:
         raise FerryError("import_users needs the csv_path param (a users CSV: username,email,role,initial_password)")
     con = connect(duckdb_file())
     try:
-        rep = run_import(con, params["csv_path"], update_existing=bool(params.get("update_existing")),
-                         rounds=int(params.get("bcrypt_rounds") or 12))
-        audit.to_duckdb(con, audit.record(id=ctx["run_id"], family=FAMILY, dag_id=ctx["dag_run"].dag_id,
-                                          run_id=ctx["run_id"], who=audit.who(ctx), outcome="success",
-                                          params={k: v for k, v in params.items()}, counts=rep.summary()))
+        rep = run_import(
+            con,
+            params["csv_path"],
+            update_existing=bool(params.get("update_existing")),
+            rounds=int(params.get("bcrypt_rounds") or 12),
+        )
+        audit.to_duckdb(
+            con,
+            audit.record(
+                id=ctx["run_id"],
+                family=FAMILY,
+                dag_id=ctx["dag_run"].dag_id,
+                run_id=ctx["run_id"],
+                who=audit.who(ctx),
+                outcome="success",
+                params={k: v for k, v in params.items()},
+                counts=rep.summary(),
+            ),
+        )
     finally:
         con.close()
     report.log_table(log, "Users import", [rep.summary()])
@@ -185,14 +239,18 @@ def health(**ctx) -> list[dict]:
     from ferry.sales import health as checks_mod
 
     params, path = ctx["params"], duckdb_file()
-    loaded = sorted(e.extra["day"] for events in (ctx.get("triggering_asset_events") or {}).values()
-                    for e in events if (e.extra or {}).get("day"))
+    loaded = sorted(
+        e.extra["day"]
+        for events in (ctx.get("triggering_asset_events") or {}).values()
+        for e in events
+        if (e.extra or {}).get("day")
+    )
     if params.get("end_date"):
         end = date.fromisoformat(params["end_date"])
     elif loaded:  # run after loads: check up to the newest day they loaded
         end = date.fromisoformat(loaded[-1])
     else:
-        end = ((ctx["dag_run"].run_after or datetime.now(timezone.utc)) - timedelta(days=1, hours=3)).date()
+        end = ((ctx["dag_run"].run_after or datetime.now(UTC)) - timedelta(days=1, hours=3)).date()
     if not Path(path).exists():
         raise FerryError(f"DuckDB file {path} does not exist (connection ferry_duckdb): nothing loaded yet?")
     con = connect(path, read_only=True)
@@ -233,10 +291,18 @@ def backup(**ctx) -> dict:
     if not Path(path).exists():
         raise FerryError(f"DuckDB file {path} does not exist (connection ferry_duckdb): nothing to back up")
     connect(path, read_only=True).close()  # wait for a running writer to finish
-    manifest = bk.backup(path, _backup_root(params, path), s3=_s3(params),
-                             bucket=params.get("bucket") or "", prefix=params.get("prefix") or "duckdb-backups")
-    report.log_table(log, f"Backup {manifest['name']} verified (restored counts match)",
-                     [{"table": t, "rows": n} for t, n in manifest["tables"].items()])
+    manifest = bk.backup(
+        path,
+        _backup_root(params, path),
+        s3=_s3(params),
+        bucket=params.get("bucket") or "",
+        prefix=params.get("prefix") or "duckdb-backups",
+    )
+    report.log_table(
+        log,
+        f"Backup {manifest['name']} verified (restored counts match)",
+        [{"table": t, "rows": n} for t, n in manifest["tables"].items()],
+    )
     return manifest
 
 
@@ -246,8 +312,13 @@ def retention(**ctx) -> list[dict]:
     from ferry.sales import backup as bk
 
     params = ctx["params"]
-    rows = bk.retention(_backup_root(params, duckdb_file()), retention_days=int(params["retention_days"]),
-                            s3=_s3(params), bucket=params.get("bucket") or "",
-                            prefix=params.get("prefix") or "duckdb-backups", dry_run=bool(params.get("dry_run")))
+    rows = bk.retention(
+        _backup_root(params, duckdb_file()),
+        retention_days=int(params["retention_days"]),
+        s3=_s3(params),
+        bucket=params.get("bucket") or "",
+        prefix=params.get("prefix") or "duckdb-backups",
+        dry_run=bool(params.get("dry_run")),
+    )
     report.log_table(log, f"Backups older than {params['retention_days']} days", rows)
     return rows

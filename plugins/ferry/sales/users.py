@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ferry.errors import FerryError
+
 ROLES = ("user", "manager", "admin")
 HEADER = ["username", "email", "role", "initial_password"]
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
-from ferry.errors import FerryError  # noqa: E402
-
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
 
 USERS_DDL = """
@@ -76,9 +76,7 @@ def import_users(con, csv_path: str | Path, *, update_existing: bool = False, ro
     if not path.is_file():
         raise UsersInputError(f"{path}: no such file")
     con.execute(USERS_DDL)
-    existing = {
-        u: e for u, e in con.execute("SELECT username, email FROM users").fetchall()
-    }
+    existing = {u: e for u, e in con.execute("SELECT username, email FROM users").fetchall()}
     email_owner = {e.lower(): u for u, e in existing.items()}
     report = ImportReport()
     seen_user: dict[str, int] = {}
@@ -93,8 +91,14 @@ def import_users(con, csv_path: str | Path, *, update_existing: bool = False, ro
         for raw in reader:
             line = reader.line_num
             if None in raw or any(raw.get(k) is None for k in HEADER):
-                report.rejected.append({"line": line, "username": (raw.get("username") or "").strip(),
-                                        "field": "*", "reason": "wrong number of columns"})
+                report.rejected.append(
+                    {
+                        "line": line,
+                        "username": (raw.get("username") or "").strip(),
+                        "field": "*",
+                        "reason": "wrong number of columns",
+                    }
+                )
                 continue
             row = {k: (raw[k] or "").strip() for k in HEADER}
             row["initial_password"] = raw["initial_password"] or ""  # keep as typed
@@ -107,28 +111,50 @@ def import_users(con, csv_path: str | Path, *, update_existing: bool = False, ro
                 continue
             if user in seen_user or email in seen_email:
                 first = seen_user.get(user) or seen_email.get(email)
-                report.duplicates.append({"line": line, "username": user, "email": email,
-                                          "reason": f"duplicate of line {first} in the file"})
+                report.duplicates.append(
+                    {"line": line, "username": user, "email": email, "reason": f"duplicate of line {first} in the file"}
+                )
                 continue
             seen_user[user], seen_email[email] = line, line
             owner = email_owner.get(email)
             if owner is not None and owner != user:
-                report.duplicates.append({"line": line, "username": user, "email": email,
-                                          "reason": f"email already used by existing user {owner!r}"})
+                report.duplicates.append(
+                    {
+                        "line": line,
+                        "username": user,
+                        "email": email,
+                        "reason": f"email already used by existing user {owner!r}",
+                    }
+                )
                 continue
             if user in existing and not update_existing:
-                report.duplicates.append({"line": line, "username": user, "email": email,
-                                          "reason": "user exists (not updated: update_existing=false)"})
+                report.duplicates.append(
+                    {
+                        "line": line,
+                        "username": user,
+                        "email": email,
+                        "reason": "user exists (not updated: update_existing=false)",
+                    }
+                )
                 continue
             pw_hash = bcrypt.hashpw(row["initial_password"].encode(), bcrypt.gensalt(rounds)).decode()
             del row["initial_password"], raw["initial_password"]
             if user in existing:
-                writes.append(("UPDATE users SET email = ?, role = ?, password_hash = ?, updated_at = now()::TIMESTAMP"
-                               " WHERE username = ?", [email, row["role"], pw_hash, user]))
+                writes.append(
+                    (
+                        "UPDATE users SET email = ?, role = ?, password_hash = ?, updated_at = now()::TIMESTAMP"
+                        " WHERE username = ?",
+                        [email, row["role"], pw_hash, user],
+                    )
+                )
                 report.updated.append(user)
             else:
-                writes.append(("INSERT INTO users VALUES (?, ?, ?, ?, now()::TIMESTAMP, now()::TIMESTAMP)",
-                               [user, email, row["role"], pw_hash]))
+                writes.append(
+                    (
+                        "INSERT INTO users VALUES (?, ?, ?, ?, now()::TIMESTAMP, now()::TIMESTAMP)",
+                        [user, email, row["role"], pw_hash],
+                    )
+                )
                 report.inserted.append(user)
     con.execute("BEGIN TRANSACTION")
     try:
