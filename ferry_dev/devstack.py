@@ -133,9 +133,16 @@ class _Proc:
             self.popen.wait(5)
 
 
-def _spawn(name: str, argv: list[str], logdir: Path, user: str | None = None) -> _Proc:
+def _spawn(
+    name: str,
+    argv: list[str],
+    logdir: Path,
+    user: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> _Proc:
     logfile = logdir / f"{name}.log"
-    fh = open(logfile, "wb")
+    fh = open(logfile, "ab")
     try:
         popen = subprocess.Popen(
             argv,
@@ -144,6 +151,8 @@ def _spawn(name: str, argv: list[str], logdir: Path, user: str | None = None) ->
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us, we stop it in order
             preexec_fn=_die_with_parent,
+            env=env,
+            cwd=cwd,
             **_as_user(user),
         )
     except FileNotFoundError:

@@ -1,0 +1,101 @@
+"""One real Airflow deployment per test session (ferry_dev.deployment): PostgreSQL metadata DB,
+api-server, scheduler, dag-processor, triggerer, CeleryExecutor on Redis with two workers whose local
+folders differ. The tests drive it as users do: REST API, `airflow` CLI, and a real browser."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ferry_dev.deployment import Deployment
+from tests.sales.conftest import API_KEY, SalesApi, Webhook
+
+pytestmark = [pytest.mark.deployment]
+DAG_IDS = (
+    "ferry_smoke",
+    "production_etl",
+    "production_etl_rollback",
+    "prod_promotion",
+    "prod_promotion_rollback",
+    "dataset_promotion",
+    "dev_db_structure_clone",
+    "dev_db_drift_check",
+    "nightly_sales_sync",
+    "import_users",
+    "sales_health_check",
+    "sales_backup",
+    "sales_backup_retention",
+)
+PG_DB = "ferry_deploy_prod"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/deployment/" in str(item.fspath):
+            item.add_marker(pytest.mark.deployment)
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def sales_api_server():
+    api = SalesApi()
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    api.seed(yesterday, 1, 20)  # what a manual nightly_sales_sync with defaults loads
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def webhook_server():
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture(scope="session")
+def deployment(stack, tmp_path_factory, sales_api_server, webhook_server):
+    from ferry.etl import demodata
+
+    stack.pg.create_database(PG_DB, drop=True)
+    with stack.pg.connect(PG_DB) as conn:
+        demodata.create_schema(conn)
+        demodata.seed(conn, accounts=30, campaigns_per=2, items_per=2, tags_per=1)
+    extra = {
+        "AIRFLOW_CONN_FERRY_SALES_API": json.dumps(
+            {"conn_type": "http", "host": sales_api_server.url, "password": API_KEY}
+        ),
+        "AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK": json.dumps(
+            {"conn_type": "slackwebhook", "password": webhook_server.url + "/hook"}
+        ),
+    }
+    started = time.monotonic()
+    dep = Deployment.start(stack, tmp_path_factory.mktemp("deployment"), pg_db=PG_DB, extra_env=extra)
+    try:
+        api = dep.client()
+        for dag_id in DAG_IDS:
+            api.wait_dag(dag_id, timeout=240)
+        print(f"\ndeployment up and every DAG parsed in {time.monotonic() - started:.0f}s ({dep.url})")
+        yield dep
+    finally:
+        dep.close()
+        stack.pg.drop_database(PG_DB)
+
+
+@pytest.fixture(scope="session")
+def api(deployment):
+    return deployment.client("admin")
+
+
+@pytest.fixture(scope="session")
+def approver(deployment):
+    return deployment.client("approver")
+
+
+def run_dag(api, dag_id: str, conf: dict | None = None, timeout: float = 420) -> tuple[str, str]:
+    """Unpause, trigger as the form does, wait: (run_id, final state)."""
+    api.unpause(dag_id)
+    run_id = api.trigger(dag_id, conf)
+    return run_id, api.wait_run(dag_id, run_id, timeout)
