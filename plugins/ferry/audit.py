@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import Any
 
 OUTCOMES = ("running", "success", "failed", "rejected", "dry_run", "rolled_back", "aborted")
@@ -83,6 +84,32 @@ def record(
         "outcome": outcome,
         **details,
     }
+
+
+@dataclass(frozen=True)
+class Run:
+    """The DAG run a record speaks for: its DAG, its run id and who it acts for (the same in every record)."""
+
+    dag_id: str
+    run_id: str
+    who: str = "unknown"
+
+    @classmethod
+    def of(cls, context: Any) -> Run:
+        """The run of a task's ``context``."""
+        return cls(dag_id=context["dag_run"].dag_id, run_id=context["run_id"], who=who(context))
+
+    def record(self, *, family: str, outcome: str, id: str | None = None, **fields: Any) -> dict:
+        """``record`` of this run; ``_id`` is the run id unless ``id`` names one record of several."""
+        return record(
+            id=self.run_id if id is None else id,
+            family=family,
+            dag_id=self.dag_id,
+            run_id=self.run_id,
+            who=self.who,
+            outcome=outcome,
+            **fields,
+        )
 
 
 def to_mongo(coll, rec: dict) -> dict:

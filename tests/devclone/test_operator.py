@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.operators.mongo_index_clone import MongoIndexCloneOperator, as_list
+from ferry.operators.mongo_index_clone import MongoIndexCloneOperator
+from ferry.operators.mongo_structure import as_list
 from ferry.params import truthy as as_bool
 
 

@@ -37,19 +37,9 @@ def promote(**ctx) -> list[dict]:
             s3=conns.s3_client() if p["copy_data"] else None,
             target_bucket=p.get("target_bucket") if p["copy_data"] else None,
         )
-        audit.to_mongo(
-            prod[target_db][RUNS],
-            audit.record(
-                id=ctx["run_id"],
-                family="catalog",
-                dag_id=ctx["dag_run"].dag_id,
-                run_id=ctx["run_id"],
-                who=audit.who(ctx),
-                outcome="success",
-                params=dict(p),
-                counts={"datasets": len(rows)},
-                datasets=rows,
-            ),
+        rec = audit.Run.of(ctx).record(
+            family="catalog", outcome="success", params=p, counts={"datasets": len(rows)}, datasets=rows
         )
+        audit.to_mongo(prod[target_db][RUNS], rec)
     report.log_table(log, f"Dataset promotion {source_db} → {target_db}", rows)
     return rows

@@ -19,21 +19,8 @@ FAMILY = "devclone"
 RUNS = "_ferry_clone_runs"
 
 
-def _audit(
-    target_client, tgt: str, *, run_id: str, dag_id: str, who: str, params: dict, counts: dict, outcome: str, **details
-) -> None:
-    rec = audit.record(
-        id=f"{run_id}:{tgt}",
-        family=FAMILY,
-        dag_id=dag_id,
-        run_id=run_id,
-        who=who,
-        outcome=outcome,
-        params=params,
-        counts=counts,
-        target=tgt,
-        **details,
-    )
+def _audit(target_client, tgt: str, run: audit.Run, *, outcome: str, **fields) -> None:
+    rec = run.record(id=f"{run.run_id}:{tgt}", family=FAMILY, outcome=outcome, target=tgt, **fields)
     audit.to_mongo(target_client[meta_db(tgt)][RUNS], rec)
 
 
@@ -43,9 +30,7 @@ def clone_structure(
     names: list[str],
     opts: clone.CloneOptions,
     *,
-    run_id: str,
-    dag_id: str = "dev_db_structure_clone",
-    who: str = "unknown",
+    run: audit.Run,
     logger=log,
 ) -> list[dict]:
     """Clone ``names`` from the ``source`` client to ``<name><suffix>`` on ``target``; summary rows."""
@@ -57,26 +42,24 @@ def clone_structure(
             source[src_name],
             target[tgt_name],
             opts,
-            report_url=report.location(FAMILY, run_id, tgt_name),
+            report_url=report.location(FAMILY, run.run_id, tgt_name),
             logger=logger,
         )
         results.append(res)
         title = f"{'Plan (dry run)' if opts.dry_run else 'Clone'} {src_name} → {tgt_name}"
         rows = [{k: v for k, v in r.items() if k != "database"} for r in clone.report_rows(res)]
         report.log_table(logger, title, rows)
-        report.publish(FAMILY, run_id, f"{tgt_name}.md", f"# {title}\n\n{report.table(rows)}\n")
+        report.publish(FAMILY, run.run_id, f"{tgt_name}.md", f"# {title}\n\n{report.table(rows)}\n")
         if res.search_report:
             logger.info("search indexes need manual steps: %s", res.search_report)
         if not opts.dry_run:  # a dry run writes nothing, not even its audit record
             _audit(
                 target,
                 tgt_name,
-                run_id=run_id,
-                dag_id=dag_id,
-                who=who,
+                run,
+                outcome="failed" if res.failures else "success",
                 params=vars(opts),
                 counts=res.summary(),
-                outcome="failed" if res.failures else "success",
                 failures=res.failures[:200],
             )
         progress.add(1)
@@ -98,9 +81,7 @@ def drift_check(
     suffix: str,
     repair: bool,
     include_search: bool,
-    run_id: str,
-    dag_id: str = "dev_db_drift_check",
-    who: str = "unknown",
+    run: audit.Run,
     logger=log,
 ) -> list[dict]:
     """Compare each source database with its clone (and repair additively); summary rows; fails on drift."""
@@ -113,7 +94,7 @@ def drift_check(
             target[tgt],
             repair=repair,
             include_search=include_search,
-            report_url=report.location(FAMILY, run_id, tgt),
+            report_url=report.location(FAMILY, run.run_id, tgt),
         )
         text = report.log_table(logger, f"Drift {name} → {tgt}", drift.table_rows(res))
         if res.repaired:
@@ -130,7 +111,7 @@ def drift_check(
             text += f"\n\nNote: {note}"
         if res.search_report:
             text += f"\n\nSearch indexes to create by hand: {res.search_report}"
-        report.publish(FAMILY, run_id, f"drift-{tgt}.md", text + "\n")
+        report.publish(FAMILY, run.run_id, f"drift-{tgt}.md", text + "\n")
         row = {
             "source": name,
             "target": tgt,
@@ -143,12 +124,10 @@ def drift_check(
             _audit(
                 target,
                 tgt,
-                run_id=run_id,
-                dag_id=dag_id,
-                who=who,
+                run,
+                outcome="failed" if res.failures else "success",
                 params={"repair": repair},
                 counts=row,
-                outcome="failed" if res.failures else "success",
                 failures=res.failures[:200],
             )
         drifted += [f"{tgt}.{r['collection']} {r['item']}: {r['change']}" for r in res.remaining]

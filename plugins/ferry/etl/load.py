@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from pymongo import DeleteMany, ReplaceOne, UpdateMany
 
@@ -71,6 +72,8 @@ def load(
     caller to check and ``publish`` (what production_etl does). Returns ``{"db", "staging", "strategy",
     "collections": {name: counts}, "quarantined": n}`` (``staging`` is None for incremental loads).
     """
+    from ferry.report import Progress
+
     strategy = strategy_name(strategy)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -80,105 +83,64 @@ def load(
     staging = client[staging_db(db)]
     if full:
         client.drop_database(staging.name)  # leftovers of a crashed or rejected run
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferry-etl-writer")
-    try:
-        result = _load(
-            conn,
-            client,
-            db,
-            eff,
-            strategy,
-            batch_size,
-            meta_db,
-            run_id,
-            fail_after_batches,
-            logger,
-            schema,
-            numeric,
-            full,
-            staging,
-            writer,
-        )
-    finally:
-        writer.shutdown(wait=True)
-    if full and publish_now:
-        publish(client, staging.name, db, list(result["collections"]))
-    return result
-
-
-def _load(
-    conn,
-    client,
-    db,
-    eff,
-    strategy,
-    batch_size,
-    meta_db,
-    run_id,
-    fail_after_batches,
-    logger,
-    schema,
-    numeric,
-    full,
-    staging,
-    writer,
-) -> dict:
-    from ferry.report import Progress
-
-    batches_done = 0
-    result = {
-        "db": db,
-        "staging": staging.name if full else None,
-        "strategy": strategy,
-        "collections": {},
-        "quarantined": 0,
-    }
-    for coll in eff["collections"]:
-        name = coll["name"]
-        total = acquire.count(conn, schema, coll["table"])
-        progress = Progress(logger, f"{coll['table']} -> {db}.{name}", total)
-        counts = {
-            "source_rows": total,
-            "documents": 0,
-            "written": 0,
-            "unchanged": 0,
-            "deleted": 0,
-            "flagged": 0,
+    # the writer thread is shut down (waiting for its last write) when the block ends, also on an error
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferry-etl-writer") as writer:
+        batches_done = 0
+        result: dict[str, Any] = {
+            "db": db,
+            "staging": staging.name if full else None,
+            "strategy": strategy,
+            "collections": {},
             "quarantined": 0,
         }
-        seen: set = set()
-        target = staging[name] if full else client[db][name]
-        pending = None  # one write in flight while the next batch is read and transformed
-        for rows, children in acquire.batches(conn, schema, coll, batch_size):
-            docs, rejected = build_batch(rows, coll, children, numeric)
-            if rejected:
-                _quarantine(meta_db, run_id, rejected, logger)
-                counts["quarantined"] += len(rejected)
+        for coll in eff["collections"]:
+            name = coll["name"]
+            total = acquire.count(conn, schema, coll["table"])
+            progress = Progress(logger, f"{coll['table']} -> {db}.{name}", total)
+            counts = {
+                "source_rows": total,
+                "documents": 0,
+                "written": 0,
+                "unchanged": 0,
+                "deleted": 0,
+                "flagged": 0,
+                "quarantined": 0,
+            }
+            seen: set = set()
+            target = staging[name] if full else client[db][name]
+            pending = None  # one write in flight while the next batch is read and transformed
+            for rows, children in acquire.batches(conn, schema, coll, batch_size):
+                docs, rejected = build_batch(rows, coll, children, numeric)
+                if rejected:
+                    _quarantine(meta_db, run_id, rejected, logger)
+                    counts["quarantined"] += len(rejected)
+                if pending is not None:
+                    _collect(pending.result(), counts, full)
+                if full:
+                    pending = writer.submit(_insert, target, docs)
+                else:
+                    pending = writer.submit(_upsert_changed, target, docs)
+                    seen.update(d["_id"] for d in docs)
+                counts["documents"] += len(docs)
+                progress.add(len(rows))
+                batches_done += 1
+                if fail_after_batches is not None and batches_done >= fail_after_batches:
+                    pending.result()
+                    raise InjectedFailure(f"injected failure after {batches_done} batch(es)")
             if pending is not None:
                 _collect(pending.result(), counts, full)
-            if full:
-                pending = writer.submit(_insert, target, docs)
-            else:
-                pending = writer.submit(_upsert_changed, target, docs)
-                seen.update(d["_id"] for d in docs)
-            counts["documents"] += len(docs)
-            progress.add(len(rows))
-            batches_done += 1
-            if fail_after_batches is not None and batches_done >= fail_after_batches:
-                pending.result()
-                raise InjectedFailure(f"injected failure after {batches_done} batch(es)")
-        if pending is not None:
-            _collect(pending.result(), counts, full)
-        progress.log(final=True)
-        if not full:
-            d, f = _handle_deleted(target, seen, eff["defaults"]["on_source_delete"])
-            counts["deleted"], counts["flagged"] = d, f
-        result["collections"][name] = counts
-        result["quarantined"] += counts["quarantined"]
-    if full:
-        for name in result["collections"]:  # an empty source table gives an empty collection
-            if name not in client[staging.name].list_collection_names():
-                client[staging.name].create_collection(name)
+            progress.log(final=True)
+            if not full:
+                d, f = _handle_deleted(target, seen, eff["defaults"]["on_source_delete"])
+                counts["deleted"], counts["flagged"] = d, f
+            result["collections"][name] = counts
+            result["quarantined"] += counts["quarantined"]
+        if full:
+            for name in result["collections"]:  # an empty source table gives an empty collection
+                if name not in client[staging.name].list_collection_names():
+                    client[staging.name].create_collection(name)
+    if full and publish_now:
+        publish(client, staging.name, db, list(result["collections"]))
     return result
 
 

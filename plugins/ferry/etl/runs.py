@@ -205,14 +205,10 @@ def backup(planned: dict, **ctx) -> dict:
         )
         audit.to_mongo(
             meta[RUNS],
-            audit.record(  # intent: found and closed by the next run if this one dies
-                id=ctx["run_id"],
+            audit.Run.of(ctx).record(  # intent: found and closed by the next run if this one dies
                 family=FAMILY,
-                dag_id=ctx["dag_run"].dag_id,
-                run_id=ctx["run_id"],
-                who=audit.who(ctx),
                 outcome="running",
-                params=dict(p),
+                params=p,
                 status="running",
                 target_db=planned["target_db"],
                 backup_version=rec["_id"],
@@ -341,14 +337,10 @@ def finish(**ctx) -> dict:
     raw = ti.get_task_states(dag_id=dr.dag_id, run_ids=[dr.run_id])
     states = raw.get(dr.run_id, raw)
     failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
-    rec = audit.record(
-        id=ctx["run_id"],
+    rec = audit.Run.of(ctx).record(
         family=FAMILY,
-        dag_id=dr.dag_id,
-        run_id=ctx["run_id"],
-        who=audit.who(ctx),
         outcome="failed" if failed else "success",
-        params=dict(p),
+        params=p,
         started_at=dr.start_date,
         counts=loaded["collections"] if loaded else None,
         status="failed" if failed else "success",
@@ -432,14 +424,10 @@ def _restore(client, meta, rec: dict, p: dict, ctx) -> dict:
     )
     audit.to_mongo(
         meta[RUNS],
-        audit.record(
-            id=run_id,
+        audit.Run.of(ctx).record(
             family=FAMILY,
-            dag_id="production_etl_rollback",
-            run_id=run_id,
-            who=audit.who(ctx),
             outcome="success",
-            params=dict(p),
+            params=p,
             counts=res["collections"],
             status="success",
             restored=res,

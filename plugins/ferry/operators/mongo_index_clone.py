@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import Any
 
-from airflow.sdk import BaseOperator
-
+from ferry.operators.mongo_structure import MongoStructureOperator
 from ferry.params import truthy
 
 
-def as_list(value: Any, name: str) -> list[str]:
-    """A list of names from a list, a JSON list string or a comma-separated string."""
-    if isinstance(value, str):
-        text = value.strip()
-        value = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{name}={value!r} is not a list of database names")
-    return list(value)
-
-
-class MongoIndexCloneOperator(BaseOperator):
+class MongoIndexCloneOperator(MongoStructureOperator):
     """Clone the structure of ``source_databases`` (``source_conn_id``) to ``<name><target_suffix>`` on
     ``target_conn_id``.
 
@@ -45,10 +32,6 @@ class MongoIndexCloneOperator(BaseOperator):
     def __init__(
         self,
         *,
-        source_databases: list[str] | str,
-        source_conn_id: str = "ferry_mongo_prod",
-        target_conn_id: str = "ferry_mongo_dev",
-        target_suffix: str = "_dev",
         dry_run: bool | str = True,
         drop_extra_indexes: bool | str = False,
         include_search_indexes: bool | str = True,
@@ -58,10 +41,6 @@ class MongoIndexCloneOperator(BaseOperator):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.source_databases = source_databases
-        self.source_conn_id = source_conn_id
-        self.target_conn_id = target_conn_id
-        self.target_suffix = target_suffix
         # the ``dry_run`` argument; not ``self.dry_run``, which is ``BaseOperator.dry_run()``
         self.plan_only = dry_run
         self.drop_extra_indexes = drop_extra_indexes
@@ -84,18 +63,6 @@ class MongoIndexCloneOperator(BaseOperator):
         )
 
     def execute(self, context) -> list[dict]:
-        from ferry import audit, conns
         from ferry.devclone import runs
-        from ferry.errors import fails_fast
 
-        with conns.mongo_client(self.source_conn_id) as source, conns.mongo_client(self.target_conn_id) as target:
-            return fails_fast(runs.clone_structure)(
-                source,
-                target,
-                as_list(self.source_databases, "source_databases"),
-                self.options(),
-                run_id=str(context["run_id"]),
-                dag_id=self.dag_id,
-                who=audit.who(context),
-                logger=self.log,
-            )
+        return self.run_with_clients(context, runs.clone_structure, self.options())

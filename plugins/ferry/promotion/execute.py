@@ -307,19 +307,57 @@ def execute(
                 backup_location=f"{prod_db.name}.{cfg.backups_collection} (promotion_id={promotion_id})",
             ),
         )
-        return _execute(
-            cfg,
-            local_db,
-            prod_db,
-            collections,
-            queries,
-            on_conflict,
-            promotion_id=promotion_id,
-            sink=sink,
-            attempt=attempt,
-            lookup=lookup,
-            audit=audit,
+        parents: dict[str, dict[Any, ParentRef]] = {}
+        outcomes, all_actions, summaries = [], [], []
+        failures: list[dict] = []
+        for spec in cfg.ordered(collections):
+            plan = plan_collection(
+                spec, cfg, local_db, prod_db, queries.get(spec.name, {}), on_conflict, parents, lookup=lookup
+            )
+            summaries.append(plan.summary_row())
+            writes = [a for a in plan.actions if a.action in ("insert", "update", "overwrite")]
+            for i, reason in validate_actions(spec, writes).items():
+                writes[i].action, writes[i].reason = "reject", reason
+            outcomes.append(_write_collection(cfg, prod_db, promotion_id, attempt, plan, failures))
+            refs = parent_refs(plan)
+            for a in plan.actions:
+                if a.action == "failed":
+                    refs[hashable(a.local_id)] = ParentRef(
+                        None, f"parent {spec.name} {a.key} failed to write: {a.reason}"
+                    )
+            parents.setdefault(spec.name, {}).update(refs)
+            all_actions.extend(plan.actions)
+        rejects = [a.report() for a in all_actions if a.action == "reject"]
+        report = sink.write("execute.jsonl", (a.report() for a in all_actions))
+        status = "failed" if failures or rejects else "succeeded"
+        result = {
+            "promotion_id": promotion_id,
+            "status": status,
+            "plan": summaries,
+            "outcome": [o.row() for o in outcomes],
+            "failures": failures,
+            "rejects": rejects,
+            "report": report,
+            "backup": f"{prod_db.name}.{cfg.backups_collection}",
+        }
+        audit.update_one(
+            {"_id": promotion_id},
+            {
+                "$set": {
+                    "status": status,
+                    "outcome": "success" if status == "succeeded" else "failed",
+                    "finished_at": datetime.now(UTC),
+                    "counts": result["outcome"],
+                    "plan": summaries,
+                    "report_location": report,
+                    "failures": failures[:500],
+                    "failure_count": len(failures),
+                    "rejects": rejects[:500],
+                    "reject_count": len(rejects),
+                }
+            },
         )
+        return result
 
 
 def lock_name(prod_db) -> str:
@@ -365,68 +403,3 @@ def recover(cfg: PromotionConfig, prod_db, promotion_id: str) -> list[dict]:
             mine.get("attempt"),
         )
     return found
-
-
-def _execute(
-    cfg: PromotionConfig,
-    local_db,
-    prod_db,
-    collections: list[str],
-    queries: dict[str, dict],
-    on_conflict: str,
-    *,
-    promotion_id: str,
-    sink: ReportSink,
-    attempt: int,
-    lookup: str | None,
-    audit,
-) -> dict:
-    parents: dict[str, dict[Any, ParentRef]] = {}
-    outcomes, all_actions, summaries = [], [], []
-    failures: list[dict] = []
-    for spec in cfg.ordered(collections):
-        plan = plan_collection(
-            spec, cfg, local_db, prod_db, queries.get(spec.name, {}), on_conflict, parents, lookup=lookup
-        )
-        summaries.append(plan.summary_row())
-        writes = [a for a in plan.actions if a.action in ("insert", "update", "overwrite")]
-        for i, reason in validate_actions(spec, writes).items():
-            writes[i].action, writes[i].reason = "reject", reason
-        outcomes.append(_write_collection(cfg, prod_db, promotion_id, attempt, plan, failures))
-        refs = parent_refs(plan)
-        for a in plan.actions:
-            if a.action == "failed":
-                refs[hashable(a.local_id)] = ParentRef(None, f"parent {spec.name} {a.key} failed to write: {a.reason}")
-        parents.setdefault(spec.name, {}).update(refs)
-        all_actions.extend(plan.actions)
-    rejects = [a.report() for a in all_actions if a.action == "reject"]
-    report = sink.write("execute.jsonl", (a.report() for a in all_actions))
-    status = "failed" if failures or rejects else "succeeded"
-    result = {
-        "promotion_id": promotion_id,
-        "status": status,
-        "plan": summaries,
-        "outcome": [o.row() for o in outcomes],
-        "failures": failures,
-        "rejects": rejects,
-        "report": report,
-        "backup": f"{prod_db.name}.{cfg.backups_collection}",
-    }
-    audit.update_one(
-        {"_id": promotion_id},
-        {
-            "$set": {
-                "status": status,
-                "outcome": "success" if status == "succeeded" else "failed",
-                "finished_at": datetime.now(UTC),
-                "counts": result["outcome"],
-                "plan": summaries,
-                "report_location": report,
-                "failures": failures[:500],
-                "failure_count": len(failures),
-                "rejects": rejects[:500],
-                "reject_count": len(rejects),
-            }
-        },
-    )
-    return result

@@ -192,14 +192,10 @@ def outcome(**ctx) -> dict:
     approval = _approval(ctx)
     if approval.get("approval") == "Reject":
         _, target_db = _dbs(p)
-        rec = audit.record(
-            id=ctx["run_id"],
+        rec = audit.Run.of(ctx).record(
             family=FAMILY,
-            dag_id=dr.dag_id,
-            run_id=ctx["run_id"],
-            who=audit.who(ctx),
             outcome="rejected",
-            params=dict(p),
+            params=p,
             status="rejected",
             triggered_by=audit.who(ctx),
             rejected_by=approval["approved_by"],

@@ -82,13 +82,7 @@ def load_day(day: str, **ctx) -> dict:
     """Replace one day's partition (and its rejects) in one DuckDB transaction; audited. The asset event it
     emits carries the day, so the health check it triggers looks at that day."""
     out = load_one_day(
-        day,
-        params=ctx["params"],
-        run_id=ctx["run_id"],
-        duckdb_file=duckdb_file(),
-        api_conn_id=conns.SALES_API,
-        who=audit.who(ctx),
-        dag_id=ctx["dag_run"].dag_id,
+        day, params=ctx["params"], run=audit.Run.of(ctx), duckdb_file=duckdb_file(), api_conn_id=conns.SALES_API
     )
     for outlet in getattr(ctx.get("task"), "outlets", None) or []:
         ctx["outlet_events"][outlet].extra = {"day": day, "rows": out["rows"]}
@@ -99,17 +93,15 @@ def load_one_day(
     day_s: str,
     *,
     params: dict,
-    run_id: str,
+    run: audit.Run,
     duckdb_file: str,
     api_conn_id: str,
-    who: str = "unknown",
-    dag_id: str = "nightly_sales_sync",
 ) -> dict:
     from ferry import alerts
     from ferry.sales import connect, ensure_schema, load
     from ferry.validation import ValidationFailed
 
-    day = date.fromisoformat(day_s)
+    day, run_id = date.fromisoformat(day_s), run.run_id
     source = params["source"]
     # The API client already retried 5xx/timeouts with exponential backoff: bad input and exhausted retries
     # fail the day at once (alert); a later backfill reloads it.
@@ -146,12 +138,12 @@ def load_one_day(
             )
         except load.RejectThresholdExceeded as exc:
             _log_rejects(con, day, run_id)
-            _audit(con, day_s, run_id, dag_id, who, params, exc.result.as_dict(), "failed")
+            _audit(con, day_s, run, params, exc.result.as_dict(), "failed")
             raise FerryError(str(exc)) from exc
         except fail_fast as exc:
             raise FerryError(str(exc)) from exc
         out = result.as_dict()
-        _audit(con, day_s, run_id, dag_id, who, params, out, "success")
+        _audit(con, day_s, run, params, out, "success")
         report.log_table(log, f"Sales partition {day_s} replaced", [out])
         if result.reject_records:
             _log_rejects(con, day, run_id)
@@ -162,21 +154,9 @@ def load_one_day(
         con.close()
 
 
-def _audit(con, day: str, run_id: str, dag_id: str, who: str, params: dict, counts: dict, outcome: str) -> None:
-    audit.to_duckdb(
-        con,
-        audit.record(
-            id=f"{run_id}:{day}",
-            family=FAMILY,
-            dag_id=dag_id,
-            run_id=run_id,
-            who=who,
-            outcome=outcome,
-            params=params,
-            counts=counts,
-            day=day,
-        ),
-    )
+def _audit(con, day: str, run: audit.Run, params: dict, counts: dict, outcome: str) -> None:
+    rec = run.record(id=f"{run.run_id}:{day}", family=FAMILY, outcome=outcome, params=params, counts=counts, day=day)
+    audit.to_duckdb(con, rec)
 
 
 def _log_rejects(con, day: date, run_id: str) -> None:
@@ -211,17 +191,7 @@ def import_users(**ctx) -> dict:
             rounds=int(params.get("bcrypt_rounds") or 12),
         )
         audit.to_duckdb(
-            con,
-            audit.record(
-                id=ctx["run_id"],
-                family=FAMILY,
-                dag_id=ctx["dag_run"].dag_id,
-                run_id=ctx["run_id"],
-                who=audit.who(ctx),
-                outcome="success",
-                params={k: v for k, v in params.items()},
-                counts=rep.summary(),
-            ),
+            con, audit.Run.of(ctx).record(family=FAMILY, outcome="success", params=params, counts=rep.summary())
         )
     finally:
         con.close()
