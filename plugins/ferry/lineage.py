@@ -7,7 +7,8 @@ name real systems:
 - ``postgres://host:port/database/schema/table`` (source tables),
 - ``mongodb://host:port/database/collection`` (targets, promotion sources),
 - ``s3://bucket/key`` (dumps, published data, backups),
-- ``file:///path`` (local files; the DuckDB database file).
+- ``file:///path`` (local files; the DuckDB database file),
+- ``duckdb://conn_id/schema/table`` (a table of the DuckDB database an Airflow connection locates).
 
 Outside a task (tests of the library, benchmarks) reporting is a no-op.
 """
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+
+from ferry import conns
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,20 @@ def emit(ctx, alias: str, uris: Iterable[str]) -> None:
         events[AssetAlias(alias)].add(Asset(uri))
 
 
+def mongo_written(
+    ctx, alias: str, source, source_db: str, target, target_db: str, collections: Iterable[str]
+) -> list[str]:
+    """``collections`` of ``source[source_db]`` were written to the same names in ``target[target_db]``:
+    report both sides, emit the targets' asset events through ``alias`` (with a task context ``ctx``).
+    Returns the target URIs."""
+    names = list(collections)
+    targets = [mongo(target, target_db, c) for c in names]
+    report(target, inputs=[mongo(source, source_db, c) for c in names], outputs=targets)
+    if ctx is not None:
+        emit(ctx, alias, targets)
+    return targets
+
+
 def mongo(client, db: str, collection: str) -> str:
     host, port = client.address or ("localhost", 27017)
     return f"mongodb://{host}:{port}/{db}/{collection}"
@@ -58,6 +75,12 @@ def postgres(conn, schema: str, table: str) -> str:
 
 def s3(bucket: str, key: str = "") -> str:
     return f"s3://{bucket}/{key.lstrip('/')}"
+
+
+def duckdb(table: str, schema: str = "main", conn_id: str = conns.DUCKDB) -> str:
+    """A DuckDB table. The authority is the connection that locates the database file, not the file path: a
+    DAG file's assets are fixed when it is parsed, where connections are not read."""
+    return f"duckdb://{conn_id}/{schema}/{table}"
 
 
 def file(path: str) -> str:

@@ -124,3 +124,33 @@ def test_same_schema_identity_with_other_definition_names_both(mongo_local, mong
     ):
         catalog.promote(local_db, prod_db)
     assert prod_db.datasets.count_documents({}) == 0
+
+
+def test_promote_task_emits_asset_events_for_the_catalog_collections_it_wrote(
+    airflow_conns, mongo_local, mongo_prod, mongo_db_name, s3, s3_bucket
+):
+    """Through the task's ``AssetAlias(runs.TARGET_ALIAS)`` outlet: mongodb://host:port/<catalog>/schemas and
+    .../datasets when a promotion wrote them; nothing on a rerun that changed nothing."""
+    from types import SimpleNamespace
+
+    from airflow.sdk import AssetAlias
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from ferry.catalog import runs
+
+    seed_catalog(mongo_local[mongo_db_name], s3, s3_bucket)
+    params = {"source_db": mongo_db_name, "target_db": mongo_db_name, "copy_data": False, "target_bucket": None}
+
+    def events(run_id: str) -> set[str]:
+        ctx = {
+            "params": params,
+            "run_id": run_id,
+            "dag_run": SimpleNamespace(dag_id="dataset_promotion", triggering_user_name="t", run_type="manual"),
+            "outlet_events": OutletEventAccessors(),
+        }
+        runs.promote(**ctx)
+        return {e.dest_asset_key.uri for e in ctx["outlet_events"][AssetAlias(runs.TARGET_ALIAS)].asset_alias_events}
+
+    host, port = mongo_prod.address
+    assert events("r1") == {f"mongodb://{host}:{port}/{mongo_db_name}/{c}" for c in ("schemas", "datasets")}
+    assert events("r2") == set()

@@ -183,3 +183,35 @@ def test_a_missing_source_is_refused_not_reported_as_clean(mongo_prod, mongo_db_
         drift.check(mongo_prod[mongo_db_name], mongo_prod[mongo_db_name + "_dev"])
     with pytest.raises(clone.GuardError, match="has no collections"):
         clone.clone_database(mongo_prod[mongo_db_name], mongo_prod[mongo_db_name + "_dev"], clone.CloneOptions())
+
+
+def test_clone_and_repair_emit_asset_events_for_the_clone_collections_they_changed(
+    source_db, mongo_prod, monkeypatch, tmp_path
+):
+    """Through the task's ``AssetAlias(runs.TARGET_ALIAS)`` outlet: mongodb://host:port/<clone>/<collection> for
+    what a clone created and what a repair changed; a dry run and a clean check emit nothing."""
+    from airflow.sdk import AssetAlias
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from ferry import audit
+    from ferry.devclone import runs
+
+    monkeypatch.setenv("FERRY_STORAGE_URL", str(tmp_path))
+    run = audit.Run(dag_id="t", run_id="r1")
+    dev = source_db.name + "_dev"
+    host, port = mongo_prod.address
+
+    def events(fn, *args, **kwargs) -> set[str]:
+        ctx = {"outlet_events": OutletEventAccessors()}
+        fn(mongo_prod, mongo_prod, [source_db.name], *args, run=run, context=ctx, **kwargs)
+        return {e.dest_asset_key.uri for e in ctx["outlet_events"][AssetAlias(runs.TARGET_ALIAS)].asset_alias_events}
+
+    assert events(runs.clone_structure, clone.CloneOptions(dry_run=True)) == set()
+    cloned = {c["name"] for c in source_db.list_collections()}
+    assert events(runs.clone_structure, clone.CloneOptions(dry_run=False)) == {
+        f"mongodb://{host}:{port}/{dev}/{c}" for c in cloned
+    }
+    drift_kw = {"suffix": "_dev", "repair": True, "include_search": False}
+    assert events(runs.drift_check, **drift_kw) == set()
+    mongo_prod[dev].orders.drop_index("customer_created")
+    assert events(runs.drift_check, **drift_kw) == {f"mongodb://{host}:{port}/{dev}/orders"}

@@ -220,3 +220,12 @@ def test_a_failing_gx_gate_rolls_the_swap_back(con, tmp_path, monkeypatch):
         _load_csv(con, MALFORMED, run_id="r2", gx=True)
     assert con.execute("SELECT count(*), max(run_id) FROM sales").fetchone() == before
     assert con.execute("SELECT DISTINCT run_id FROM sales_rejects").fetchall() == [("r1",)]
+
+
+def test_the_sales_asset_is_the_duckdb_sales_table():
+    from airflow.sdk import Asset
+
+    from ferry import sales
+
+    assert sales.ASSET_URI == "duckdb://ferry_duckdb/main/sales"  # the connection that locates the file, the table
+    assert Asset(name="ferry_duckdb.sales", uri=sales.ASSET_URI).uri == sales.ASSET_URI  # Airflow keeps it as is

@@ -215,3 +215,13 @@ def promote(
             }
         )
     return rows
+
+
+def written_collections(rows: list[dict]) -> list[str]:
+    """The production catalog collections that ``promote``'s ``rows`` wrote to (``schemas``, ``datasets``)."""
+    out = []
+    if any(r["schema"].endswith("(published)") for r in rows):
+        out.append("schemas")
+    if any(r["entry"] == "inserted" for r in rows):
+        out.append("datasets")
+    return out

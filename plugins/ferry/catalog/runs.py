@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ferry import audit, conns, report
+from ferry import audit, conns, lineage, report
 from ferry.errors import FerryError, fails_fast
 from ferry.mongo import db_name
 
@@ -12,6 +12,8 @@ log = logging.getLogger("ferry.catalog")
 
 #: Audit records of dataset promotions, in the target catalog database.
 RUNS = "_ferry_catalog_runs"
+#: Asset alias of dataset_promotion's outlet: the production catalog collections a promotion wrote.
+TARGET_ALIAS = "ferry_catalog_target"
 
 
 def _dbs(params: dict) -> tuple[str, str]:
@@ -41,5 +43,7 @@ def promote(**ctx) -> list[dict]:
             family="catalog", outcome="success", params=p, counts={"datasets": len(rows)}, datasets=rows
         )
         audit.to_mongo(prod[target_db][RUNS], rec)
+        written = catalog.written_collections(rows)
+        lineage.mongo_written(ctx, TARGET_ALIAS, local, source_db, prod, target_db, written)
     report.log_table(log, f"Dataset promotion {source_db} → {target_db}", rows)
     return rows

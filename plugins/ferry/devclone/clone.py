@@ -429,6 +429,15 @@ def clone_database(
     return result
 
 
+#: Row statuses that mean the target was written (``created`` may carry a vector search probe's outcome).
+WRITTEN = ("created", "modified", "dropped")
+
+
+def changed_collections(rows: list[dict]) -> list[str]:
+    """The collections (and views) that plan ``rows`` wrote to: created, modified, an index created or dropped."""
+    return sorted({r["collection"] for r in rows if str(r.get("status", "")).startswith(WRITTEN)})
+
+
 def report_rows(result: CloneResult) -> list[dict]:
     """Plan/outcome rows for a markdown table (BSON values rendered as JSON)."""
     out = []

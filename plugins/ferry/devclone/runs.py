@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from ferry import audit, report
+from ferry import audit, lineage, report
 from ferry.devclone import clone, drift
 from ferry.errors import FerryError
 from ferry.mongo import meta_db
@@ -17,6 +17,8 @@ log = logging.getLogger("ferry.devclone")
 
 FAMILY = "devclone"
 RUNS = "_ferry_clone_runs"
+#: Asset alias of both DAGs' outlets: the clone collections a structure clone or a drift repair changed.
+TARGET_ALIAS = "ferry_devclone_target"
 
 
 def _audit(target_client, tgt: str, run: audit.Run, *, outcome: str, **fields) -> None:
@@ -32,8 +34,10 @@ def clone_structure(
     *,
     run: audit.Run,
     logger=log,
+    context=None,
 ) -> list[dict]:
-    """Clone ``names`` from the ``source`` client to ``<name><suffix>`` on ``target``; summary rows."""
+    """Clone ``names`` from the ``source`` client to ``<name><suffix>`` on ``target``; summary rows. With the
+    task's ``context``, asset events name the clone collections it changed."""
     pairs = clone.preflight(source, target, names, opts)
     progress = report.Progress(logger, "databases cloned", total=len(pairs))
     results = []
@@ -62,6 +66,8 @@ def clone_structure(
                 counts=res.summary(),
                 failures=res.failures[:200],
             )
+            changed = clone.changed_collections(res.rows)
+            lineage.mongo_written(context, TARGET_ALIAS, source, src_name, target, tgt_name, changed)
         progress.add(1)
     progress.log(final=True)
     summary = [r.summary() for r in results]
@@ -83,8 +89,10 @@ def drift_check(
     include_search: bool,
     run: audit.Run,
     logger=log,
+    context=None,
 ) -> list[dict]:
-    """Compare each source database with its clone (and repair additively); summary rows; fails on drift."""
+    """Compare each source database with its clone (and repair additively); summary rows; fails on drift.
+    With the task's ``context``, asset events name the clone collections a repair changed."""
     summary, drifted, failures = [], [], []
     for name in names:
         tgt = clone.target_name(name, suffix)
@@ -130,6 +138,8 @@ def drift_check(
                 counts=row,
                 failures=res.failures[:200],
             )
+            changed = clone.changed_collections(res.repaired)
+            lineage.mongo_written(context, TARGET_ALIAS, source, name, target, tgt, changed)
         drifted += [f"{tgt}.{r['collection']} {r['item']}: {r['change']}" for r in res.remaining]
         failures += res.failures
     report.log_table(logger, "Drift summary", summary)

@@ -40,7 +40,7 @@ class MongoStructureOperator(BaseOperator):
         self.target_suffix = target_suffix
 
     def run_with_clients(self, context, entry: Callable[..., list[dict]], *args: Any, **kwargs: Any) -> list[dict]:
-        """``entry(source client, target client, databases, *args, run=, logger=, **kwargs)`` (a
+        """``entry(source client, target client, databases, *args, run=, logger=, context=, **kwargs)`` (a
         ``ferry.devclone.runs`` function) with both connections open; a ``FerryError`` fails the task at once."""
         from ferry import audit, conns
         from ferry.errors import fails_fast
@@ -48,4 +48,6 @@ class MongoStructureOperator(BaseOperator):
         run = audit.Run(dag_id=self.dag_id, run_id=str(context["run_id"]), who=audit.who(context))
         with conns.mongo_client(self.source_conn_id) as source, conns.mongo_client(self.target_conn_id) as target:
             databases = as_list(self.source_databases, "source_databases")
-            return fails_fast(entry)(source, target, databases, *args, run=run, logger=self.log, **kwargs)
+            return fails_fast(entry)(
+                source, target, databases, *args, run=run, logger=self.log, context=context, **kwargs
+            )

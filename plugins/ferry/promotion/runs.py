@@ -164,9 +164,7 @@ def execute(**ctx) -> dict:
             attempt=ctx["ti"].try_number,
             approval=_approval(ctx),
         )
-        targets = [lineage.mongo(prod, target_db, c) for c in collections]
-        lineage.report(prod, inputs=[lineage.mongo(local, source_db, c) for c in collections], outputs=targets)
-        lineage.emit(ctx, TARGET_ALIAS, targets)
+        lineage.mongo_written(ctx, TARGET_ALIAS, local, source_db, prod, target_db, collections)
     report.log_table(log, f"Promotion {promotion_id} → {target_db}: outcome", res["outcome"])
     log.info("Report: %s; backups: %s (promotion_id=%s)", res["report"], res["backup"], promotion_id)
     if res["failures"] or res["rejects"]:

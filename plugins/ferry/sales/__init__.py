@@ -6,6 +6,11 @@ with a DuckDB connection, an S3 client or an HTTP session they opened from Airfl
 
 from __future__ import annotations
 
+from ferry import lineage
+
+#: The asset ``nightly_sales_sync`` updates and the health check and backup are scheduled on.
+ASSET_URI = lineage.duckdb("sales")
+
 #: Regions the business knows; anything else is quarantined.
 REGIONS = ("North America", "South America", "Europe", "Asia", "Africa", "Oceania")
 
