@@ -9,7 +9,7 @@ ifdef PYTHON
 export PYTHON
 endif
 
-.PHONY: setup demo lint test test-fast test-scheduler bench up down constraints clean
+.PHONY: setup browser demo airflow lint test test-fast test-deployment bench up down constraints clean
 
 setup:  ## create .venv and install pinned requirements (idempotent)
 	@bash scripts/setup.sh
@@ -24,14 +24,20 @@ lint: setup  ## ruff check, ruff format --check and mypy (configured in pyprojec
 	@$(PY) -m ruff format --check $(LINT_PATHS)
 	@$(PY) -m mypy
 
-test: setup lint  ## lint, then the whole test suite against real local services (what CI runs)
+browser:  ## Debian's chromium for the browser tests (installed with apt-get when missing)
+	@bash scripts/browser.sh
+
+airflow: setup  ## a real Airflow (PostgreSQL metadata DB, CeleryExecutor, 2 workers) on local services; prints the UI URL and logins
+	@$(PY) -m ferry_dev.deployment
+
+test: setup lint browser  ## lint, then the whole suite against real local services, a real Airflow deployment and a browser (what CI runs)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup  ## unit tests only (no services)
-	@$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "not integration and not e2e and not deployment" $(PYTEST_ARGS)
 
-test-scheduler: setup  ## backfill through a real Airflow scheduler (airflow backfill create; ~4 min)
-	@FERRY_SCHEDULER_TESTS=1 $(PY) -m pytest tests/sales/test_backfill_scheduler.py $(PYTEST_ARGS)
+test-deployment: setup browser  ## only the real-deployment and browser layer (~6 min)
+	@$(PY) -m pytest tests/deployment $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks (on demand; prints figures and ratios against same-run baselines)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import AssetAlias, Param, dag, task
 
 from ferry.dagdefaults import default_args
 from ferry.params import optional
@@ -44,7 +44,7 @@ LONG = {"execution_timeout": timedelta(hours=4)}
 def dataset_promotion():
     from ferry.catalog import runs
 
-    task(runs.promote, **LONG)()
+    task(runs.promote, outlets=[AssetAlias(runs.TARGET_ALIAS)], **LONG)()
 
 
 dataset_promotion()

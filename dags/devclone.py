@@ -22,9 +22,10 @@ Applications pick the clone with `USE_DEV_MONGO_DB=true` (`ferry.mongo.db_name`)
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag
+from airflow.sdk import AssetAlias, Param, dag
 
 from ferry.dagdefaults import default_args
+from ferry.devclone.runs import TARGET_ALIAS
 from ferry.operators.mongo_drift_check import MongoDriftCheckOperator
 from ferry.operators.mongo_index_clone import MongoIndexCloneOperator
 
@@ -52,15 +53,28 @@ _SUFFIX = Param("_dev", type="string", minLength=1, description="Clone name = so
     params={
         "source_databases": _DB_LIST,
         "target_suffix": _SUFFIX,
-        "include_search_indexes": Param(True, type="boolean", description="Also clone Atlas Search / Vector Search indexes (or write instructions)."),
-        "drop_extra_indexes": Param(False, type="boolean", description="Drop target indexes that are not in the source (or differ) before creating."),
+        "include_search_indexes": Param(
+            True, type="boolean", description="Also clone Atlas Search / Vector Search indexes (or write instructions)."
+        ),
+        "drop_extra_indexes": Param(
+            False,
+            type="boolean",
+            description="Drop target indexes that are not in the source (or differ) before creating.",
+        ),
         "dry_run": Param(True, type="boolean", description="Only log the plan; write nothing."),
-        "allow_nonempty_target": Param(False, type="boolean", description="Clone into a target that already holds documents."),
-        "verify_vector_search": Param(False, type="boolean", description="After creating vector search indexes, run a one-result $vectorSearch probe on each."),
+        "allow_nonempty_target": Param(
+            False, type="boolean", description="Clone into a target that already holds documents."
+        ),
+        "verify_vector_search": Param(
+            False,
+            type="boolean",
+            description="After creating vector search indexes, run a one-result $vectorSearch probe on each.",
+        ),
     },
 )
 def dev_db_structure_clone():
     MongoIndexCloneOperator(
+        outlets=[AssetAlias(TARGET_ALIAS)],
         task_id="clone_structure",
         source_databases="{{ params.source_databases }}",
         target_suffix="{{ params.target_suffix }}",
@@ -87,12 +101,22 @@ dev_db_structure_clone()
     params={
         "source_databases": _DB_LIST,
         "target_suffix": _SUFFIX,
-        "repair": Param(False, type="boolean", description="Create missing collections/indexes and re-apply changed validators, then re-check."),
-        "include_search_indexes": Param(True, type="boolean", description="Also compare Atlas Search / Vector Search index definitions (where both servers can list them)."),
+        "repair": Param(
+            False,
+            type="boolean",
+            description="Create missing collections/indexes and re-apply changed validators, then re-check.",
+        ),
+        "include_search_indexes": Param(
+            True,
+            type="boolean",
+            description="Also compare Atlas Search / Vector Search index definitions "
+            "(where both servers can list them).",
+        ),
     },
 )
 def dev_db_drift_check():
     MongoDriftCheckOperator(
+        outlets=[AssetAlias(TARGET_ALIAS)],
         task_id="drift_check",
         source_databases="{{ params.source_databases }}",
         target_suffix="{{ params.target_suffix }}",

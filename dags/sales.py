@@ -15,20 +15,21 @@ Tasks opening the DuckDB file share the one-slot pool `ferry_duckdb`. See `docs/
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, Param, dag, task
 
 from ferry.dagdefaults import default_args
 from ferry.params import optional, optional_date
+from ferry.sales import ASSET_URI
 
 LONG = {"execution_timeout": timedelta(hours=2)}
 
-SALES_ASSET = Asset("ferry_duckdb.sales")
+SALES_ASSET = Asset(name="ferry_duckdb.sales", uri=ASSET_URI)
 TAGS = ["ferry", "sales"]
 DUCKDB = {"pool": "ferry_duckdb"}  # one DuckDB writer at a time: `airflow pools set ferry_duckdb 1 "DuckDB"`
 # Catchup fills every day from here (one run, one API pull, per day): set FERRY_SALES_START_DATE (YYYY-MM-DD).
-SYNC_START = datetime.fromisoformat(os.environ.get("FERRY_SALES_START_DATE", "2026-11-01")).replace(tzinfo=timezone.utc)
+SYNC_START = datetime.fromisoformat(os.environ.get("FERRY_SALES_START_DATE", "2026-11-01")).replace(tzinfo=UTC)
 
 
 @dag(
@@ -42,15 +43,26 @@ SYNC_START = datetime.fromisoformat(os.environ.get("FERRY_SALES_START_DATE", "20
     doc_md=__doc__,
     params={
         "source": Param("api", type="string", enum=["api", "csv"], description="Where the day's sales come from."),
-        "csv_path": optional("string", "CSV file or glob for source=csv; `{date}` is replaced by the day (YYYY-MM-DD)."),
-        "target_date": optional_date("Manual runs: the (last) day to load. Empty: the run's data interval, or the "
-                                     "day before the run when it has no logical date."),
-        "days": Param(1, type="integer", minimum=1, maximum=366, description="Manual runs: this many days up to the target day."),
-        "max_reject_ratio": Param(0.01, type="number", minimum=0, maximum=1, description="Fail the day above this reject ratio."),
+        "csv_path": optional(
+            "string", "CSV file or glob for source=csv; `{date}` is replaced by the day (YYYY-MM-DD)."
+        ),
+        "target_date": optional_date(
+            "Manual runs: the (last) day to load. Empty: the run's data interval, or the "
+            "day before the run when it has no logical date."
+        ),
+        "days": Param(
+            1, type="integer", minimum=1, maximum=366, description="Manual runs: this many days up to the target day."
+        ),
+        "max_reject_ratio": Param(
+            0.01, type="number", minimum=0, maximum=1, description="Fail the day above this reject ratio."
+        ),
         "page_size": Param(500, type="integer", minimum=1, description="API page size."),
-        "api_attempts": Param(5, type="integer", minimum=1, maximum=10, description="Attempts per API page on 5xx/timeouts."),
-        "api_backoff_seconds": Param(2.0, type="number", minimum=0,
-                                     description="First backoff delay; doubles per attempt (2, 4, 8, 16 s)."),
+        "api_attempts": Param(
+            5, type="integer", minimum=1, maximum=10, description="Attempts per API page on 5xx/timeouts."
+        ),
+        "api_backoff_seconds": Param(
+            2.0, type="number", minimum=0, description="First backoff delay; doubles per attempt (2, 4, 8, 16 s)."
+        ),
     },
 )
 def nightly_sales_sync():
@@ -70,7 +82,9 @@ def nightly_sales_sync():
     doc_md=__doc__,
     params={
         "csv_path": optional("string", "Users CSV: username,email,role,initial_password (required to import)."),
-        "update_existing": Param(False, type="boolean", description="Overwrite existing users instead of reporting them."),
+        "update_existing": Param(
+            False, type="boolean", description="Overwrite existing users instead of reporting them."
+        ),
         "bcrypt_rounds": Param(12, type="integer", minimum=4, maximum=16, description="bcrypt cost factor."),
     },
 )
@@ -83,7 +97,7 @@ def import_users():
 @dag(
     dag_id="sales_health_check",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=SALES_ASSET),
-    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=TAGS,
@@ -91,8 +105,10 @@ def import_users():
     doc_md=__doc__,
     params={
         "days": Param(7, type="integer", minimum=1, description="Check the last N days for gaps."),
-        "end_date": optional_date("Last day to check. Empty: the latest day the nightly load should have "
-                                  "finished (run time minus 1 day and 3 hours)."),
+        "end_date": optional_date(
+            "Last day to check. Empty: the latest day the nightly load should have "
+            "finished (run time minus 1 day and 3 hours)."
+        ),
     },
 )
 def sales_health_check():
@@ -104,7 +120,7 @@ def sales_health_check():
 @dag(
     dag_id="sales_backup",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC"), assets=SALES_ASSET),
-    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     tags=TAGS,
     default_args=default_args(),
@@ -124,7 +140,7 @@ def sales_backup():
 @dag(
     dag_id="sales_backup_retention",
     schedule="0 4 * * 0",
-    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2024, 1, 1, tzinfo=UTC),
     catchup=False,
     tags=TAGS,
     default_args=default_args(),

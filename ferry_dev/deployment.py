@@ -76,7 +76,19 @@ def _redis_url() -> str:
                 "`apt-get install redis-server`, or point FERRY_REDIS_URL at a Redis"
             )
         subprocess.run(
-            ["redis-server", "--daemonize", "yes", "--bind", host, "--port", str(port), "--save", "", "--appendonly", "no"],
+            [
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--bind",
+                host,
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             check=True,
             capture_output=True,
         )
@@ -179,8 +191,8 @@ class Deployment:
             env["FERRY_PG_BINDIR"] = os.environ["FERRY_PG_BINDIR"]
         dep = cls(root=root, stack=stack, env=env, port=port, metadata_db=metadata_db, queue=f"ferry-{ident}")
         try:
-            dep._cli("db", "migrate", timeout=600)
-            dep._cli("pools", "set", "ferry_duckdb", "1", "One DuckDB writer at a time")
+            dep.cli("db", "migrate", timeout=600)
+            dep.cli("pools", "set", "ferry_duckdb", "1", "One DuckDB writer at a time")
             for name, argv in [
                 ("api-server", ["api-server", "--host", LOOPBACK, "--port", str(port)]),
                 ("scheduler", ["scheduler"]),
@@ -200,7 +212,7 @@ class Deployment:
         proc = _spawn(name, _airflow(*argv), self.root, env=env or self.env, cwd=cwd)
         self.procs[name] = proc
 
-    def _cli(self, *args: str, timeout: float = 180) -> str:
+    def cli(self, *args: str, timeout: float = 180) -> str:
         out = subprocess.run(_airflow(*args), env=self.env, capture_output=True, text=True, timeout=timeout)
         if out.returncode:
             raise SetupError(f"`airflow {' '.join(args)}` failed ({out.returncode}):\n{out.stderr[-3000:]}")
@@ -220,6 +232,8 @@ class Deployment:
         return env, base
 
     def start_worker(self, name: str) -> None:
+        if f"worker-{name}" in self.procs:
+            return
         env, base = self.worker_env(name)
         self._start(
             f"worker-{name}",
@@ -326,7 +340,9 @@ class Client:
             if state in FINISHED:
                 return state
             if time.monotonic() > deadline:
-                raise ApiError(f"{dag_id} {run_id} still {state} after {timeout:.0f}s: {self.task_states(dag_id, run_id)}")
+                raise ApiError(
+                    f"{dag_id} {run_id} still {state} after {timeout:.0f}s: {self.task_states(dag_id, run_id)}"
+                )
             time.sleep(2)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
@@ -344,16 +360,18 @@ class Client:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances/{task_id}/xcomEntries/{key}"
         return self.get(f"{path}?map_index={map_index}&deserialize=true&stringify=false")["value"]
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int | None = None) -> str:
-        """A task try's log as text (the last try when ``try_number`` is not given)."""
+    def task_log(self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None) -> str:
+        """A task's last try's log as text (``map_index``: which mapped instance; default the first)."""
         rid = urllib.parse.quote(run_id, safe="")
-        if try_number is None:
-            ti = next(t for t in self.task_instances(dag_id, run_id) if t["task_id"] == task_id)
-            try_number = max(1, ti["try_number"])
-        body = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances/{task_id}/logs/{try_number}?full_content=true")
+        tis = [t for t in self.task_instances(dag_id, run_id) if t["task_id"] == task_id]
+        ti = next(t for t in tis if map_index is None or t["map_index"] == map_index)
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances/{task_id}/logs/{max(1, ti['try_number'])}"
+        body = self.get(f"{path}?full_content=true&map_index={ti['map_index']}")
         lines = body.get("content") or []
         return "\n".join(
-            " ".join(str(x.get(k, "")) for k in ("event", "error_detail") if x.get(k)) if isinstance(x, dict) else str(x)
+            " ".join(str(x.get(k, "")) for k in ("event", "error_detail") if x.get(k))
+            if isinstance(x, dict)
+            else str(x)
             for x in lines
         )
 
@@ -375,7 +393,7 @@ class Client:
         deadline = time.monotonic() + timeout
         while True:
             states = self.task_states(dag_id, run_id)
-            if states.get(task_id) == "deferred":
+            if states.get(task_id) in ("awaiting_input", "deferred"):
                 try:
                     return self.get(self._hitl_path(dag_id, run_id, task_id, map_index))
                 except ApiError:

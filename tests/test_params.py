@@ -61,6 +61,8 @@ def test_arrays_of_allowed_values_are_multi_selects_and_days_are_dates(dags):
             schema = param.schema
             if "array" in _types(schema) and "enum" in (schema.get("items") or {}):
                 assert schema.get("uniqueItems") is True, f"{dag_id}.{name}: a multi-select needs uniqueItems"
+                # the form's multi-select takes its options from the schema's own examples (or enum)
+                assert schema.get("examples") == schema["items"]["enum"], f"{dag_id}.{name}: no multi-select"
             if name.endswith("_date"):
                 assert schema.get("format") == "date", f"{dag_id}.{name} should be a date field"
     assert dags["prod_promotion"].params.get_param("filter").schema["type"] == ["null", "object"]

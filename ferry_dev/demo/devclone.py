@@ -52,8 +52,9 @@ def run(ctx) -> list[dict]:
 
     with ctx.stack.mongo_client("prod") as client:
         seed(client[SOURCE])
-    dr = ctx.run_dag("dev_db_structure_clone", {"source_databases": [SOURCE], "dry_run": False,
-                                                "include_search_indexes": True})
+    dr = ctx.run_dag(
+        "dev_db_structure_clone", {"source_databases": [SOURCE], "dry_run": False, "include_search_indexes": True}
+    )
     s = dagtest.xcom(dr, "clone_structure")[0]
     dr = ctx.run_dag("dev_db_drift_check", {"source_databases": [SOURCE]})
     d = dagtest.xcom(dr, "drift_check")[0]
@@ -63,8 +64,10 @@ def run(ctx) -> list[dict]:
         f"{SOURCE}_dev has the structure of {SOURCE} and no documents; apps switch with USE_DEV_MONGO_DB=true"
     )
     return [
-        {"dag": "dev_db_structure_clone",
-         "result": f"{s['source']} → {s['target']}: created {s['create']}, exists {s['exists']}, "
-                   f"write commands {s['write_commands']}, failures {s['failures']}, documents in clone {docs}"},
+        {
+            "dag": "dev_db_structure_clone",
+            "result": f"{s['source']} → {s['target']}: created {s['create']}, exists {s['exists']}, "
+            f"write commands {s['write_commands']}, failures {s['failures']}, documents in clone {docs}",
+        },
         {"dag": "dev_db_drift_check", "result": f"{d['target']}: {d['differences']} difference(s)"},
     ]

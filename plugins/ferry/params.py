@@ -27,10 +27,14 @@ def optional_date(description: str) -> Param:
 
 
 def choices(values: list[str], description: str, *, default: list[str] | None = None, min_items: int = 0) -> Param:
-    """A multi-select of ``values`` (an array of allowed values, each at most once)."""
+    """A multi-select of ``values`` (an array of allowed values, each at most once).
+
+    The trigger form renders an array as a multi-select only when the schema itself lists ``examples`` (or
+    ``enum``); ``items.enum`` alone gives a free-text box. ``items.enum`` is what validates."""
     return Param(
         list(values if default is None else default),
         type="array",
+        examples=list(values),
         items={"type": "string", "enum": list(values)},
         uniqueItems=True,
         minItems=min_items,

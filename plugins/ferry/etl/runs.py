@@ -180,6 +180,20 @@ def plan(detected: dict, **ctx) -> dict:
     }
 
 
+def _review_decision(ti, params: dict, detected: dict | None) -> dict | None:
+    """The reviewer's answer when ``plan`` did not get to record it (an abort): who decided what."""
+    from ferry.etl import policy
+
+    answer = ti.xcom_pull(task_ids="review_schema_changes") or {}
+    if not answer or not detected:
+        return None
+    responder = (answer.get("responded_by_user") or {}).get("name")
+    decided = policy.decide(
+        params["schema_change_policy"], detected["changes"], answer.get("chosen_options"), responder
+    )
+    return {**decided, "at": answer.get("responded_at")}
+
+
 @fails_fast
 def backup(planned: dict, **ctx) -> dict:
     """Versioned backup of the target database, verified where it landed, before any write."""
@@ -337,6 +351,7 @@ def finish(**ctx) -> dict:
     raw = ti.get_task_states(dag_id=dr.dag_id, run_ids=[dr.run_id])
     states = raw.get(dr.run_id, raw)
     failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
+    decision = planned["decision"] if planned else _review_decision(ti, p, detected)
     rec = audit.Run.of(ctx).record(
         family=FAMILY,
         outcome="failed" if failed else "success",
@@ -355,7 +370,7 @@ def finish(**ctx) -> dict:
         else None,
         diff_summary=detected["summary"] if detected else None,
         changes=detected["changes"] if detected else None,
-        decision=planned["decision"] if planned else None,
+        decision=decision,
         backup_version=backed_up["version"] if backed_up else None,
         target_db=loaded["db"] if loaded else (planned or {}).get("target_db"),
         staging_kept=loaded["staging"] if loaded and loaded["staging"] and states.get("publish") != "success" else None,
