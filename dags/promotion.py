@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import AssetAlias, Param, dag, task
 
 from ferry.dagdefaults import default_args
+from ferry.operators.approval import RecordedApprovalOperator
 from ferry.params import choices, optional
 from ferry.promotion.runs import COLLECTIONS
 
@@ -65,7 +65,7 @@ def prod_promotion():
 
     planned = task(runs.plan, **LONG)(task(runs.check)())
     gate = task.branch(runs.gate)(planned)
-    approve = ApprovalOperator(
+    approve = RecordedApprovalOperator(
         task_id="approve",
         subject="Promote to production database {{ params.target_db }}?",
         body="{{ ti.xcom_pull(task_ids='plan')['table'] }}\n\n"

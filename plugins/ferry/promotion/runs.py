@@ -124,7 +124,8 @@ def gate(planned: dict, **ctx) -> list[str]:
 
 def _approval(ctx) -> dict:
     """Who answered the approval step and when (empty when no approval was asked)."""
-    answer = ctx["ti"].xcom_pull(task_ids="approve") or {}
+    # the approve task's own record of the answer (a "Reject" skips downstream before any return value lands)
+    answer = ctx["ti"].xcom_pull(task_ids="approve", key="answer") or ctx["ti"].xcom_pull(task_ids="approve") or {}
     if not answer:
         return {}
     user = answer.get("responded_by_user") or {}
