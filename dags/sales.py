@@ -26,7 +26,18 @@ from ferry.sales import ASSET_URI
 LONG = {"execution_timeout": timedelta(hours=2)}
 
 SALES_ASSET = Asset(name="ferry_duckdb.sales", uri=ASSET_URI)
-TAGS = ["ferry", "sales"]
+COMMON = {"tags": ["ferry", "sales"], "doc_md": __doc__}
+SINCE = {"start_date": datetime(2024, 1, 1, tzinfo=UTC), "catchup": False}  # scheduled, no catchup
+
+
+def backup_params() -> dict:
+    return {
+        "backup_dir": optional("string", "Local backup folder. Empty: <duckdb dir>/backups."),
+        "bucket": optional("string", "S3 bucket on ferry_s3. Empty: local only.", default="ferry-backups"),
+        "prefix": Param("duckdb-backups", type="string", description="Key prefix in the bucket."),
+    }
+
+
 DUCKDB = {"pool": "ferry_duckdb"}  # one DuckDB writer at a time: `airflow pools set ferry_duckdb 1 "DuckDB"`
 # Catchup fills every day from here (one run, one API pull, per day): set FERRY_SALES_START_DATE (YYYY-MM-DD).
 SYNC_START = datetime.fromisoformat(os.environ.get("FERRY_SALES_START_DATE", "2026-11-01")).replace(tzinfo=UTC)
@@ -38,31 +49,17 @@ SYNC_START = datetime.fromisoformat(os.environ.get("FERRY_SALES_START_DATE", "20
     start_date=SYNC_START,
     catchup=True,
     max_active_runs=1,
-    tags=TAGS,
+    **COMMON,
     default_args=default_args(),
-    doc_md=__doc__,
     params={
         "source": Param("api", type="string", enum=["api", "csv"], description="Where the day's sales come from."),
-        "csv_path": optional(
-            "string", "CSV file or glob for source=csv; `{date}` is replaced by the day (YYYY-MM-DD)."
-        ),
-        "target_date": optional_date(
-            "Manual runs: the (last) day to load. Empty: the run's data interval, or the "
-            "day before the run when it has no logical date."
-        ),
-        "days": Param(
-            1, type="integer", minimum=1, maximum=366, description="Manual runs: this many days up to the target day."
-        ),
-        "max_reject_ratio": Param(
-            0.01, type="number", minimum=0, maximum=1, description="Fail the day above this reject ratio."
-        ),
+        "csv_path": optional("string", "CSV file or glob for source=csv; `{date}` becomes the day (YYYY-MM-DD)."),
+        "target_date": optional_date("Manual runs: the (last) day. Empty: the data interval's, else yesterday."),
+        "days": Param(1, type="integer", minimum=1, maximum=366, description="Manual runs: days up to target_date."),
+        "max_reject_ratio": Param(0.01, type="number", minimum=0, maximum=1, description="Fail a day above this."),
         "page_size": Param(500, type="integer", minimum=1, description="API page size."),
-        "api_attempts": Param(
-            5, type="integer", minimum=1, maximum=10, description="Attempts per API page on 5xx/timeouts."
-        ),
-        "api_backoff_seconds": Param(
-            2.0, type="number", minimum=0, description="First backoff delay; doubles per attempt (2, 4, 8, 16 s)."
-        ),
+        "api_attempts": Param(5, type="integer", minimum=1, maximum=10, description="Tries per page on 5xx/timeout."),
+        "api_backoff_seconds": Param(2.0, type="number", minimum=0, description="First backoff; doubles per try."),
     },
 )
 def nightly_sales_sync():
@@ -77,14 +74,11 @@ def nightly_sales_sync():
     dag_id="import_users",
     schedule=None,
     catchup=False,
-    tags=TAGS,
+    **COMMON,
     default_args=default_args(retries=0),
-    doc_md=__doc__,
     params={
         "csv_path": optional("string", "Users CSV: username,email,role,initial_password (required to import)."),
-        "update_existing": Param(
-            False, type="boolean", description="Overwrite existing users instead of reporting them."
-        ),
+        "update_existing": Param(False, type="boolean", description="Overwrite existing users (else report them)."),
         "bcrypt_rounds": Param(12, type="integer", minimum=4, maximum=16, description="bcrypt cost factor."),
     },
 )
@@ -97,18 +91,13 @@ def import_users():
 @dag(
     dag_id="sales_health_check",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=SALES_ASSET),
-    start_date=datetime(2024, 1, 1, tzinfo=UTC),
-    catchup=False,
+    **SINCE,
     max_active_runs=1,
-    tags=TAGS,
+    **COMMON,
     default_args=default_args(retries=0),
-    doc_md=__doc__,
     params={
         "days": Param(7, type="integer", minimum=1, description="Check the last N days for gaps."),
-        "end_date": optional_date(
-            "Last day to check. Empty: the latest day the nightly load should have "
-            "finished (run time minus 1 day and 3 hours)."
-        ),
+        "end_date": optional_date("Last day to check. Empty: the last day loaded by now (run time - 1 day 3 h)."),
     },
 )
 def sales_health_check():
@@ -120,15 +109,11 @@ def sales_health_check():
 @dag(
     dag_id="sales_backup",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * *", timezone="UTC"), assets=SALES_ASSET),
-    start_date=datetime(2024, 1, 1, tzinfo=UTC),
-    catchup=False,
-    tags=TAGS,
+    **SINCE,
+    **COMMON,
     default_args=default_args(),
-    doc_md=__doc__,
     params={
-        "backup_dir": optional("string", "Local backup folder. Empty: <duckdb dir>/backups."),
-        "bucket": optional("string", "S3 bucket on ferry_s3. Empty: local only.", default="ferry-backups"),
-        "prefix": Param("duckdb-backups", type="string", description="Key prefix in the bucket."),
+        **backup_params(),
     },
 )
 def sales_backup():
@@ -140,16 +125,12 @@ def sales_backup():
 @dag(
     dag_id="sales_backup_retention",
     schedule="0 4 * * 0",
-    start_date=datetime(2024, 1, 1, tzinfo=UTC),
-    catchup=False,
-    tags=TAGS,
+    **SINCE,
+    **COMMON,
     default_args=default_args(),
-    doc_md=__doc__,
     params={
         "retention_days": Param(30, type="integer", minimum=1, description="Keep backups younger than this."),
-        "backup_dir": optional("string", "Local backup folder. Empty: <duckdb dir>/backups."),
-        "bucket": optional("string", "S3 bucket on ferry_s3. Empty: local only.", default="ferry-backups"),
-        "prefix": Param("duckdb-backups", type="string", description="Key prefix in the bucket."),
+        **backup_params(),
         "dry_run": Param(False, type="boolean", description="Only report what would be deleted."),
     },
 )
