@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -29,7 +30,7 @@ DAG_IDS = (
     "sales_backup",
     "sales_backup_retention",
 )
-PG_DB = "ferry_deploy_prod"
+PG_DB = f"ferry_deploy_prod_{uuid.uuid4().hex[:6]}"  # unique: two checkouts may test at once
 
 
 def pytest_collection_modifyitems(items):
