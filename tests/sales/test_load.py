@@ -227,5 +227,5 @@ def test_the_sales_asset_is_the_duckdb_sales_table():
 
     from ferry import sales
 
-    assert sales.ASSET_URI == "duckdb://ferry_duckdb/main/sales"  # the connection that locates the file, the table
+    assert sales.ASSET_URI == "x-duckdb://ferry_duckdb/main/sales"  # the connection that locates the file, the table
     assert Asset(name="ferry_duckdb.sales", uri=sales.ASSET_URI).uri == sales.ASSET_URI  # Airflow keeps it as is
