@@ -132,8 +132,11 @@ def test_no_service_outlives_its_owner(tmp_path, how):
     """Services stop when the owner exits, is interrupted (Ctrl-C), or is killed outright."""
     script = textwrap.dedent(
         f"""
-        import os, sys, time
+        import os, signal, sys, time
         from ferry_dev.devstack import DevStack
+        # as in a terminal: a suite started in the background inherits SIGINT ignored, and Python then
+        # never raises KeyboardInterrupt
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.environ["FERRY_PG_URI"] = {os.environ.get("FERRY_PG_URI", "postgresql://postgres@127.0.0.1:5432/postgres")!r}
         s = DevStack.start({str(tmp_path)!r}, mongo_servers=1)
         print(" ".join(str(p.popen.pid) for p in s._procs), flush=True)

@@ -5,8 +5,8 @@ folders differ. The tests drive it as users do: REST API, `airflow` CLI, and a r
 from __future__ import annotations
 
 import json
+import os
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,7 +30,7 @@ DAG_IDS = (
     "sales_backup",
     "sales_backup_retention",
 )
-PG_DB = f"ferry_deploy_prod_{uuid.uuid4().hex[:6]}"  # unique: two checkouts may test at once
+PG_DB = f"ferry_deploy_prod_{os.getpid()}"  # per test process: two checkouts may test at once
 
 
 def pytest_collection_modifyitems(items):
