@@ -48,6 +48,7 @@ def clone_structure(
             opts,
             report_url=report.location(FAMILY, run.run_id, tgt_name),
             logger=logger,
+            emptiness_checked=True,  # preflight did, for every database
         )
         results.append(res)
         title = f"{'Plan (dry run)' if opts.dry_run else 'Clone'} {src_name} → {tgt_name}"
