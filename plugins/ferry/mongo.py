@@ -74,7 +74,8 @@ def legacy_key(key: Any) -> tuple[Any, list[tuple[str, Any, Any]]]:
     ``[(field, old, new)]`` for each value converted (mongorestore logs the same)."""
     from bson.son import SON
 
-    out, changed = SON(), []
+    out: SON[str, Any] = SON()
+    changed: list[tuple[str, Any, Any]] = []
     for field, value in key.items() if hasattr(key, "items") else key:
         new, converted = legacy_key_value(value)
         out[str(field)] = new

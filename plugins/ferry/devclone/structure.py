@@ -112,6 +112,18 @@ def read_index(raw: Mapping) -> tuple[dict, list[str]]:
     return spec, [f"{field}: {json_text(old)} → {json_text(new)}" for field, old, new in changed]
 
 
+def read_indexes(raws) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """``{name: spec}`` of ``listIndexes`` entries (or a mongodump ``metadata.json``'s ``indexes``), and
+    ``{name: conversion notes}`` for those whose key held legacy values."""
+    indexes, converted = {}, {}
+    for raw in raws:
+        spec, notes = read_index(raw)
+        indexes[spec["name"]] = spec
+        if notes:
+            converted[spec["name"]] = notes
+    return indexes, converted
+
+
 def normalize_index(raw: Mapping) -> dict:
     """``read_index`` without the conversion notes."""
     return read_index(raw)[0]
@@ -197,11 +209,9 @@ def read_structure(db, *, with_indexes: bool = True) -> dict:
         for name, c in colls.items():
             if c["type"] == "view":
                 continue
-            for raw in db[name].list_indexes():
-                spec, converted = read_index(raw)
-                c["indexes"][spec["name"]] = spec
-                if converted:
-                    c.setdefault("legacy_keys", {})[spec["name"]] = converted
+            c["indexes"], converted = read_indexes(db[name].list_indexes())
+            if converted:
+                c["legacy_keys"] = converted
     return {"database": db.name, "collections": dict(sorted(colls.items()))}
 
 
