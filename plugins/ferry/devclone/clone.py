@@ -196,19 +196,13 @@ def plan_clone(
                 rows.append(_row(name, iname, "drop", f"re-created with the source's spec ({how})", have, kind_i))
                 rows.append(_row(name, iname, "create", _spec_detail(spec), spec, kind_i, note))
             else:
-                how = structure.index_changes(spec, have)
-                rows.append(
-                    _row(
-                        name, iname, "differs", {"differs": how, "source": spec, "target": have}, kind=kind_i, note=note
-                    )
-                )
+                detail = {"differs": structure.index_changes(spec, have), "source": spec, "target": have}
+                rows.append(_row(name, iname, "differs", detail, kind=kind_i, note=note))
         for iname, have in sorted(t_idx.items()):
             if iname == "_id_" or iname in s["indexes"]:
                 continue
-            if drop_extra_indexes:
-                rows.append(_row(name, iname, "drop", _spec_detail(have), have, "index"))
-            else:
-                rows.append(_row(name, iname, "extra", _spec_detail(have), have, "index"))
+            action = "drop" if drop_extra_indexes else "extra"
+            rows.append(_row(name, iname, action, _spec_detail(have), have, "index"))
         for d in (source_search or {}).get(name, []):
             existing = {x["name"]: x for x in (target_search or {}).get(name, [])}
             have = existing.get(d["name"])
@@ -435,7 +429,7 @@ def clone_database(
         src, tgt, drop_extra_indexes=opts.drop_extra_indexes, source_search=s_search, target_search=t_search
     )
     for r in rows:
-        if r["note"] and r["action"] in ("create", "exists", "differs"):
+        if r["note"]:
             logger.info("%s.%s index %s: %s", source_db.name, r["collection"], r["object"], r["note"])
     result.rows = rows
     if opts.dry_run:

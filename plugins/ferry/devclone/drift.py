@@ -1,4 +1,5 @@
-"""Drift between a production database and its structure clone, and the additive repair."""
+"""Drift between a production database and its structure clone, and the repair (create what is missing, collMod
+validation rules, drop + create changed indexes; never drops a collection or an index only the clone has)."""
 
 from __future__ import annotations
 

@@ -92,7 +92,7 @@ def drift_check(
     logger=log,
     context=None,
 ) -> list[dict]:
-    """Compare each source database with its clone (and repair additively); summary rows; fails on drift.
+    """Compare each source database with its clone (and repair: see ``drift.check``); summary rows; fails on drift.
     With the task's ``context``, asset events name the clone collections a repair changed."""
     summary, drifted, failures = [], [], []
     for name in names:
