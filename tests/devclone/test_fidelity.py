@@ -354,3 +354,24 @@ def test_a_noop_rerun_checks_each_target_collection_once(
     assert sorted(finds) == sorted(n for n in plain if not n.startswith("system."))  # one probe each
     assert summary[0]["write_commands"] == 0 and summary[0]["create"] == 0
     assert [n for n, db, _ in rec.writes() if db == dev] == []
+
+
+@pytest.mark.integration
+def test_a_rerun_after_a_kill_between_drop_and_create_finishes_the_recreate(mongo_prod, mongo_db_name):
+    """The re-create of a changed index is two commands; killed after the drop, a plain rerun creates it."""
+    raws = [r for r in _raw("compass.fanclub.getIndexes.json") if "_fts" not in r["key"]]
+    _build(mongo_prod[mongo_db_name], "fanclub", raws)
+    source, target = mongo_prod[mongo_db_name], mongo_prod[mongo_db_name + "_dev"]
+    clone.clone_database(source, target, clone.CloneOptions(dry_run=False))
+    target.fanclub.drop_index("seniors")
+    target.fanclub.create_index([("address.city", 1), ("name", 1)], name="seniors")
+    plan = clone.clone_database(source, target, clone.CloneOptions(dry_run=True, drop_extra_indexes=True)).rows
+    clone.apply_plan(target, [r for r in plan if r["action"] == "drop"])  # the run dies here
+    assert "seniors" not in target.fanclub.index_information()
+    rerun = clone.clone_database(source, target, clone.CloneOptions(dry_run=False))
+    assert [(r["object"], r["action"], r["status"]) for r in rerun.rows if r["action"] != "exists"] == [
+        ("seniors", "create", "created")
+    ]
+    assert rerun.failures == [] and drift.check(source, target).rows == []
+    landed = {i["name"]: i for i in target.fanclub.list_indexes()}["seniors"]
+    assert list(landed["key"]) == ["name", "address.city"] and landed["partialFilterExpression"] == {"age": {"$gt": 50}}
