@@ -14,8 +14,9 @@ Two DAGs keep `<name>_dev` databases structurally identical to production, witho
   already holds documents (unless `allow_nonempty_target`). Fails at the end listing every index
   or collection the target rejected.
 - **`dev_db_drift_check`** (weekly): compares source and clone and fails when they differ
-  (missing / extra / different collections, options, indexes); `repair=true` first creates what
-  is missing and re-applies changed validators.
+  (missing / extra / different collections, options, indexes; keys and filters compared in order);
+  `repair=true` first creates what is missing, re-applies changed validators and re-creates changed
+  indexes.
 
 Applications pick the clone with `USE_DEV_MONGO_DB=true` (`ferry.mongo.db_name`). See `docs/dev_clone.md`.
 """
@@ -104,7 +105,8 @@ dev_db_structure_clone()
         "repair": Param(
             False,
             type="boolean",
-            description="Create missing collections/indexes and re-apply changed validators, then re-check.",
+            description="Create missing collections/indexes, re-apply changed validators and re-create (drop + "
+            "create) changed indexes, then re-check.",
         ),
         "include_search_indexes": Param(
             True,

@@ -41,6 +41,49 @@ def index_spec(raw: Any) -> dict:
     return spec
 
 
+#: ``ConvertLegacyIndexKeyValue`` treats a double within this of zero as zero.
+_LEGACY_EPSILON = 1e-9
+
+
+def legacy_key_value(value: Any) -> tuple[Any, bool]:
+    """An index key value as mongorestore's ``ConvertLegacyIndexKeyValue`` (``mongodb/mongo-tools``
+    ``common/bsonutil/indexes.go``) turns it into one a 3.4+ server accepts: ``(value, converted)``.
+
+    Before 3.4 any key value that was not a negative number or a string meant ascending: ``0``,
+    ``Int64(0)``, ``Decimal128("0")``, ``""``, ``true``/``false``, ``null``, documents... become
+    int32 ``1``; a double within 1e-9 of zero becomes ``1`` (or ``-1`` when negative). Every
+    other value (``1.0``, ``Decimal128("-1")``, ``"2dsphere"``) is returned unchanged, type included.
+    """
+    from bson.decimal128 import Decimal128
+
+    if isinstance(value, bool):  # before int: True is an int in Python, a boolean in BSON
+        return 1, True
+    if isinstance(value, int):  # int32, bson.Int64
+        return (1, True) if value == 0 else (value, False)
+    if isinstance(value, float):
+        return ((1 if value >= 0 else -1), True) if abs(value) < _LEGACY_EPSILON else (value, False)
+    if isinstance(value, Decimal128):
+        return (1, True) if value.to_decimal().is_zero() else (value, False)
+    if isinstance(value, str):
+        return (1, True) if value == "" else (value, False)
+    return 1, True
+
+
+def legacy_key(key: Any) -> tuple[Any, list[tuple[str, Any, Any]]]:
+    """``key`` (a document or pairs) with ``legacy_key_value`` applied to each value, order kept, and
+    ``[(field, old, new)]`` for each value converted (mongorestore logs the same)."""
+    from bson.son import SON
+
+    out: SON[str, Any] = SON()
+    changed: list[tuple[str, Any, Any]] = []
+    for field, value in key.items() if hasattr(key, "items") else key:
+        new, converted = legacy_key_value(value)
+        out[str(field)] = new
+        if converted:
+            changed.append((str(field), value, new))
+    return out, changed
+
+
 def index_specs(coll) -> list[dict]:
     """``index_spec`` of every index of ``coll`` but ``_id_``, in the server's order."""
     return [index_spec(i) for i in coll.list_indexes() if i.get("name") != "_id_"]

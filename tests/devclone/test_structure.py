@@ -12,19 +12,22 @@ def _struct(name: str, colls: dict) -> dict:
     return {"database": name, "collections": colls}
 
 
-def test_legacy_index_specs_normalise_like_mongorestore():
+def test_legacy_index_specs_are_sent_as_mongorestore_sends_them():
+    """v/ns/background dropped; every other field kept with its BSON type (mongorestore does not retype)."""
+    from bson.int64 import Int64
+
     raw = {i["name"]: i for i in load_fixture("legacy.listIndexes.json")["indexes"]}
     got = {n: structure.normalize_index(i) for n, i in raw.items()}
-    assert got["users_email_unique"] == {"name": "users_email_unique", "key": {"email": 1}, "unique": True}
-    assert got["users_handle_unique"] == {
-        "name": "users_handle_unique",
-        "key": {"handle": 1},
-        "unique": True,
-        "sparse": True,
+    assert got["users_email_unique"] == {"name": "users_email_unique", "key": {"email": 1.0}, "unique": True}
+    assert type(got["users_email_unique"]["key"]["email"]) is float  # 1.0 stays a double
+    assert got["users_handle_unique"] == {"name": "users_handle_unique", "key": {"handle": 1}, "unique": 1, "sparse": 1}
+    assert type(got["users_handle_unique"]["key"]["handle"]) is Int64  # 64-bit stays 64-bit
+    assert got["followers_idx"] == {
+        "name": "followers_idx",
+        "key": {"followers": -1.0},
+        "sparse": False,
+        "unique": False,
     }
-    assert got["followers_idx"] == {"name": "followers_idx", "key": {"followers": -1}}  # sparse/unique false dropped
-    assert type(got["users_email_unique"]["key"]["email"]) is int  # 1.0 → 1
-    assert type(got["users_handle_unique"]["key"]["handle"]) is int  # Int64 → int
     assert got["text_search_idx"] == {
         "name": "text_search_idx",
         "key": {"_fts": "text", "_ftsx": 1},
@@ -37,15 +40,54 @@ def test_legacy_index_specs_normalise_like_mongorestore():
 
 
 def test_equal_indexes_compare_equal_across_versions():
+    """The normalisation docs/dev_clone.md lists: numbers by value, boolean options, format versions."""
+    from bson.decimal128 import Decimal128
+    from bson.int64 import Int64
+
     legacy = structure.normalize_index(
         {"v": 1, "key": {"email": 1.0}, "name": "e", "ns": "a.b", "unique": 1, "sparse": 1, "background": True}
     )
     modern = structure.normalize_index({"v": 2, "key": {"email": 1}, "name": "e", "unique": True, "sparse": True})
-    assert legacy == modern
+    same = structure.comparable_index
+    assert type(legacy["key"]["email"]) is float and legacy["unique"] is not True  # sent as the source has them
+    assert same(legacy) == same(modern)
+    assert same({"name": "e", "key": {"a": Decimal128("-1")}}) == same({"name": "e", "key": {"a": -1}})
+    assert same({"name": "e", "key": {"a": 1}, "expireAfterSeconds": Int64(60)}) == same(
+        {"name": "e", "key": {"a": 1}, "expireAfterSeconds": 60.0}
+    )
+    assert same({"name": "e", "key": {"a": 1}, "unique": False}) == same({"name": "e", "key": {"a": 1}})
     geo_v2 = structure.normalize_index({"v": 2, "key": {"l": "2dsphere"}, "name": "g", "2dsphereIndexVersion": 2})
     geo_v3 = structure.normalize_index({"v": 2, "key": {"l": "2dsphere"}, "name": "g", "2dsphereIndexVersion": 3})
-    assert structure.comparable_index(geo_v2) == structure.comparable_index(geo_v3)
-    assert structure.comparable_index(modern) != structure.comparable_index({**modern, "hidden": True})
+    assert same(geo_v2) == same(geo_v3)
+    assert same(modern) != same({**modern, "hidden": True})
+    text = {"name": "t", "key": {"_fts": "text", "_ftsx": 1}, "weights": {"a": 1, "b": 5}}
+    assert same(text) == same({**text, "weights": {"b": 5, "a": 1.0}})  # the server keeps weights sorted
+
+
+def test_order_counts_in_keys_filters_collations_and_validators():
+    from bson.son import SON
+
+    base = {"name": "i", "key": SON([("original", 1), ("version.major", -1), ("version.minor", -1)])}
+    moved = {"name": "i", "key": SON([("version.major", -1), ("original", 1), ("version.minor", -1)])}
+    assert base["key"] == dict(moved["key"])  # what dict equality (the old comparison) said
+    assert structure.comparable_index(base) != structure.comparable_index(moved)
+    assert structure.index_changes(base, moved) == "key order"
+    pfe = {**base, "partialFilterExpression": {"a": {"$gt": 0}, "b": {"$gt": 0}}}
+    pfe2 = {**base, "partialFilterExpression": {"b": {"$gt": 0}, "a": {"$gt": 0}}}
+    assert structure.index_changes(pfe, pfe2) == "partialFilterExpression order"
+    coll = {**base, "collation": {"locale": "fr", "strength": 1}}
+    assert structure.index_changes(coll, {**base, "collation": {"strength": 1, "locale": "fr"}}) == "collation order"
+    assert structure.index_changes(coll, {**base, "collation": {"locale": "fr", "strength": 2}}) == "collation"
+    assert structure.index_changes(base, {**moved, "unique": True}) == "key order, unique"
+    v1 = {"validator": {"$jsonSchema": {"required": ["a"], "bsonType": "object"}}}
+    v2 = {"validator": {"$jsonSchema": {"bsonType": "object", "required": ["a"]}}}
+    assert structure.changed_options(v1, v2) == {"validator"}
+    assert (
+        structure.changed_options(v1, {"validator": {"$jsonSchema": {"required": ["a"], "bsonType": "object"}}})
+        == set()
+    )
+    assert structure.changed_options({"size": 4096}, {"size": 4096.0}) == set()
+    assert structure.same({"a": True}, {"a": 1}) is False  # a boolean is not a number in a query
 
 
 def test_events_fixture_gives_one_create_indexes_command_in_kind_order():
@@ -63,6 +105,7 @@ def test_events_fixture_gives_one_create_indexes_command_in_kind_order():
         "action": "create",
         "detail": "",
         "spec": {},
+        "note": "",
     }
     cmd = clone.create_indexes_command("events", [r["spec"] for r in rows if r["kind"].startswith("index")])
     assert [i["name"] for i in cmd["indexes"]] == [

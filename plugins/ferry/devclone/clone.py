@@ -7,9 +7,13 @@ returns one row per object with an action:
 - ``exists``   – already there and identical (nothing sent),
 - ``collMod``  – validator / validation level / action differ (changed in place),
 - ``differs``  – there but different in a way Ferry will not change by itself (index with the
-  same name and another spec: dropped and re-created only with ``drop_extra_indexes``),
+  same name and another spec, keys in another order included: dropped and re-created only with
+  ``drop_extra_indexes``, or by the drift check's ``repair``),
 - ``extra``    – only on the target (indexes dropped only with ``drop_extra_indexes``),
 - ``drop``     – an extra or differing index that ``drop_extra_indexes`` removes.
+
+Index rows whose source key held legacy values (``true``, ``0``, ``""``) say in ``note`` how each
+was converted (``ferry.mongo.legacy_key``, as mongorestore does).
 
 ``apply_plan(target_db, rows)`` sends ``create`` for collections (views after their sources),
 then ONE ``createIndexes`` per collection with its indexes ordered regular → text → geo →
@@ -98,23 +102,31 @@ def check_names(source: str, target: str, suffix: str, *, same_server: bool = Tr
         raise GuardError(f"source database {source!r} already ends with {suffix!r}: is it a clone itself?")
 
 
-def nonempty_collections(target_db) -> list[str]:
-    """Collections of ``target_db`` holding at least one document (one ``find`` with limit 1 each)."""
-    full = []
-    for info in target_db.list_collections():
-        name = info["name"]
-        if name.startswith("system.") or info.get("type") == "view":
-            continue
-        if target_db[name].find_one({}, projection={"_id": 1}) is not None:
-            full.append(name)
-    return sorted(full)
+def nonempty_collections(target_db, names: list[str] | None = None) -> list[str]:
+    """Collections of ``target_db`` (or those of ``names``) holding at least one document: one ``find``
+    with limit 1 each (after a ``listCollections`` when ``names`` is not given)."""
+    if names is None:
+        names = [
+            i["name"]
+            for i in target_db.list_collections()
+            if not i["name"].startswith("system.") and i.get("type") != "view"
+        ]
+    return sorted(n for n in names if target_db[n].find_one({}, projection={"_id": 1}) is not None)
 
 
 # --------------------------------------------------------------------------- plan
 
 
-def _row(coll: str, obj: str, action: str, detail: Any = "", spec: Any = None, kind: str = "") -> dict:
-    return {"collection": coll, "object": obj, "kind": kind, "action": action, "detail": detail, "spec": spec}
+def _row(coll: str, obj: str, action: str, detail: Any = "", spec: Any = None, kind: str = "", note: str = "") -> dict:
+    return {
+        "collection": coll,
+        "object": obj,
+        "kind": kind,
+        "action": action,
+        "detail": detail,
+        "spec": spec,
+        "note": note,
+    }
 
 
 def plan_clone(
@@ -122,10 +134,16 @@ def plan_clone(
     target: dict,
     *,
     drop_extra_indexes: bool = False,
+    recreate_indexes: bool | None = None,
     source_search: dict[str, list[dict]] | None = None,
     target_search: dict[str, list[dict]] | None = None,
 ) -> list[dict]:
-    """Rows (see module doc) turning ``target`` into ``source``; never drops collections."""
+    """Rows (see module doc) turning ``target`` into ``source``; never drops collections.
+
+    ``recreate_indexes`` (default: ``drop_extra_indexes``) drops and re-creates same-named indexes
+    whose spec differs; ``drop_extra_indexes`` also drops indexes only the target has.
+    """
+    recreate = drop_extra_indexes if recreate_indexes is None else recreate_indexes
     rows: list[dict] = []
     s_colls, t_colls = source["collections"], target["collections"]
     for name in structure.creation_order(s_colls):
@@ -136,7 +154,7 @@ def plan_clone(
         elif t["type"] != kind:
             rows.append(_row(name, name, "differs", f"{kind} on source, {t['type']} on target", kind=kind))
         else:
-            changed = {o for o in set(s["options"]) | set(t["options"]) if s["options"].get(o) != t["options"].get(o)}
+            changed = structure.changed_options(s["options"], t["options"])
             fixable = {o for o in changed if o in structure.COLLMOD_OPTIONS}
             if kind == "view" and changed & {"viewOn", "pipeline"}:
                 fixable |= {"viewOn", "pipeline"}  # collMod takes both together
@@ -158,20 +176,28 @@ def plan_clone(
         if kind == "view":
             continue
         t_idx = t["indexes"] if t else {}
+        converted = s.get("legacy_keys", {})
         for iname, spec in sorted(s["indexes"].items(), key=lambda kv: _index_sort_key(kv[1])):
             if iname == "_id_":
                 continue
-            group = structure.index_group(spec)
+            kind_i = f"index/{structure.index_group(spec)}"
+            note = (
+                "legacy key values converted as mongorestore does: " + "; ".join(converted[iname])
+                if iname in converted
+                else ""
+            )
             have = t_idx.get(iname)
             if have is None:
-                rows.append(_row(name, iname, "create", _spec_detail(spec), spec, f"index/{group}"))
+                rows.append(_row(name, iname, "create", _spec_detail(spec), spec, kind_i, note))
             elif structure.comparable_index(have) == structure.comparable_index(spec):
-                rows.append(_row(name, iname, "exists", _spec_detail(spec), spec, f"index/{group}"))
-            elif drop_extra_indexes:
-                rows.append(_row(name, iname, "drop", "re-created with the source's spec", have, f"index/{group}"))
-                rows.append(_row(name, iname, "create", _spec_detail(spec), spec, f"index/{group}"))
+                rows.append(_row(name, iname, "exists", _spec_detail(spec), spec, kind_i, note))
+            elif recreate:
+                how = structure.index_changes(spec, have)
+                rows.append(_row(name, iname, "drop", f"re-created with the source's spec ({how})", have, kind_i))
+                rows.append(_row(name, iname, "create", _spec_detail(spec), spec, kind_i, note))
             else:
-                rows.append(_row(name, iname, "differs", {"source": spec, "target": have}, kind=f"index/{group}"))
+                detail = {"differs": structure.index_changes(spec, have), "source": spec, "target": have}
+                rows.append(_row(name, iname, "differs", detail, kind=kind_i, note=note))
         for iname, have in sorted(t_idx.items()):
             if iname == "_id_" or iname in s["indexes"]:
                 continue
@@ -369,23 +395,26 @@ def clone_database(
     report_url: str | Path | None = None,
     search_reader=search_indexes.read,
     logger: logging.Logger = log,
+    emptiness_checked: bool = False,
 ) -> CloneResult:
     """Guards, plan, and (unless ``opts.dry_run``) apply, for one source database.
 
     Raises ``GuardError`` before anything is written. Failures are returned in the result (the
-    caller raises ``CloneFailed`` after every database was processed).
+    caller raises ``CloneFailed`` after every database was processed). ``emptiness_checked``: the
+    caller's ``preflight`` already found the target without documents (one check per database).
     """
     check_names(source_db.name, target_db.name, opts.target_suffix)
     src = structure.read_structure(source_db)
     if not src["collections"]:
         raise GuardError(f"source database {source_db.name!r} has no collections (does it exist?)")
-    full = nonempty_collections(target_db)
-    if full and not opts.allow_nonempty_target:
-        raise GuardError(
-            f"target database {target_db.name!r} already holds documents in {full}: refusing to clone onto "
-            "it (set allow_nonempty_target=true to add missing collections and indexes anyway)"
-        )
     tgt = structure.read_structure(target_db)
+    if not (emptiness_checked or opts.allow_nonempty_target):
+        full = nonempty_collections(target_db, [n for n, c in tgt["collections"].items() if c["type"] != "view"])
+        if full:
+            raise GuardError(
+                f"target database {target_db.name!r} already holds documents in {full}: refusing to clone onto "
+                "it (set allow_nonempty_target=true to add missing collections and indexes anyway)"
+            )
     s_search = t_search = None
     result = CloneResult(source=source_db.name, target=target_db.name)
     if opts.include_search_indexes:
@@ -399,6 +428,9 @@ def clone_database(
     rows = plan_clone(
         src, tgt, drop_extra_indexes=opts.drop_extra_indexes, source_search=s_search, target_search=t_search
     )
+    for r in rows:
+        if r["note"]:
+            logger.info("%s.%s index %s: %s", source_db.name, r["collection"], r["object"], r["note"])
     result.rows = rows
     if opts.dry_run:
         for r in rows:
@@ -454,6 +486,7 @@ def report_rows(result: CloneResult) -> list[dict]:
                 "action": r["action"],
                 "status": r.get("status", ""),
                 "detail": detail,
+                "note": r.get("note", ""),
                 "error": r.get("error", ""),
             }
         )

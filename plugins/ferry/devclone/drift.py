@@ -1,4 +1,5 @@
-"""Drift between a production database and its structure clone, and the additive repair."""
+"""Drift between a production database and its structure clone, and the repair (create what is missing, collMod
+validation rules, drop + create changed indexes; never drops a collection or an index only the clone has)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 from ferry.devclone import clone, search_indexes, structure
 
-#: Drift a repair can fix without dropping anything.
-ADDITIVE = ("create", "collMod")
+#: Plan actions a repair applies: create what is missing, collMod validation rules, and drop + create an
+#: index whose spec changed (its keys' order included). Indexes only the clone has are never dropped.
+REPAIRS = ("create", "collMod", "drop")
 
 
 @dataclass
@@ -87,15 +89,16 @@ def check(
     search_reader=search_indexes.read,
     report_url: str | Path | None = None,
 ) -> DriftResult:
-    """Diff ``source_db`` against ``target_db``; with ``repair`` create what is missing and collMod validators."""
+    """Diff ``source_db`` against ``target_db``; with ``repair`` create what is missing, collMod validators and
+    re-create changed indexes."""
     res = DriftResult(source=source_db.name, target=target_db.name)
     src, tgt, res.rows, s_search, t_search = _read(source_db, target_db, include_search, search_reader, res.notes)
     res.remaining = res.rows
     if repair and res.rows:
         plan = [
             r
-            for r in clone.plan_clone(src, tgt, source_search=s_search, target_search=t_search)
-            if r["action"] in ADDITIVE
+            for r in clone.plan_clone(src, tgt, recreate_indexes=True, source_search=s_search, target_search=t_search)
+            if r["action"] in REPAIRS
         ]
         res.failures, _ = clone.apply_plan(target_db, plan)
         s_fail, res.search_report, _ = clone.apply_search(target_db, plan, report_url=report_url)
@@ -114,6 +117,7 @@ def table_rows(res: DriftResult, rows: list[dict] | None = None) -> list[dict]:
             "collection": r["collection"],
             "item": r["item"],
             "change": r["change"],
+            "what differs": r.get("how", ""),
             "in source": _text(r["source"]),
             "in target": _text(r["target"]),
         }

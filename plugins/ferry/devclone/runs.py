@@ -48,6 +48,7 @@ def clone_structure(
             opts,
             report_url=report.location(FAMILY, run.run_id, tgt_name),
             logger=logger,
+            emptiness_checked=True,  # preflight did, for every database
         )
         results.append(res)
         title = f"{'Plan (dry run)' if opts.dry_run else 'Clone'} {src_name} → {tgt_name}"
@@ -91,7 +92,7 @@ def drift_check(
     logger=log,
     context=None,
 ) -> list[dict]:
-    """Compare each source database with its clone (and repair additively); summary rows; fails on drift.
+    """Compare each source database with its clone (and repair: see ``drift.check``); summary rows; fails on drift.
     With the task's ``context``, asset events name the clone collections a repair changed."""
     summary, drifted, failures = [], [], []
     for name in names:

@@ -5,43 +5,47 @@
     {"database": "alphasync_db",
      "collections": {
         "emails": {"type": "collection", "options": {...}, "indexes": {"idx_emails_message_id": {...}}},
-        "recent": {"type": "view", "options": {"viewOn": "emails", "pipeline": [...]}, "indexes": {}}}}
+        "recent": {"type": "view", "options": {"viewOn": "emails", "pipeline": [...]}, "indexes": {}},
+        "legacy": {"type": "collection", "options": {}, "indexes": {...},
+                   "legacy_keys": {"a_1_b_true": ["b: true → 1"]}}}}
 
-Index specs are normalised the way mongorestore prepares them (``mongodb/mongo-tools``
-``mongorestore/metadata.go``): ``v`` and ``ns`` dropped, options outside an allow-list dropped,
-boolean options as booleans (``sparse: 1`` → ``true``, ``unique: false`` → absent), numeric key
-directions as ints (``1.0`` → ``1``). Two equal indexes therefore compare equal whatever server
-or driver produced them. Values stay BSON types (a validator may hold a regex or a date): use
-``to_json`` for reports.
+Index specs are what mongorestore sends (``mongodb/mongo-tools`` ``mongorestore/metadata.go``,
+``ferry.mongo.index_spec``): every field of the ``listIndexes`` entry but ``v``, ``ns`` and
+``background``, unknown options included, values with their BSON types (``1.0`` stays a double,
+``Decimal128("-1")`` a decimal, ``Int64`` a 64-bit integer), documents in their order. Legacy key
+values (``true``, ``0``, ``""``...) are converted as ``ConvertLegacyIndexKeyValue`` does
+(``ferry.mongo.legacy_key``); each conversion is listed under the collection's ``legacy_keys``.
+
+Comparisons (``same``, ``comparable_index``, ``diff``) are ordered: a compound key, a
+``partialFilterExpression``, a collation or a validator with the same fields in another order is
+different. They normalise only what has the same meaning on the server:
+
+- numbers by value: ``1`` == ``1.0`` == ``Int64(1)`` == ``Decimal128("1")`` (never ``true``);
+- boolean index options (``unique``, ``sparse``, ``hidden``, ``prepareUnique``): any false value
+  equals absent, any true value equals ``true`` (``sparse: 1`` == ``sparse: true``);
+- format versions the server picks (``textIndexVersion``, ``2dsphereIndexVersion``) are ignored;
+- a text index's ``weights`` compare as a mapping (the server keeps them sorted by field);
+- the order of an index's top-level options (``unique`` before or after ``sparse``);
+- collection validation options at their defaults (``validator: {}``, ``validationLevel: strict``,
+  ``validationAction: error``) equal absent.
+
+Values stay BSON types (a validator may hold a regex or a date): use ``to_json`` for reports.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
-#: Index options kept (everything else, e.g. ``v``, ``ns``, ``background``, ``dropDups``, is dropped).
-INDEX_OPTIONS = (
-    "unique",
-    "sparse",
-    "partialFilterExpression",
-    "expireAfterSeconds",
-    "hidden",
-    "collation",
-    "weights",
-    "default_language",
-    "language_override",
-    "textIndexVersion",
-    "2dsphereIndexVersion",
-    "bits",
-    "min",
-    "max",
-    "wildcardProjection",
-    "storageEngine",
-    "prepareUnique",
-)
-_BOOL_OPTIONS = ("unique", "sparse", "hidden", "prepareUnique")
-#: Index-format versions the server picks itself: kept for creation, ignored when comparing.
-_VERSION_OPTIONS = ("textIndexVersion", "2dsphereIndexVersion")
+from ferry.mongo import SERVER_INDEX_FIELDS, index_spec, legacy_key
+
+#: Index options that are booleans on the server: false (``0``, ``false``) means unset.
+BOOL_OPTIONS = ("unique", "sparse", "hidden", "prepareUnique")
+#: Index-format versions the server picks itself: sent as the source has them, ignored when comparing.
+VERSION_OPTIONS = ("textIndexVersion", "2dsphereIndexVersion")
+#: Index options whose field order carries no meaning.
+UNORDERED_OPTIONS = ("weights",)
 
 #: Collection options kept from ``listCollections`` (``create`` accepts each of them).
 COLLECTION_OPTIONS = (
@@ -63,7 +67,7 @@ COLLECTION_OPTIONS = (
 )
 #: Options ``collMod`` can change in place (validation), with the value that means "unset";
 #: others need a drop and re-create.
-COLLMOD_DEFAULTS = {"validator": {}, "validationLevel": "strict", "validationAction": "error"}
+COLLMOD_DEFAULTS: dict[str, Any] = {"validator": {}, "validationLevel": "strict", "validationAction": "error"}
 COLLMOD_OPTIONS = tuple(COLLMOD_DEFAULTS)
 
 GEO_KINDS = {"2dsphere", "2d", "geoHaystack"}
@@ -71,53 +75,96 @@ GEO_KINDS = {"2dsphere", "2d", "geoHaystack"}
 INDEX_GROUPS = ("regular", "text", "geo", "ttl_partial")
 
 
-def _num(v: Any) -> Any:
-    """1.0 → 1, Int64(1) → 1; strings ("text", "2dsphere", "hashed") unchanged."""
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, (int, float)):
-        f = float(v)
-        return int(f) if f.is_integer() else f
-    try:  # bson.Int64 / Decimal128
-        from bson.decimal128 import Decimal128
+def canonical(value: Any, *, ordered: bool = True) -> Any:
+    """``value`` as nested tuples that compare equal exactly when the server sees the same thing:
+    documents as their ``(field, value)`` pairs in order (sorted when ``ordered`` is false), arrays
+    in order, numbers by value whatever their BSON type, booleans apart from numbers."""
+    from bson.decimal128 import Decimal128
 
-        if isinstance(v, Decimal128):
-            return _num(float(v.to_decimal()))
-    except ImportError:  # pragma: no cover
-        pass
-    return v
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float, Decimal128)):
+        num = value.to_decimal() if isinstance(value, Decimal128) else Decimal(value)
+        return ("number", "NaN" if num.is_nan() else num)
+    if isinstance(value, Mapping):
+        pairs = tuple((str(k), canonical(v, ordered=ordered)) for k, v in value.items())
+        return ("document", pairs if ordered else tuple(sorted(pairs, key=lambda p: p[0])))
+    if isinstance(value, (list, tuple)):
+        return ("array", tuple(canonical(v, ordered=ordered) for v in value))
+    return (type(value).__name__, value)
 
 
-def normalize_index(raw: dict) -> dict:
-    """A ``listIndexes`` entry as mongorestore would send it: ``{"name", "key", <allowed options>}``."""
-    key = {str(k): _num(v) for k, v in dict(raw["key"]).items()}
-    spec: dict[str, Any] = {"name": raw["name"], "key": key}
-    for opt in INDEX_OPTIONS:
-        if opt not in raw:
+def same(a: Any, b: Any) -> bool:
+    """Ordered equality with numbers compared by value (see ``canonical``)."""
+    return canonical(a) == canonical(b)
+
+
+def difference(a: Any, b: Any) -> str:
+    """``"order"`` when ``a`` and ``b`` hold the same fields and values in another order, else ``"value"``."""
+    return "order" if canonical(a, ordered=False) == canonical(b, ordered=False) else "value"
+
+
+def read_index(raw: Mapping) -> tuple[dict, list[str]]:
+    """A ``listIndexes`` entry as ``createIndexes`` gets it (see the module doc), and one line per
+    legacy key value converted, e.g. ``"b: true → 1"``."""
+    spec = index_spec(raw)
+    spec["key"], changed = legacy_key(spec["key"])
+    return spec, [f"{field}: {json_text(old)} → {json_text(new)}" for field, old, new in changed]
+
+
+def read_indexes(raws) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """``{name: spec}`` of ``listIndexes`` entries (or a mongodump ``metadata.json``'s ``indexes``), and
+    ``{name: conversion notes}`` for those whose key held legacy values."""
+    indexes, converted = {}, {}
+    for raw in raws:
+        spec, notes = read_index(raw)
+        indexes[spec["name"]] = spec
+        if notes:
+            converted[spec["name"]] = notes
+    return indexes, converted
+
+
+def normalize_index(raw: Mapping) -> dict:
+    """``read_index`` without the conversion notes."""
+    return read_index(raw)[0]
+
+
+def comparable_index(spec: Mapping) -> tuple:
+    """What must match for two indexes to be the same, as an ordered value (see the module doc)."""
+    out = []
+    for opt, val in spec.items():
+        if opt in VERSION_OPTIONS or opt in SERVER_INDEX_FIELDS:
             continue
-        val = raw[opt]
-        if opt in _BOOL_OPTIONS:
-            if not val:
-                continue  # unique: false == no unique option
-            val = True
-        elif opt in ("expireAfterSeconds", "bits", "min", "max", "textIndexVersion", "2dsphereIndexVersion"):
-            val = _num(val)
-        elif opt == "weights":
-            val = {str(k): _num(w) for k, w in dict(val).items()}
-        elif isinstance(val, dict):
-            val = dict(val)
-        spec[opt] = val
-    return spec
+        if opt in BOOL_OPTIONS:
+            if val:
+                out.append((opt, ("bool", True)))
+            continue
+        out.append((opt, canonical(val, ordered=opt not in UNORDERED_OPTIONS)))
+    return tuple(sorted(out, key=lambda p: p[0]))
 
 
-def comparable_index(spec: dict) -> dict:
-    """What must match for two indexes to be the same (server-chosen format versions ignored)."""
-    return {k: v for k, v in spec.items() if k not in _VERSION_OPTIONS}
+def index_changes(source: Mapping, target: Mapping) -> str:
+    """What differs between two same-named indexes, e.g. ``"key order"``, ``"partialFilterExpression"``."""
+    a, b = dict(comparable_index(source)), dict(comparable_index(target))
+    parts = []
+    for opt in sorted(set(a) | set(b), key=lambda o: (o != "key", o)):
+        if a.get(opt) == b.get(opt):
+            continue
+        both = opt in source and opt in target and opt not in BOOL_OPTIONS
+        parts.append(f"{opt} order" if both and difference(source[opt], target[opt]) == "order" else opt)
+    return ", ".join(parts)
+
+
+def changed_options(source: Mapping, target: Mapping) -> set[str]:
+    """Collection options whose values differ (ordered comparison, numbers by value)."""
+    return {
+        o for o in set(source) | set(target) if o not in source or o not in target or not same(source[o], target[o])
+    }
 
 
 def index_group(spec: dict) -> str:
     """``regular`` / ``text`` / ``geo`` / ``ttl_partial``: the order indexes are created in."""
-    kinds = set(spec["key"].values())
+    kinds = {v for v in spec["key"].values() if isinstance(v, str)}
     if "text" in kinds or "_fts" in spec["key"]:
         return "text"
     if kinds & GEO_KINDS:
@@ -127,45 +174,44 @@ def index_group(spec: dict) -> str:
     return "regular"
 
 
-def normalize_options(options: dict) -> dict:
-    """Collection options kept for ``create``, with server-added details removed."""
+def normalize_options(options: Mapping) -> dict:
+    """Collection options kept for ``create``, with server-added details removed (values as listed)."""
     out: dict[str, Any] = {}
     for opt in COLLECTION_OPTIONS:
         if opt not in options:
             continue
         val = options[opt]
-        if opt == "clusteredIndex" and isinstance(val, dict):
+        if opt == "clusteredIndex" and isinstance(val, Mapping):
             val = {k: v for k, v in val.items() if k != "v"}
-            val["key"] = {str(k): _num(d) for k, d in dict(val.get("key", {"_id": 1})).items()}
-        elif opt == "timeseries" and isinstance(val, dict):
+        elif opt == "timeseries" and isinstance(val, Mapping):
             val = dict(val)
             if "granularity" in val:  # listCollections adds the span the granularity implies
                 val.pop("bucketMaxSpanSeconds", None)
                 val.pop("bucketRoundingSeconds", None)
-        elif opt in ("size", "max", "expireAfterSeconds"):
-            val = _num(val)
         elif opt == "capped" and not val:
             continue
-        if opt in COLLMOD_DEFAULTS and val == COLLMOD_DEFAULTS[opt]:
+        if opt in COLLMOD_DEFAULTS and same(val, COLLMOD_DEFAULTS[opt]):
             continue  # listed by some servers, absent on others: the same collection
         out[opt] = val
     return out
 
 
 def read_structure(db, *, with_indexes: bool = True) -> dict:
-    """Collections (with options), views and normalised indexes of ``db`` (a pymongo Database)."""
+    """Collections (with options), views and indexes of ``db`` (a pymongo Database)."""
     colls: dict[str, dict] = {}
     for info in db.list_collections():
         name = info["name"]
         if name.startswith("system."):
             continue
         kind = info.get("type", "collection")
-        colls[name] = {"type": kind, "options": normalize_options(dict(info.get("options") or {})), "indexes": {}}
+        colls[name] = {"type": kind, "options": normalize_options(info.get("options") or {}), "indexes": {}}
     if with_indexes:
         for name, c in colls.items():
             if c["type"] == "view":
                 continue
-            c["indexes"] = {i["name"]: normalize_index(i) for i in db[name].list_indexes()}
+            c["indexes"], converted = read_indexes(db[name].list_indexes())
+            if converted:
+                c["legacy_keys"] = converted
     return {"database": db.name, "collections": dict(sorted(colls.items()))}
 
 
@@ -186,7 +232,8 @@ def creation_order(collections: dict[str, dict]) -> list[str]:
 
 
 def diff(source: dict, target: dict) -> list[dict]:
-    """Rows ``{collection, item, change, source, target}``; ``change`` is missing / extra / different.
+    """Rows ``{collection, item, change, how, source, target}``; ``change`` is missing / extra / different,
+    ``how`` says what differs (``"order"`` when only the order does, ``"key order"`` for an index).
 
     ``missing`` = in source, not in target; ``extra`` = only in target. The ``_id_`` index is
     compared like any other (both sides always have it unless a collection is missing).
@@ -203,11 +250,11 @@ def diff(source: dict, target: dict) -> list[dict]:
             continue
         if s["type"] != t["type"]:
             rows.append(_row(name, "type", "different", s["type"], t["type"]))
-        for opt in sorted(set(s["options"]) | set(t["options"])):
+        for opt in sorted(changed_options(s["options"], t["options"])):
             sv, tv = s["options"].get(opt), t["options"].get(opt)
-            if sv != tv:
-                change = "missing" if tv is None else "extra" if sv is None else "different"
-                rows.append(_row(name, f"option {opt}", change, sv, tv))
+            change = "missing" if opt not in t["options"] else "extra" if opt not in s["options"] else "different"
+            how = difference(sv, tv) if change == "different" else ""
+            rows.append(_row(name, f"option {opt}", change, sv, tv, how))
         for iname in sorted(set(s["indexes"]) | set(t["indexes"])):
             si, ti = s["indexes"].get(iname), t["indexes"].get(iname)
             if ti is None:
@@ -215,12 +262,12 @@ def diff(source: dict, target: dict) -> list[dict]:
             elif si is None:
                 rows.append(_row(name, f"index {iname}", "extra", None, ti))
             elif comparable_index(si) != comparable_index(ti):
-                rows.append(_row(name, f"index {iname}", "different", si, ti))
+                rows.append(_row(name, f"index {iname}", "different", si, ti, index_changes(si, ti)))
     return rows
 
 
-def _row(coll, item, change, src, tgt) -> dict:
-    return {"collection": coll, "item": item, "change": change, "source": src, "target": tgt}
+def _row(coll, item, change, src, tgt, how: str = "") -> dict:
+    return {"collection": coll, "item": item, "change": change, "how": how, "source": src, "target": tgt}
 
 
 def to_json(value: Any) -> Any:
