@@ -61,6 +61,7 @@ def run_dag(
 ):
     """Run one DAG run with ``dag.test()``; raise ``DagRunFailed`` naming failed tasks when ``check``."""
     _migrated()
+    _fresh_lineage_collector()
     dag = get_dag(dag_id)
     kwargs: dict[str, Any] = {"run_conf": conf or {}}
     if logical_date is not None:
@@ -71,6 +72,22 @@ def run_dag(
     if check and dr.state != "success":
         raise DagRunFailed(dag_id, task_states(dr))
     return dr
+
+
+def _fresh_lineage_collector() -> None:
+    """Empty Airflow's hook lineage collector before a run. A worker runs each task in a process of its own,
+    so its collector starts empty; ``dag.test()`` in a long test process keeps one collector (a cached
+    singleton) for every run, and it stops collecting at ``[lineage] max_assets_per_collector`` (100), so
+    later runs' events would name only what earlier runs reported."""
+    try:
+        from airflow.sdk.lineage import get_hook_lineage_collector
+    except ImportError:  # pragma: no cover - an Airflow without hook lineage
+        return
+    collector = get_hook_lineage_collector()
+    for name in ("_inputs", "_outputs", "_extra", "_input_counts", "_output_counts", "_extra_counts"):
+        store = getattr(collector, name, None)
+        if hasattr(store, "clear"):
+            store.clear()
 
 
 def task_states(dr) -> dict[str, str | None]:
