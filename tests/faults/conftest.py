@@ -1,0 +1,20 @@
+"""Fault-injection suite: seed, N and the per-scenario clean reference (see ferry_dev.faults).
+
+``FERRY_FAULT_N`` trials per scenario and fault kind (default 2: what ``make test`` runs), ``FERRY_FAULT_SEED``
+to replay a run (default: a new random seed, printed in the header and in every failure message).
+"""
+
+from __future__ import annotations
+
+from ferry_dev import faults
+
+SEED = faults.fault_seed()
+N = faults.trials_per_kind()
+
+
+def pytest_report_header(config):
+    return f"ferry faults: FERRY_FAULT_SEED={SEED} FERRY_FAULT_N={N} (results: {faults.results_path()})"
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"ferry faults: replay with FERRY_FAULT_SEED={SEED} FERRY_FAULT_N={N}")
