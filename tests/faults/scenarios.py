@@ -19,7 +19,7 @@ from pathlib import Path
 from ferry_dev import faults
 
 MAPPING = "include/etl/demo_mapping.yaml"
-ETL_SIZE = {"accounts": 30, "campaigns_per": 3, "items_per": 3, "tags_per": 2}
+ETL_SIZE = {"accounts": 20, "campaigns_per": 3, "items_per": 2, "tags_per": 1}
 ETL_NATURAL_KEYS = {"accounts": "id", "campaigns": "id", "line_items": "id", "campaign_tags": "id"}
 
 
@@ -78,7 +78,7 @@ class EtlFull(Scenario):
             "db": mdb,
             "mapping": MAPPING,
             "strategy": self.strategy,
-            "batch_size": 10,
+            "batch_size": 5,
         }
 
     def outcome(self, spec: dict) -> dict:
