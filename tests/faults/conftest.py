@@ -6,7 +6,13 @@ to replay a run (default: a new random seed, printed in the header and in every 
 
 from __future__ import annotations
 
+import os
+
 from ferry_dev import faults
+
+# A killed writer's lease lock frees itself after its lease: 3 s here (600 s by default) so that a rerun does
+# not wait ten minutes. Set before the fork server starts: the children inherit it.
+os.environ.setdefault("FERRY_LOCK_TTL_SECONDS", "3")
 
 SEED = faults.fault_seed()
 N = faults.trials_per_kind()
