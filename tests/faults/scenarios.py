@@ -314,7 +314,7 @@ class SalesDay(Scenario):
         faults.run_op("sales", {"duckdb": str(path), "csv": [str(other)], "day": SALES_OTHER.isoformat(), "run_id": "earlier", "gx": False})
         day_csv = self.tmp / "day.csv"
         if not day_csv.exists():
-            sales_csv(day_csv, SALES_DAY, 60_000)
+            sales_csv(day_csv, SALES_DAY, 20_000)
         return {"duckdb": str(path), "csv": [str(day_csv)], "day": SALES_DAY.isoformat(), "run_id": "r-first"}
 
     def restart(self):
