@@ -143,7 +143,9 @@ class EtlIncremental(EtlFull):
             upd = rnd.sample(ids, max(1, n // 10))
             rest = [i for i in ids if i not in upd]
             dele = rnd.sample(rest, max(1, n // 100))
-            conn.execute("UPDATE campaigns SET name = name || ' (edited)', budget = budget + 1 WHERE id = ANY(%s)", [upd])
+            conn.execute(
+                "UPDATE campaigns SET name = name || ' (edited)', budget = budget + 1 WHERE id = ANY(%s)", [upd]
+            )
             for t in ("line_items", "campaign_tags"):
                 conn.execute(f"DELETE FROM {t} WHERE campaign_id = ANY(%s)", [dele])
             conn.execute("DELETE FROM campaigns WHERE id = ANY(%s)", [dele])
@@ -173,11 +175,21 @@ def seed_promotion(local, prod) -> None:
 
     lc = [ObjectId(f"{0xAA0000 + i:024x}") for i in range(25)]
     pc = [ObjectId(f"{0xBB0000 + i:024x}") for i in range(5)]
-    local.companies.insert_many([{"_id": lc[i], "domain": f"c{i}.com", "name": f"C{i}", "updated_at": T1} for i in range(25)])
-    prod.companies.insert_many([{"_id": pc[i], "domain": f"c{i}.com", "name": f"C{i} prod", "updated_at": T0} for i in range(5)])
+    local.companies.insert_many(
+        [{"_id": lc[i], "domain": f"c{i}.com", "name": f"C{i}", "updated_at": T1} for i in range(25)]
+    )
+    prod.companies.insert_many(
+        [{"_id": pc[i], "domain": f"c{i}.com", "name": f"C{i} prod", "updated_at": T0} for i in range(5)]
+    )
     local.documents.insert_many(
         [
-            {"_id": f"d{i}", "url": f"https://c{i % 25}.com/p{i}", "company_id": lc[i % 25], "title": f"t{i}", "updated_at": T1}
+            {
+                "_id": f"d{i}",
+                "url": f"https://c{i % 25}.com/p{i}",
+                "company_id": lc[i % 25],
+                "title": f"t{i}",
+                "updated_at": T1,
+            }
             for i in range(60)
         ]
     )
@@ -194,7 +206,10 @@ def seed_promotion(local, prod) -> None:
         ]
     )
     local.meta_summaries.insert_many(
-        [{"_id": f"m{i}", "company_id": lc[i % 25], "kind": f"k{i // 25}", "text": f"s{i}", "updated_at": T1} for i in range(50)]
+        [
+            {"_id": f"m{i}", "company_id": lc[i % 25], "kind": f"k{i // 25}", "text": f"s{i}", "updated_at": T1}
+            for i in range(50)
+        ]
     )
     prod.meta_summaries.insert_many(
         [{"_id": f"pm{i}", "company_id": pc[i], "kind": "k0", "text": "prod", "updated_at": T0} for i in range(5)]
@@ -232,7 +247,10 @@ class Promote(Scenario):
 
     def untouched(self, spec: dict) -> dict:
         with self.stack.mongo_client("local") as lc, self.stack.mongo_client("prod") as pc:
-            return {"local (source) database": faults.mongo_bytes(lc[spec["db"]]), "prod.reviews": faults.mongo_bytes(pc[spec["db"]], ["reviews"])}
+            return {
+                "local (source) database": faults.mongo_bytes(lc[spec["db"]]),
+                "prod.reviews": faults.mongo_bytes(pc[spec["db"]], ["reviews"]),
+            }
 
     def problems(self, spec: dict) -> list[str]:
         from ferry.promotion import config
@@ -298,7 +316,18 @@ def sales_csv(path: Path, day: dt.date, n: int) -> Path:
         w.writerow(["order_id", "date", "user_id", "product_name", "quantity", "unit_price", "total_amount", "region"])
         for i in range(1, n + 1):
             q, price = i % 4 + 1, round(5 + (i % 300) * 1.25, 2)
-            w.writerow([f"ORD-{day:%Y%m%d}-{i:06d}", day.isoformat(), i % 17 + 1, f"Product {i % 7}", q, f"{price:.2f}", f"{q * price:.2f}", REGIONS[i % 5]])
+            w.writerow(
+                [
+                    f"ORD-{day:%Y%m%d}-{i:06d}",
+                    day.isoformat(),
+                    i % 17 + 1,
+                    f"Product {i % 7}",
+                    q,
+                    f"{price:.2f}",
+                    f"{q * price:.2f}",
+                    REGIONS[i % 5],
+                ]
+            )
     return path
 
 
@@ -311,7 +340,16 @@ class SalesDay(Scenario):
     def setup(self) -> dict:
         path = self.tmp / f"{uid('sales')}.duckdb"
         other = sales_csv(self.tmp / "other.csv", SALES_OTHER, 200)
-        faults.run_op("sales", {"duckdb": str(path), "csv": [str(other)], "day": SALES_OTHER.isoformat(), "run_id": "earlier", "gx": False})
+        faults.run_op(
+            "sales",
+            {
+                "duckdb": str(path),
+                "csv": [str(other)],
+                "day": SALES_OTHER.isoformat(),
+                "run_id": "earlier",
+                "gx": False,
+            },
+        )
         day_csv = self.tmp / "day.csv"
         if not day_csv.exists():
             sales_csv(day_csv, SALES_DAY, 20_000)
@@ -336,9 +374,11 @@ class SalesDay(Scenario):
         import hashlib
 
         day = f"DATE '{SALES_DAY}'"
-        rows = self._q(spec, f"SELECT * EXCLUDE (run_id, loaded_at) FROM sales WHERE sale_date = {day} ORDER BY order_id")
-        loads = self._q(spec, f"SELECT * EXCLUDE (run_id, loaded_at) FROM sales_loads ORDER BY 1")
-        rej = self._q(spec, f"SELECT * EXCLUDE (run_id, rejected_at) FROM sales_rejects ORDER BY ALL")
+        rows = self._q(
+            spec, f"SELECT * EXCLUDE (run_id, loaded_at) FROM sales WHERE sale_date = {day} ORDER BY order_id"
+        )
+        loads = self._q(spec, "SELECT * EXCLUDE (run_id, loaded_at) FROM sales_loads ORDER BY 1")
+        rej = self._q(spec, "SELECT * EXCLUDE (run_id, rejected_at) FROM sales_rejects ORDER BY ALL")
         h = hashlib.sha256(repr((rows, loads, rej)).encode()).hexdigest()
         return {"rows": len(rows), "loads": len(loads), "rejects": len(rej), "hash": h}
 
@@ -380,7 +420,9 @@ class DevClone(Scenario):
 
         with self.stack.mongo_client("prod") as c:
             tgt = structure.read_structure(c[spec["db"] + "_dev"])["collections"]
-            docs = sum(c[spec["db"] + "_dev"][n].estimated_document_count() for n, v in tgt.items() if v.get("type") != "view")
+            docs = sum(
+                c[spec["db"] + "_dev"][n].estimated_document_count() for n, v in tgt.items() if v.get("type") != "view"
+            )
         return {"structure": structure.to_json(tgt), "documents": docs}
 
     def untouched(self, spec: dict) -> dict:
@@ -389,7 +431,10 @@ class DevClone(Scenario):
         with self.stack.mongo_client("prod") as c:
             src = c[spec["db"]]
             names = [x["name"] for x in src.list_collections() if x.get("type") != "view"]
-            return {"source data": faults.mongo_bytes(src, names), "source structure": structure.to_json(structure.read_structure(src))}
+            return {
+                "source data": faults.mongo_bytes(src, names),
+                "source structure": structure.to_json(structure.read_structure(src)),
+            }
 
     def problems(self, spec: dict) -> list[str]:
         from ferry.devclone import structure
@@ -419,4 +464,12 @@ def all_scenarios(stack, tmp: Path) -> dict[str, Scenario]:
     return {s.name: s for s in out}
 
 
-NAMES = ["etl_full", "etl_incremental", "promotion_skip", "promotion_update_if_newer", "promotion_rollback", "sales_day", "dev_clone"]
+NAMES = [
+    "etl_full",
+    "etl_incremental",
+    "promotion_skip",
+    "promotion_update_if_newer",
+    "promotion_rollback",
+    "sales_day",
+    "dev_clone",
+]

@@ -70,4 +70,6 @@ def test_fault(name, kind, index, scenarios, tmp_path):
         if not error:
             sc.cleanup(spec)
     child = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-    assert not error, f"{trial.replay()}\ndelay {trial.delay}s of {duration:.2f}s, notes {trial.notes}\n{error}\nchild log tail:\n{child}"
+    assert not error, (
+        f"{trial.replay()}\ndelay {trial.delay}s of {duration:.2f}s, notes {trial.notes}\n{error}\nchild log tail:\n{child}"
+    )
