@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from ferry_dev import faults
 
-# A killed writer's lease lock frees itself after its lease: 3 s here (600 s by default) so that a rerun does
-# not wait ten minutes. Set before the fork server starts: the children inherit it.
-os.environ.setdefault("FERRY_LOCK_TTL_SECONDS", "3")
+
+@pytest.fixture(scope="session", autouse=True)
+def short_lease():
+    """A killed writer's lease lock frees itself after its lease: 3 s here (600 s by default) so that a rerun
+    does not wait ten minutes. Set before the fork server starts (the children inherit it), for this folder only."""
+    old = os.environ.get("FERRY_LOCK_TTL_SECONDS")
+    os.environ["FERRY_LOCK_TTL_SECONDS"] = "3"
+    yield
+    if old is None:
+        os.environ.pop("FERRY_LOCK_TTL_SECONDS", None)
+    else:
+        os.environ["FERRY_LOCK_TTL_SECONDS"] = old
 
 SEED = faults.fault_seed()
 N = faults.trials_per_kind()
