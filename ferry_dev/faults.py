@@ -1,6 +1,7 @@
 """Fault injection for Ferry's write paths (dev tooling behind ``tests/faults`` and ``make test-faults``).
 
-A trial runs one operation in a child process (``python -m ferry_dev.faults child <op> <spec>``), injects
+A trial runs one operation in a child process (forked from a fork server that imported everything first;
+``python -m ferry_dev.faults child <op> <spec-json>`` runs one by hand), injects
 one fault at a random moment, then reruns the operation to completion as a user would, and the test
 compares the outcome with a clean run. Fault kinds:
 
@@ -11,7 +12,7 @@ compares the outcome with a clean run. Fault kinds:
   and another process opens the file (replaying its WAL) before the rerun.
 
 The delay before the fault is drawn (seeded: ``FERRY_FAULT_SEED``) uniformly from ``[0, duration]``,
-where ``duration`` is the clean run's measured duration, counted from the child's READY line (after
+where ``duration`` is the clean run's measured duration, counted from the child's READY point (after
 imports and connections, so the faults land in the operation, not in Python's start-up).
 
 Content hashes leave out only run-specific fields; each one is listed in ``EXCLUDED_FIELDS`` with its reason.
@@ -217,7 +218,7 @@ OPS = {"etl": op_etl, "promote": op_promote, "rollback": op_rollback, "sales": o
 
 
 def run_op(op: str, spec: dict) -> Any:
-    """Run an operation in this process (clean runs and reruns); the READY line is not printed."""
+    """Run an operation in this process (set-ups and the user's reruns); no READY signal."""
     global _ready
     saved, _ready = _ready, lambda: None  # type: ignore[assignment]
     try:
