@@ -9,7 +9,7 @@ ifdef PYTHON
 export PYTHON
 endif
 
-.PHONY: setup browser demo airflow lint test test-fast test-deployment bench up down constraints clean
+.PHONY: setup browser demo airflow lint test test-fast test-deployment test-faults bench up down constraints clean
 
 setup:  ## create .venv and install pinned requirements (idempotent)
 	@bash scripts/setup.sh
@@ -38,6 +38,13 @@ test-fast: setup  ## unit tests only (no services)
 
 test-deployment: setup browser  ## only the real-deployment and browser layer (~6 min)
 	@$(PY) -m pytest tests/deployment $(PYTEST_ARGS)
+
+N ?= 2
+FAULT_RESULTS := .ferry/faults/last.jsonl
+test-faults: setup  ## fault injection: N trials per scenario and fault kind (make test-faults N=50; FERRY_FAULT_SEED=... replays)
+	@mkdir -p .ferry/faults && rm -f $(FAULT_RESULTS)
+	@FERRY_FAULT_N=$(N) FERRY_FAULT_RESULTS=$(CURDIR)/$(FAULT_RESULTS) $(PY) -m pytest tests/faults $(PYTEST_ARGS); rc=$$?; \
+	  $(PY) -m ferry_dev.faults table $(FAULT_RESULTS); exit $$rc
 
 bench: setup  ## benchmarks (on demand; prints figures and ratios against same-run baselines)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

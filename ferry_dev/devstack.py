@@ -401,6 +401,28 @@ class DevStack:
         self.mongo_prod_uri = uris[0]
         self.mongo_local_uri = uris[-1]
 
+    def restart_mongo(self, role: str = "prod", *, down: float = 0.0, timeout: float = 60) -> float:
+        """SIGKILL the MongoDB wire server of ``role`` (prod | local) and start it again on the same storage
+        path and port (what a crashed ``mongod`` restarted by its supervisor looks like to clients). ``down``:
+        seconds to stay down in between. Returns the seconds until it answered again."""
+        proc = next((p for p in self._procs if p.name == f"mongo-{role}"), None)
+        if proc is None:
+            raise SetupError(f"no MongoDB server {role!r} started by this stack (MONGO_URI points elsewhere?)")
+        t0 = time.monotonic()
+        try:
+            os.killpg(proc.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.popen.wait(10)
+        if down:
+            time.sleep(down)
+        argv = [str(a) for a in proc.popen.args]  # type: ignore[union-attr]
+        new = _spawn(proc.name, argv, self.state_dir)
+        self._procs[self._procs.index(proc)] = new
+        uri = self.mongo_prod_uri if role == "prod" else self.mongo_local_uri
+        _wait(new, lambda: _mongo_ping(uri), f"MongoDB wire server ({role}) restarted", timeout)
+        return time.monotonic() - t0
+
     # ---- S3: env override > moto server
     def _start_s3(self) -> None:
         if os.environ.get("S3_ENDPOINT_URL"):

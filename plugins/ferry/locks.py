@@ -28,6 +28,13 @@ LOCKS = "_ferry_locks"
 TTL = dt.timedelta(minutes=10)
 
 
+def default_ttl() -> dt.timedelta:
+    """The lease: ``$FERRY_LOCK_TTL_SECONDS`` (default 600 s). A crashed holder blocks the target this long;
+    a live holder renews it every quarter of it."""
+    raw = os.environ.get("FERRY_LOCK_TTL_SECONDS")
+    return dt.timedelta(seconds=float(raw)) if raw else TTL
+
+
 def default_wait() -> float:
     """How long a writer waits for a busy target: ``$FERRY_LOCK_WAIT_SECONDS`` (default 600 s)."""
     return float(os.environ.get("FERRY_LOCK_WAIT_SECONDS", "600"))
@@ -47,11 +54,12 @@ def _coll(db):
     return db[LOCKS].with_options(write_concern=WriteConcern(w="majority", j=True))
 
 
-def try_acquire(db, target: str, *, owner: str, dag_id: str = "", ttl: dt.timedelta = TTL) -> dict | None:
+def try_acquire(db, target: str, *, owner: str, dag_id: str = "", ttl: dt.timedelta | None = None) -> dict | None:
     """Take (or renew) the lock on ``target`` for ``owner``; ``None`` when another owner holds a live lease."""
     from pymongo import ReturnDocument
     from pymongo.errors import DuplicateKeyError
 
+    ttl = ttl or default_ttl()
     now = _now()
     try:
         return _coll(db).find_one_and_update(
@@ -77,12 +85,13 @@ def acquire(
     *,
     owner: str,
     dag_id: str = "",
-    ttl: dt.timedelta = TTL,
+    ttl: dt.timedelta | None = None,
     wait: float | None = None,
     poll: float = 2.0,
 ) -> dict:
     """``try_acquire`` until it succeeds or ``wait`` seconds passed (then ``Locked`` naming the holder)."""
     wait = default_wait() if wait is None else wait
+    ttl = ttl or default_ttl()
     deadline = time.monotonic() + wait
     logged = False
     while True:
@@ -122,7 +131,7 @@ def hold(
     *,
     owner: str,
     dag_id: str = "",
-    ttl: dt.timedelta = TTL,
+    ttl: dt.timedelta | None = None,
     wait: float | None = None,
     release_at_end: bool = False,
 ) -> Iterator[dict]:
@@ -130,6 +139,7 @@ def hold(
 
     ``release_at_end=False`` (default) keeps it for the run's next tasks; the run's teardown releases it.
     """
+    ttl = ttl or default_ttl()
     lock = acquire(db, target, owner=owner, dag_id=dag_id, ttl=ttl, wait=wait)
     stop = threading.Event()
 

@@ -215,3 +215,23 @@ def test_clone_and_repair_emit_asset_events_for_the_clone_collections_they_chang
     assert events(runs.drift_check, **drift_kw) == set()
     mongo_prod[dev].orders.drop_index("customer_created")
     assert events(runs.drift_check, **drift_kw) == {f"mongodb://{host}:{port}/{dev}/orders"}
+
+
+def test_a_clone_waits_for_the_run_writing_the_same_clone(source_db, mongo_prod, monkeypatch):
+    """One writer per clone: dev_db_structure_clone and a drift repair of one target never interleave."""
+    from ferry import audit, locks
+    from ferry.devclone import runs
+    from ferry.mongo import meta_db
+
+    dev = source_db.name + "_dev"
+    assert locks.try_acquire(
+        mongo_prod[meta_db(dev)], f"devclone:{dev}", owner="repair-run", dag_id="dev_db_drift_check"
+    )
+    monkeypatch.setenv("FERRY_LOCK_WAIT_SECONDS", "1")
+    run = audit.Run(dag_id="dev_db_structure_clone", run_id="clone-run")
+    with pytest.raises(locks.Locked, match="repair-run"):
+        runs.clone_structure(mongo_prod, mongo_prod, [source_db.name], clone.CloneOptions(dry_run=False), run=run)
+    assert dev not in mongo_prod.list_database_names()  # nothing written
+    locks.release(mongo_prod[meta_db(dev)], f"devclone:{dev}", owner="repair-run")
+    runs.clone_structure(mongo_prod, mongo_prod, [source_db.name], clone.CloneOptions(dry_run=False), run=run)
+    assert mongo_prod[meta_db(dev)][locks.LOCKS].count_documents({}) == 0  # released

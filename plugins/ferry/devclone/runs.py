@@ -6,9 +6,10 @@ failure at the end listing everything the target rejected or that still differs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
-from ferry import audit, lineage, report
+from ferry import audit, lineage, locks, report
 from ferry.devclone import clone, drift
 from ferry.errors import FerryError
 from ferry.mongo import meta_db
@@ -24,6 +25,16 @@ TARGET_ALIAS = "ferry_devclone_target"
 def _audit(target_client, tgt: str, run: audit.Run, *, outcome: str, **fields) -> None:
     rec = run.record(id=f"{run.run_id}:{tgt}", family=FAMILY, outcome=outcome, target=tgt, **fields)
     audit.to_mongo(target_client[meta_db(tgt)][RUNS], rec)
+
+
+def _writer(target_client, tgt: str, run: audit.Run, writes: bool):
+    """One writer per clone: a structure clone and a drift repair of ``tgt`` (two DAGs) never interleave.
+    The lease lock sits next to the clone's audit records; a dry run or a check without repair takes none."""
+    if not writes:
+        return contextlib.nullcontext()
+    return locks.hold(
+        target_client[meta_db(tgt)], f"devclone:{tgt}", owner=run.run_id, dag_id=run.dag_id, release_at_end=True
+    )
 
 
 def clone_structure(
@@ -42,14 +53,15 @@ def clone_structure(
     progress = report.Progress(logger, "databases cloned", total=len(pairs))
     results = []
     for src_name, tgt_name in pairs:
-        res = clone.clone_database(
-            source[src_name],
-            target[tgt_name],
-            opts,
-            report_url=report.location(FAMILY, run.run_id, tgt_name),
-            logger=logger,
-            emptiness_checked=True,  # preflight did, for every database
-        )
+        with _writer(target, tgt_name, run, not opts.dry_run):
+            res = clone.clone_database(
+                source[src_name],
+                target[tgt_name],
+                opts,
+                report_url=report.location(FAMILY, run.run_id, tgt_name),
+                logger=logger,
+                emptiness_checked=True,  # preflight did, for every database
+            )
         results.append(res)
         title = f"{'Plan (dry run)' if opts.dry_run else 'Clone'} {src_name} → {tgt_name}"
         rows = [{k: v for k, v in r.items() if k != "database"} for r in clone.report_rows(res)]
@@ -98,13 +110,14 @@ def drift_check(
     for name in names:
         tgt = clone.target_name(name, suffix)
         clone.check_names(name, tgt, suffix)
-        res = drift.check(
-            source[name],
-            target[tgt],
-            repair=repair,
-            include_search=include_search,
-            report_url=report.location(FAMILY, run.run_id, tgt),
-        )
+        with _writer(target, tgt, run, repair):
+            res = drift.check(
+                source[name],
+                target[tgt],
+                repair=repair,
+                include_search=include_search,
+                report_url=report.location(FAMILY, run.run_id, tgt),
+            )
         text = report.log_table(logger, f"Drift {name} → {tgt}", drift.table_rows(res))
         if res.repaired:
             repaired = [

@@ -1,0 +1,113 @@
+"""The two failures issue 11 found, replayed with a real MongoDB server restart (SIGKILL, then a start on
+the same storage path and port) in the middle of the write:
+
+1. production_etl full refresh: after a restart during the load and a rerun, readers saw every campaign twice
+   (validate ran after the swap). Now: every campaign once, and a failed check leaves the target untouched.
+2. prod_promotion execute with a restart mid-run, then its rollback: 38 of 40 inserted meta summaries stayed.
+   Now: zero inserted documents remain.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ferry_dev import faults
+from tests.faults.scenarios import EtlFull, Promote
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+
+def _restart_when(stack, role: str, child: faults.Child, ready, timeout: float = 60) -> bool:
+    """Restart ``role``'s server as soon as ``ready()`` holds while the child still runs; True if it did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not child.wait(0.02):
+        if ready():
+            stack.restart_mongo(role)
+            return True
+    return False
+
+
+@pytest.fixture
+def etl(stack, tmp_path):
+    sc = EtlFull(stack, tmp_path)
+    spec = sc.setup()
+    yield sc, spec
+    sc.cleanup(spec)
+
+
+def test_etl_full_refresh_with_a_server_restart_during_the_load_publishes_every_campaign_once(
+    etl, stack, mongo_local, tmp_path
+):
+    from ferry.etl import checks, load
+
+    sc, spec = etl
+    faults.run_op("etl", spec)  # readers see a first good load
+    staging = mongo_local[load.staging_db(spec["db"])]
+    child = faults.Child("etl", {**spec, "run_id": "restarted"}, tmp_path / "child.log")
+    child.wait_ready()
+    assert _restart_when(stack, "local", child, lambda: staging.campaigns.estimated_document_count() > 0), (
+        "the load ended before the restart"
+    )
+    child.wait(120)
+    faults.run_op("etl", {**spec, "run_id": "rerun"})  # the user's rerun
+    assert sc.problems(spec) == []  # every campaign once, embedded line items once, counts = source
+    with stack.pg.connect(spec["pg_db"]) as conn:
+        assert mongo_local[spec["db"]].campaigns.count_documents({}) == conn.execute(
+            "SELECT count(*) FROM campaigns"
+        ).fetchone()[0]
+    assert load.staging_db(spec["db"]) not in mongo_local.list_database_names()
+
+    # validation happens before the swap: a load whose check fails (restart in the middle too) leaves the
+    # target exactly as readers saw it, and keeps the staging database for inspection
+    before = faults.mongo_bytes(mongo_local[spec["db"]], ["accounts", "campaigns"])
+    with stack.pg.connect(spec["pg_db"]) as conn:  # account 3 cannot be converted: quarantined, campaigns dangle
+        conn.execute("UPDATE accounts SET balance = 'NaN' WHERE id = 3")
+    child = faults.Child("etl", {**spec, "run_id": "bad"}, tmp_path / "child2.log")
+    child.wait_ready()
+    _restart_when(stack, "local", child, lambda: staging.campaigns.estimated_document_count() > 0)
+    child.wait(120)
+    with pytest.raises(checks.TargetDiffers):
+        faults.run_op("etl", {**spec, "run_id": "bad-rerun"})
+    assert faults.mongo_bytes(mongo_local[spec["db"]], ["accounts", "campaigns"]) == before
+    assert staging.accounts.count_documents({}) > 0
+
+
+@pytest.fixture
+def promo(stack, tmp_path):
+    sc = Promote(stack, tmp_path, "skip")
+    spec = sc.setup()
+    with stack.mongo_client("local") as c:  # 40 more meta summaries, the issue's case
+        local = c[spec["db"]]
+        company = local.companies.find_one({"domain": "c20.com"})["_id"]
+        local.meta_summaries.insert_many(
+            [{"_id": f"mx{i}", "company_id": company, "kind": f"x{i}", "text": f"t{i}", "updated_at": i} for i in range(40)]
+        )
+    yield sc, spec
+    sc.cleanup(spec)
+
+
+def test_promotion_execute_with_a_server_restart_then_rollback_leaves_no_inserted_document(
+    promo, stack, mongo_prod, tmp_path
+):
+    from ferry.promotion import config
+    from ferry.promotion import rollback as rb
+
+    sc, spec = promo
+    prod = mongo_prod[spec["db"]]
+    before = faults.mongo_digest(prod)
+    spec = {**spec, "batch_size": 5}
+    child = faults.Child("promote", spec, tmp_path / "child.log")
+    child.wait_ready()
+    intents = prod["_ferry_promotion_backups"]
+    assert _restart_when(
+        stack, "prod", child, lambda: intents.count_documents({"kind": "inserts", "collection": "meta_summaries"}) > 1
+    ), "the promotion ended before the restart"
+    child.wait(120)
+    assert prod.meta_summaries.count_documents({"_id": {"$regex": "^mx"}}) > 0  # some were written
+    rows = {r["collection"]: r for r in rb.rollback(faults._promotion_cfg(spec), prod, "p-first")}
+    assert prod.meta_summaries.count_documents({"_id": {"$regex": "^mx"}}) == 0
+    assert rows["meta_summaries"]["left"] == 0
+    assert faults.mongo_digest(prod) == before  # production exactly as before the promotion
+    assert prod[config.load().audit_collection].find_one({"_id": "p-first"})["status"] == "rolled_back"
