@@ -59,10 +59,22 @@ def test_malformed_csv_loads_good_rows_and_quarantines_each_bad_line(con, tmp_pa
     for (line, column, fragment), row in zip(sorted(EXPECTED_REJECTS), rows, strict=True):
         assert row[0] == line and row[1] == column and fragment in row[2], row
         assert row[4] == str(MALFORMED)
-    # the raw record of a reader reject is the file's line; of a rule reject, the typed row as JSON
+    # raw is the file's line as it was, for reader and rule rejects alike
     lines = MALFORMED.read_bytes().decode("utf-8-sig").split("\r\n")
-    assert rows[0][3] == lines[5]
-    assert '"order_id":"BAD-0005"' in rows[5][3]
+    assert [r[3] for r in rows] == [lines[n - 1] for n, _, _ in sorted(EXPECTED_REJECTS)]
+    assert rows[5][3] == "BAD-0005,2024-01-15,5,Desk,1,249.00,249.00,Atlantis"
+    rules = [r[0] for r in con.execute("SELECT rule FROM sales_rejects ORDER BY line").fetchall()]
+    assert rules == [
+        "cast",
+        "cast",
+        "missing_columns",
+        "duplicate_key",
+        "total_matches",
+        "known_region",
+        "quantity_positive",
+        "date_in_interval",
+    ]
+    assert {r[0] for r in con.execute("SELECT rules_version FROM sales_rejects").fetchall()} == {1}
     assert rows[3][2] == f"duplicate order_id ORD-20240115-0007 (first at {MALFORMED} line 9)"
     got = con.execute("SELECT count(*), count(DISTINCT order_id), min(sale_date), max(sale_date) FROM sales").fetchone()
     assert got == (100, 100, DAY, DAY)
@@ -211,7 +223,7 @@ def test_a_failing_gx_gate_rolls_the_swap_back(con, tmp_path, monkeypatch):
     _load_csv(con, MALFORMED)
     before = con.execute("SELECT count(*), max(run_id) FROM sales").fetchone()
 
-    def fail(df, day):
+    def fail(df, day, rules):
         assert len(df) == 100  # the accepted rows
         raise ValidationFailed("order_id not unique")
 
