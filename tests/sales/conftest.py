@@ -100,7 +100,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
             return self._send(401, {"error": "bad api key"})
         if u.path != "/sales":
             return self._send(404, {"error": "not found"})
-        if api.style == "original":
+        if api.style == "original" or "days" in q:  # the ferry_v2 server also answers the original dialect
             n, today = int(q["days"]), api.today or date.today()
             days = [(today - timedelta(days=i)).isoformat() for i in range(n - 1, -1, -1)]
             rows = [{k: v for k, v in r.items() if k != "order_id"} for d in days for r in api.days.get(d, [])]

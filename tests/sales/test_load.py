@@ -241,3 +241,39 @@ def test_the_sales_asset_is_the_duckdb_sales_table():
 
     assert sales.ASSET_URI == "x-duckdb://ferry_duckdb/main/sales"  # the connection that locates the file, the table
     assert Asset(name="ferry_duckdb.sales", uri=sales.ASSET_URI).uri == sales.ASSET_URI  # Airflow keeps it as is
+
+
+def test_old_sales_rejects_table_gets_rule_columns_idempotently(tmp_path):
+    with duckdb.connect(str(tmp_path / "old.duckdb")) as c:
+        c.execute(
+            """CREATE TABLE sales_rejects (sale_date DATE, run_id VARCHAR, source VARCHAR, line BIGINT,
+            "column" VARCHAR, reason VARCHAR, raw VARCHAR, rejected_at TIMESTAMP)"""
+        )
+        c.execute("INSERT INTO sales_rejects (sale_date, reason) VALUES (DATE '2024-01-01', 'old')")
+        ensure_schema(c)
+        ensure_schema(c)
+        cols = [r[0] for r in c.execute("DESCRIBE sales_rejects").fetchall()]
+        assert cols[-2:] == ["rule", "rules_version"]
+        assert c.execute("SELECT reason, rule FROM sales_rejects").fetchall() == [("old", None)]
+        _load_csv(c, MALFORMED)
+        assert c.execute("SELECT count(*) FROM sales_rejects WHERE rule IS NOT NULL").fetchone()[0] == 8
+
+
+def test_rules_file_errors_name_the_file_and_field(tmp_path):
+    from ferry.sales import rules
+
+    bad = tmp_path / "r.yaml"
+    bad.write_text("version: 1\nranges:\n  - {name: q, column: quantity, gt: zero}\n")
+    with pytest.raises(rules.RulesError, match=r"r\.yaml: ranges\[0\] \(q\): gt must be a number"):
+        rules.load(bad)
+    bad.write_text("allowed: []\n")
+    with pytest.raises(rules.RulesError, match="version: an integer is required"):
+        rules.load(bad)
+    assert "Asia Pacific" in rules.load().allowed_values("region")
+
+
+def test_read_lines_returns_lines_as_in_the_file(tmp_path):
+    p = tmp_path / "f.csv"
+    p.write_bytes(b"\xef\xbb\xbfh,x\r\na,1\r\nb,2\r\nc,3")
+    assert load.read_lines(str(p), [1, 3, 4], chunk=4) == {1: "h,x", 3: "b,2", 4: "c,3"}
+    assert load.read_lines(str(p), [2]) == {2: "a,1"}
