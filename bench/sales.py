@@ -12,7 +12,7 @@ Loaders (same CSV, same run):
   dlt_merge     dlt[duckdb], pandas chunks of 100k rows, ``write_disposition="merge"`` on order_id
   dlt_append    the same with ``write_disposition="append"``
 
-dlt runs in its own venv (``.ferry/bench-dlt``, created on first use with ``pip install "dlt[duckdb]" pandas``).
+dlt runs in its own venv (``.ferry/bench-dlt``, created on first use with ``pip install "dlt[duckdb,parquet]" pandas``: dlt needs pyarrow for DataFrames).
 Peak RSS is each child's ``ru_maxrss`` (``os.wait4``).
 """
 
@@ -80,10 +80,10 @@ p.run(sales())
 
 def ensure_dlt() -> Path:
     py = DLT_VENV / "bin" / "python"
-    if not py.exists() or subprocess.run([str(py), "-c", "import dlt, pandas, duckdb"]).returncode:
+    if not py.exists() or subprocess.run([str(py), "-c", "import dlt, pandas, duckdb, pyarrow"]).returncode:
         print(f"creating {DLT_VENV} with dlt[duckdb] + pandas (once)", flush=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(DLT_VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "dlt[duckdb]", "pandas"], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "dlt[duckdb,parquet]", "pandas"], check=True)
     return py
 
 

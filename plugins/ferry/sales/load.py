@@ -230,12 +230,16 @@ def _rule_rejects(con, day: date, rules: Rules) -> None:
                  ON s.order_id = st.order_id
         ),
         bad AS (SELECT _rid FROM simple UNION SELECT _rid FROM elsewhere),
-        valid AS (SELECT rowid AS _rid, order_id FROM _stage ANTI JOIN bad ON bad._rid = _stage.rowid),
-        dup_ids AS (SELECT order_id FROM valid GROUP BY order_id HAVING count(*) > 1),
+        -- keys seen more than once at all (cheap: one aggregate), then among those only the rows that passed
+        -- every other rule: the first VALID occurrence is kept
+        dup_ids AS (SELECT order_id FROM _stage GROUP BY order_id HAVING count(*) > 1),
+        valid AS (
+            SELECT rowid AS _rid, order_id FROM _stage
+            WHERE order_id IN (SELECT order_id FROM dup_ids) AND rowid NOT IN (SELECT _rid FROM bad)
+        ),
         dup_rows AS (
             SELECT _rid, order_id, first_value(_rid) OVER w AS first_rid, row_number() OVER w AS n
-            FROM valid WHERE order_id IN (SELECT order_id FROM dup_ids)
-            WINDOW w AS (PARTITION BY order_id ORDER BY _rid)
+            FROM valid WINDOW w AS (PARTITION BY order_id ORDER BY _rid)
         ),
         firsts AS (
             SELECT d._rid, d.order_id, s._src AS first_src, coalesce(s._ord, s.rowid - h.base + 1) AS first_ord
