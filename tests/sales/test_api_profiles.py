@@ -118,7 +118,8 @@ def test_link_header_paging_since_until_and_the_source_timezone(server, tmp_path
 def test_wrong_shape_error_is_a_short_redacted_excerpt(server):
     server.days[DAY.isoformat()] = make_records(DAY, 30)
     with pytest.raises(api.SalesApiError) as err:
-        fetch(server, api.profile("original"))  # original expects a plain array; this API sends an envelope
+        # a profile expecting a plain array, against an API that sends the ferry_v2 envelope
+        fetch(server, api.Profile(name="original", response={"shape": "array"}))
     msg = str(err.value)
     assert "records are not a JSON array" in msg
     assert "profile original" in msg and len(msg) < 400
