@@ -240,7 +240,7 @@ def fetch_day(
         scheme = prof.auth.get("scheme") or ""
         headers[prof.auth["header"]] = f"{scheme} {secret}" if scheme else secret
     paging = prof.paging.get("style", "none")
-    params: dict[str, Any] | None = _query(prof, day, today)
+    params: dict[str, Any] = _query(prof, day, today)
     if paging == "page":
         params[prof.paging.get("page_param", "page")] = 1
         params[prof.paging.get("size_param", "page_size")] = page_size
@@ -301,7 +301,7 @@ def fetch_day(
                 break
             if urlsplit(nxt_url)[:2] != origin:
                 raise SalesApiError(f"{what}: Link rel=next points to another host ({urlsplit(nxt_url).netloc})")
-            url, params = nxt_url, None
+            url, params = nxt_url, {}  # the link carries the query
         else:
             break
     if other_days:
