@@ -1,26 +1,37 @@
-"""Sales load benchmark: Ferry's load vs DuckDB's own CSV import vs a pandas-chunks + executemany baseline.
+"""Sales load benchmark as an Airflow task runs it: every measurement is a fresh Python process (interpreter
+start and imports included), one day of N rows (default 1M), medians of --repeat runs, loaders interleaved.
 
-    PYTHONPATH=plugins:. .venv/bin/python bench/sales.py --rows 2000000 --repeat 3
+    PYTHONPATH=plugins:. .venv/bin/python bench/sales.py --rows 1000000 --repeat 3
 
-Ferry's load = DuckDB's CSV reader with reject capture + line numbers + SQL business rules + the Great
-Expectations gate + the one-transaction partition swap (each repeat replaces the same day, so the delete
-of the previous load is included). Baselines are measured in the same run on the same file; medians and
-ratios are printed (shared, noisy machines).
+Loaders (same CSV, same run):
+  ferry         ``ferry.sales.runs.load_one_day`` as the ``load_day`` task calls it: DuckDB's reader with reject
+                capture + line numbers, the SQL rules of include/sales/rules.yaml, the one-transaction partition
+                swap, audit record, rejects report; GX as on most days (``gx=weekly``: not today)
+  ferry_gx      the same on a Great Expectations day (``gx=always``: import + 50k-row sample)
+  duckdb_ctas   ``CREATE TABLE AS SELECT * FROM read_csv(...)`` (no validation: the ceiling)
+  dlt_merge     dlt[duckdb], pandas chunks of 100k rows, ``write_disposition="merge"`` on order_id
+  dlt_append    the same with ``write_disposition="append"``
+
+dlt runs in its own venv (``.ferry/bench-dlt``, created on first use with ``pip install "dlt[duckdb,parquet]" pandas``: dlt needs pyarrow for DataFrames).
+Peak RSS is each child's ``ru_maxrss`` (``os.wait4``).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
-DAY = date(2024, 1, 15)
+REPO = Path(__file__).resolve().parents[1]
+DAY = "2024-01-15"
 REGIONS = ["North America", "Europe", "Asia", "South America", "Oceania"]
+DLT_VENV = REPO / ".ferry" / "bench-dlt"
 
 
 def generate(path: Path, rows: int, bad_every: int) -> None:
@@ -41,99 +52,130 @@ def generate(path: Path, rows: int, bad_every: int) -> None:
         ) TO '{path}' (HEADER, DELIMITER ',')""")
 
 
-def ferry_load(csv: Path, db: Path) -> tuple[float, dict]:
-    from ferry.sales import connect, ensure_schema, load
+FERRY = """
+import json, sys
+from ferry import audit
+from ferry.sales import runs
+out = runs.load_one_day({day!r}, params={{"source": "csv", "csv_path": {csv!r}, "max_reject_ratio": 0.01,
+                        "gx": {gx!r}}}, run=audit.Run("nightly_sales_sync", "bench"), duckdb_file={db!r},
+                        api_conn_id="ferry_sales_api")
+print(json.dumps(out))
+"""
+CTAS = """
+import duckdb
+with duckdb.connect({db!r}) as con:
+    con.execute("CREATE TABLE sales_raw AS SELECT * FROM read_csv('{csv}', header=true)")
+"""
+DLT = """
+import dlt, pandas as pd
+@dlt.resource(name="sales", write_disposition={disposition!r}, primary_key="order_id")
+def sales():
+    for chunk in pd.read_csv({csv!r}, chunksize=100_000):
+        yield chunk
+p = dlt.pipeline(pipeline_name="bench_sales", destination=dlt.destinations.duckdb({db!r}),
+                 dataset_name="bench", pipelines_dir={pipes!r})
+p.run(sales())
+"""
+
+
+def ensure_dlt() -> Path:
+    py = DLT_VENV / "bin" / "python"
+    if not py.exists() or subprocess.run([str(py), "-c", "import dlt, pandas, duckdb, pyarrow"]).returncode:
+        print(f"creating {DLT_VENV} with dlt[duckdb] + pandas (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(DLT_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "dlt[duckdb,parquet]", "pandas"], check=True)
+    return py
+
+
+def run_measured(python: str, code: str, env: dict) -> tuple[float, float, str]:
+    """(seconds, peak RSS MB, stdout) of ``python -c code`` in a fresh process (RSS from ``os.wait4``)."""
+    import threading
 
     t = time.perf_counter()
-    con = connect(str(db))
-    ensure_schema(con)
-    stage = load.Stage(con)
-    stage.add_csv(csv)
-    res = load.replace_partition(con, stage, DAY, run_id="bench", source="csv", max_reject_ratio=0.01)
-    con.close()
-    return time.perf_counter() - t, res.as_dict()
+    proc = subprocess.Popen([python, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outs: dict[str, str] = {}
 
+    def drain(name, stream):
+        outs[name] = stream.read()
 
-def duckdb_ctas(csv: Path, db: Path) -> float:
-    import duckdb
-
-    t = time.perf_counter()
-    with duckdb.connect(str(db)) as con:
-        con.execute(f"CREATE OR REPLACE TABLE sales_raw AS SELECT * FROM read_csv('{csv}', header=true)")
-    return time.perf_counter() - t
-
-
-def pandas_executemany(csv: Path, db: Path, rows: int) -> float:
-    """The original script's pattern: pandas chunks, then one INSERT per row (executemany)."""
-    import duckdb
-    import pandas as pd
-
-    t = time.perf_counter()
-    with duckdb.connect(str(db)) as con:
-        con.execute("""CREATE OR REPLACE TABLE sales_em (order_id VARCHAR PRIMARY KEY, sale_date DATE, user_id BIGINT,
-            product_name VARCHAR, quantity BIGINT, unit_price DECIMAL(18,2), total_amount DECIMAL(18,2), region VARCHAR)""")
-        for chunk in pd.read_csv(csv, chunksize=1000, nrows=rows):
-            con.executemany(
-                "INSERT INTO sales_em VALUES (?, ?, ?, ?, ?, ?, ?, ?)", chunk.itertuples(index=False, name=None)
-            )
-    return time.perf_counter() - t
+    threads = [threading.Thread(target=drain, args=(n, s)) for n, s in (("out", proc.stdout), ("err", proc.stderr))]
+    for th in threads:
+        th.start()
+    _, status, ru = os.wait4(proc.pid, 0)
+    secs = time.perf_counter() - t
+    for th in threads:
+        th.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"child failed ({proc.returncode}):\n{outs.get('err', '')[-3000:]}")
+    return secs, ru.ru_maxrss / 1024, outs.get("out", "")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=2_000_000)
-    ap.add_argument("--slice", type=int, default=20_000, help="rows for the executemany baseline")
+    ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--em-repeat", type=int, default=1, help="repeats of the (slow) executemany baseline")
     ap.add_argument("--bad-every", type=int, default=2000, help="every Nth row breaks a business rule (0: none)")
+    ap.add_argument("--loaders", default="ferry,ferry_gx,duckdb_ctas,dlt_merge,dlt_append")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    loaders = args.loaders.split(",")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="ferry-bench-sales-"))
     work.mkdir(parents=True, exist_ok=True)
     csv = work / "sales.csv"
     t = time.perf_counter()
     generate(csv, args.rows, args.bad_every)
-    print(f"generated {args.rows} rows ({csv.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f}s")
-
-    import ferry.validation  # noqa: F401 - import outside the timings
-    from ferry.validation import _context
-
-    _context()  # GX import (~5 s) is a one-off per worker process, not per load
-    logging.getLogger("ferry.validation").setLevel(logging.WARNING)
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-
-    ferry_t, first_t, duck_t, em_t = [], [], [], []
-    result = {}
+    print(f"generated {args.rows:,} rows ({csv.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f}s")
+    dlt_py = str(ensure_dlt()) if any(x.startswith("dlt") for x in loaders) else ""
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO / 'plugins'}:{REPO}",
+        "FERRY_ARTIFACTS_DIR": str(work / "artifacts"),
+        "FERRY_STORAGE_URL": str(work / "storage"),
+        "AIRFLOW_CONN_FERRY_DUCKDB": '{"conn_type": "duckdb", "host": "' + str(work / "ferry.duckdb") + '"}',
+    }
+    times: dict[str, list[float]] = {x: [] for x in loaders}
+    rss: dict[str, list[float]] = {x: [] for x in loaders}
+    result = ""
     for i in range(args.repeat):
-        duck_t.append(duckdb_ctas(csv, work / "duck.duckdb"))
-        fresh = work / f"first{i}.duckdb"
-        first_t.append(ferry_load(csv, fresh)[0])  # first load of the day into an empty database
-        fresh.unlink()
-        s, result = ferry_load(csv, work / "ferry.duckdb")  # replaces the previous repeat's partition
-        ferry_t.append(s)
-        if i < args.em_repeat:
-            em_t.append(pandas_executemany(csv, work / f"em{i}.duckdb", args.slice))
-        print(
-            f"repeat {i + 1}: ferry replace {s:.2f}s, ferry first load {first_t[-1]:.2f}s, duckdb CTAS {duck_t[-1]:.2f}s"
-            + (f", executemany({args.slice}) {em_t[-1]:.2f}s" if i < args.em_repeat else ""),
-            flush=True,
-        )
-    ferry_rate = args.rows / statistics.median(ferry_t)
-    first_rate = args.rows / statistics.median(first_t)
-    duck_rate = args.rows / statistics.median(duck_t)
-    em_rate = args.slice / statistics.median(em_t)
-    print(
-        f"ferry load (reader rejects + rules + GX + partition swap): {ferry_rate:,.0f} rows/s "
-        f"(loaded {result['rows']}, quarantined {result['reject_records']})"
-    )
-    print(f"duckdb CREATE TABLE AS SELECT * FROM read_csv: {duck_rate:,.0f} rows/s")
-    print(f"pandas chunks + executemany ({args.slice} rows): {em_rate:,.0f} rows/s")
-    print(f"ferry first load of the day (empty database): {first_rate:,.0f} rows/s")
-    print(
-        f"ferry / duckdb: {ferry_rate / duck_rate:.0%} replace, {first_rate / duck_rate:.0%} first load (target >= 60%)"
-    )
-    print(f"ferry / executemany: {ferry_rate / em_rate:,.0f}x (target >= 300x)")
+        for name in loaders:
+            db = work / f"{name}.duckdb"
+            for p in (db, work / f"{name}.duckdb.wal"):
+                p.unlink(missing_ok=True)
+            shutil.rmtree(work / "pipes", ignore_errors=True)
+            if name.startswith("ferry"):
+                gx = "always" if name == "ferry_gx" else "weekly"
+                code, py = FERRY.format(day=DAY, csv=str(csv), gx=gx, db=str(db)), sys.executable
+            elif name == "duckdb_ctas":
+                code, py = CTAS.format(db=str(db), csv=str(csv)), sys.executable
+            else:
+                disposition = "merge" if name == "dlt_merge" else "append"
+                code = DLT.format(disposition=disposition, csv=str(csv), db=str(db), pipes=str(work / "pipes"))
+                py = dlt_py
+            secs, mb, out = run_measured(py, code, env)
+            times[name].append(secs)
+            rss[name].append(mb)
+            if name == "ferry":
+                result = out.strip().splitlines()[-1] if out.strip() else ""
+            print(f"repeat {i + 1}: {name:<12} {secs:6.2f}s  peak RSS {mb:5.0f} MB", flush=True)
+    rate = {x: args.rows / statistics.median(times[x]) for x in loaders}
+    peak = {x: statistics.median(rss[x]) for x in loaders}
+    print(f"\nferry result: {result}")
+    print(f"\n| loader ({args.rows:,} rows, fresh process, median of {args.repeat}) | s | rows/s | peak RSS MB |")
+    print("|---|---|---|---|")
+    for x in loaders:
+        print(f"| {x} | {statistics.median(times[x]):.2f} | {rate[x]:,.0f} | {peak[x]:.0f} |")
+    if "duckdb_ctas" in rate:
+        base = rate["duckdb_ctas"]
+        for x in ("ferry", "ferry_gx"):
+            if x in rate:
+                print(f"{x} / duckdb CTAS: {rate[x] / base:.0%} (target >= 60%)")
+        if "ferry" in rate:
+            print(f"ferry peak RSS - duckdb CTAS: {peak['ferry'] - peak['duckdb_ctas']:+.0f} MB (target <= +200 MB)")
+    if "dlt_merge" in rate and "ferry" in rate:
+        print(f"ferry / dlt merge: {rate['ferry'] / rate['dlt_merge']:.1f}x (target >= 2x)")
+    if "dlt_append" in rate and "ferry" in rate:
+        print(f"ferry / dlt append: {rate['ferry'] / rate['dlt_append']:.1f}x")
     return 0
 
 

@@ -3,7 +3,9 @@
 
 - **nightly_sales_sync** (02:00 UTC, daily data intervals, catchup): each run replaces the partition of its
   day (`sales`, and its rejects in `sales_rejects`) in one DuckDB transaction, from the API
-  (`ferry_sales_api`) or CSV drops; rejected rows are quarantined with line/record, column and reason.
+  (`ferry_sales_api`, read as the profile in `include/sales/api_profiles.yaml` says) or CSV drops; rows are
+  checked against `include/sales/rules.yaml`, rejects quarantined with line/record, column, reason and rule.
+- **sales_manual_load** (manual only, `dags/sales_manual.py`): ad-hoc days; never waits behind or starts catchup.
 - **import_users** (manual): users CSV → `users` with bcrypt hashes.
 - **sales_health_check** (hourly, and after each load): gaps, nulls, types, rules, duplicate order ids.
 - **sales_backup** (03:00, and after each load): verified Parquet export, locally and to S3 (`ferry_s3`).
@@ -22,6 +24,7 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, C
 from ferry.dagdefaults import default_args
 from ferry.params import optional, optional_date
 from ferry.sales import ASSET_URI
+from ferry.sales.dagparams import load_params
 
 LONG = {"execution_timeout": timedelta(hours=2)}
 
@@ -51,16 +54,7 @@ SYNC_START = datetime.fromisoformat(os.environ.get("FERRY_SALES_START_DATE", "20
     max_active_runs=1,
     **COMMON,
     default_args=default_args(),
-    params={
-        "source": Param("api", type="string", enum=["api", "csv"], description="Where the day's sales come from."),
-        "csv_path": optional("string", "CSV file or glob for source=csv; `{date}` becomes the day (YYYY-MM-DD)."),
-        "target_date": optional_date("Manual runs: the (last) day. Empty: the data interval's, else yesterday."),
-        "days": Param(1, type="integer", minimum=1, maximum=366, description="Manual runs: days up to target_date."),
-        "max_reject_ratio": Param(0.01, type="number", minimum=0, maximum=1, description="Fail a day above this."),
-        "page_size": Param(500, type="integer", minimum=1, description="API page size."),
-        "api_attempts": Param(5, type="integer", minimum=1, maximum=10, description="Tries per page on 5xx/timeout."),
-        "api_backoff_seconds": Param(2.0, type="number", minimum=0, description="First backoff; doubles per try."),
-    },
+    params=load_params(),
 )
 def nightly_sales_sync():
     from ferry.sales import runs
@@ -98,6 +92,7 @@ def import_users():
     params={
         "days": Param(7, type="integer", minimum=1, description="Check the last N days for gaps."),
         "end_date": optional_date("Last day to check. Empty: the last day loaded by now (run time - 1 day 3 h)."),
+        "rules_path": optional("string", "Business rules YAML. Empty: include/sales/rules.yaml."),
     },
 )
 def sales_health_check():

@@ -17,6 +17,9 @@ SYNC_DEFAULTS = {
     "page_size": 500,
     "api_attempts": 5,
     "api_backoff_seconds": 2.0,
+    "api_profile": None,
+    "rules_path": None,
+    "gx": "weekly",
 }
 
 

@@ -25,6 +25,7 @@ DAG_IDS = (
     "dev_db_structure_clone",
     "dev_db_drift_check",
     "nightly_sales_sync",
+    "sales_manual_load",
     "import_users",
     "sales_health_check",
     "sales_backup",

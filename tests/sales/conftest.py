@@ -50,9 +50,17 @@ class _Server:
 
 
 class SalesApi(_Server):
-    """``GET /sales?date=&page=&page_size=`` → ``{"data": [...], "next_page": n|null}``; needs X-API-Key."""
+    """``GET /sales?date=&page=&page_size=`` → ``{"data": [...], "next_page": n|null}``; needs X-API-Key.
 
-    def __init__(self):
+    ``style`` switches the dialect (the profiles of include/sales/api_profiles.yaml and test profiles):
+    ``original``: ``GET /sales?days=N`` (N days up to ``today``) → a plain JSON array without order_id;
+    ``cursor``: ``Authorization: Bearer``, ``?date=&cursor=`` → ``{"result": {"rows": [...]}, "meta": {"next": c}}``;
+    ``link``: ``?since=&until=`` → a plain array of 3 records per page, next page in the ``Link`` header.
+    """
+
+    def __init__(self, style: str = "ferry_v2"):
+        self.style = style
+        self.today: date | None = None  # style original: the API's "today"
         self.days: dict[str, list[dict]] = {}
         self.fail_days: set[str] = set()  # answer 500
         self.client_error_days: set[str] = set()  # answer 422 with a body
@@ -85,10 +93,34 @@ class _ApiHandler(BaseHTTPRequestHandler):
         u = urlparse(self.path)
         q = {k: v[0] for k, v in parse_qs(u.query).items()}
         api.requests.append({"path": u.path, **q})
-        if self.headers.get("X-API-Key") != API_KEY:
+        if api.style == "cursor":
+            if self.headers.get("Authorization") != f"Bearer {API_KEY}":
+                return self._send(401, {"error": "bad token"})
+        elif self.headers.get("X-API-Key") != API_KEY:
             return self._send(401, {"error": "bad api key"})
         if u.path != "/sales":
             return self._send(404, {"error": "not found"})
+        if api.style == "original" or "days" in q:  # the ferry_v2 server also answers the original dialect
+            n, today = int(q["days"]), api.today or date.today()
+            days = [(today - timedelta(days=i)).isoformat() for i in range(n - 1, -1, -1)]
+            rows = [{k: v for k, v in r.items() if k != "order_id"} for d in days for r in api.days.get(d, [])]
+            return self._send(200, rows)
+        if api.style == "cursor":
+            rows, at = api.days.get(q["date"], []), int(q.get("cursor", "0"))
+            nxt = str(at + 4) if at + 4 < len(rows) else None
+            return self._send(200, {"result": {"rows": rows[at : at + 4]}, "meta": {"next": nxt}})
+        if api.style == "link":
+            rows, page = api.days.get(q["since"][:10], []), int(q.get("p", "1"))
+            chunk = rows[(page - 1) * 3 : page * 3]
+            data = json.dumps(chunk).encode()
+            self.send_response(200)
+            if page * 3 < len(rows):
+                nxt = f"{api.url}/sales?since={q['since']}&until={q['until']}&p={page + 1}"
+                self.send_header("Link", f'<{nxt}>; rel="next"')
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return None
         day = q.get("date", "")
         if day in api.fail_days:
             return self._send(500, {"error": "upstream database unavailable"})

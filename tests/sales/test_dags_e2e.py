@@ -27,6 +27,9 @@ DEFAULTS = {
     "page_size": 500,
     "api_attempts": 5,
     "api_backoff_seconds": 2.0,
+    "api_profile": None,
+    "rules_path": None,
+    "gx": "weekly",
 }
 FAST_API = {**DEFAULTS, "api_attempts": 2, "api_backoff_seconds": 0.01}
 
@@ -227,3 +230,86 @@ def test_catchup_starts_where_the_deployment_says(monkeypatch):
     assert ns["SYNC_START"] == datetime(2026, 3, 5, tzinfo=UTC)
     monkeypatch.delenv("FERRY_SALES_START_DATE")
     assert runpy.run_path(str(REPO_ROOT / "dags" / "sales.py"))["SYNC_START"] >= datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def test_original_plain_array_profile_end_to_end(sales_conns, sales_api, webhook, duckdb_path):
+    """The original design's API: GET /sales?days=N, plain array, no order_id -> rows keyed by fingerprint."""
+    sales_api.style = "original"
+    day = START
+    sales_api.today = day + timedelta(days=1)
+    sales_api.seed(day - timedelta(days=1), 3, 6)  # the day before, the day, and "today" so far
+    sales_api.days[day.isoformat()].append(dict(sales_api.days[day.isoformat()][1]))  # a sale sent twice
+    conf = {
+        **FAST_API,
+        "api_profile": "original",
+        "target_date": day.isoformat(),
+        "gx": "always",
+        "max_reject_ratio": 0.2,
+    }
+    dr = dagtest.run_dag("sales_manual_load", conf)
+    res = dagtest.xcom(dr, "summary")[0]
+    assert (res["day"], res["rows"], res["reject_records"]) == (day.isoformat(), 6, 1)
+    assert "days" in sales_api.requests[0] and "page" not in sales_api.requests[0]
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT order_id) FROM sales").fetchone() == (6, 6)
+        assert con.execute("SELECT count(*) FROM sales WHERE order_id LIKE 'fp-%'").fetchone()[0] == 6
+        rej = con.execute("SELECT rule, raw FROM sales_rejects").fetchall()
+    assert rej[0][0] == "duplicate_row" and json.loads(rej[0][1]) == {
+        k: v for k, v in sales_api.days[day.isoformat()][1].items() if k != "order_id"
+    }
+    dagtest.run_dag("sales_manual_load", conf)  # a rerun replaces: still 6
+    assert sales_by_day(duckdb_path) == {day.isoformat(): (6, 6)}
+    assert API_KEY not in json.dumps(webhook.payloads)
+
+
+def test_manual_load_dag_has_no_schedule_and_no_catchup(sales_conns):
+    dagtest._migrated()
+    dag = dagtest.get_dag("sales_manual_load", fresh=False)
+    assert type(dag.timetable).__name__ == "NullTimetable"
+    assert dag.catchup is False
+    nightly = dagtest.get_dag("nightly_sales_sync", fresh=False)
+    assert set(nightly.params) == set(dag.params)
+
+
+def test_unknown_regions_configured_in_load_and_not_configured_are_quarantined(sales_conns, duckdb_path, tmp_path):
+    day = date(2024, 4, 2)
+    csv = tmp_path / f"sales_{day}.csv"
+    lines = ["date,user_id,product_name,quantity,unit_price,total_amount,region"]  # the original CSV: no order_id
+    regions = ["Asia Pacific", "Latin America", "Middle East", "Europe"]
+    lines += [f"{day},{i},Widget {i},1,2.50,2.50,{regions[i % 4]}" for i in range(1, 41)]
+    csv.write_text("\n".join(lines) + "\n")
+    conf = {**DEFAULTS, "source": "csv", "csv_path": str(csv), "target_date": day.isoformat(), "max_reject_ratio": 1}
+    res = dagtest.xcom(dagtest.run_dag("sales_manual_load", conf), "summary")[0]  # shipped rules.yaml has them
+    assert (res["rows"], res["reject_records"]) == (40, 0)
+
+    narrow = tmp_path / "rules.yaml"
+    shipped = (INCLUDE / "rules.yaml").read_text()
+    narrow.write_text(shipped.replace("      - Asia Pacific\n", "").replace("version: 1", "version: 2"))
+    res = dagtest.xcom(dagtest.run_dag("sales_manual_load", {**conf, "rules_path": str(narrow)}), "summary")[0]
+    assert (res["rows"], res["reject_records"]) == (30, 10)
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        rej = con.execute("SELECT line, rule, rules_version, reason, raw FROM sales_rejects ORDER BY line").fetchall()
+    assert [r[0] for r in rej] == [i + 1 for i in range(1, 41) if i % 4 == 0]
+    assert {(r[1], r[2], r[3]) for r in rej} == {("known_region", 2, "unknown region 'Asia Pacific'")}
+    assert rej[0][4] == lines[4]  # the line as it was in the file (line 5)
+
+
+def test_lost_order_first_line_rejected_later_valid_line_loads(sales_conns, duckdb_path, tmp_path):
+    day = date(2024, 4, 3)
+    csv = tmp_path / "sales.csv"
+    rows = [
+        "order_id,date,user_id,product_name,quantity,unit_price,total_amount,region",
+        f"ORD-1,{day},1,Desk,1,10.00,10.00,Atlantis",  # rejected for its region
+        f"ORD-2,{day},2,Lamp,2,5.00,10.00,Europe",
+        f"ORD-1,{day},1,Desk,1,10.00,10.00,Europe",  # the corrected line: must load
+        f"ORD-2,{day},2,Lamp,2,5.00,10.00,Europe",  # a real duplicate of a valid line
+    ]
+    csv.write_text("\n".join(rows) + "\n")
+    conf = {**DEFAULTS, "source": "csv", "csv_path": str(csv), "target_date": day.isoformat(), "max_reject_ratio": 1}
+    dagtest.run_dag("sales_manual_load", conf)
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        loaded = con.execute("SELECT order_id, region FROM sales ORDER BY 1").fetchall()
+        rej = con.execute("SELECT line, rule, reason, raw FROM sales_rejects ORDER BY line").fetchall()
+    assert loaded == [("ORD-1", "Europe"), ("ORD-2", "Europe")]
+    assert [(r[0], r[1]) for r in rej] == [(2, "known_region"), (5, "duplicate_key")]
+    assert rej[1][2].endswith("line 3)") and rej[1][3] == rows[4] and rej[0][3] == rows[1]

@@ -59,10 +59,22 @@ def test_malformed_csv_loads_good_rows_and_quarantines_each_bad_line(con, tmp_pa
     for (line, column, fragment), row in zip(sorted(EXPECTED_REJECTS), rows, strict=True):
         assert row[0] == line and row[1] == column and fragment in row[2], row
         assert row[4] == str(MALFORMED)
-    # the raw record of a reader reject is the file's line; of a rule reject, the typed row as JSON
+    # raw is the file's line as it was, for reader and rule rejects alike
     lines = MALFORMED.read_bytes().decode("utf-8-sig").split("\r\n")
-    assert rows[0][3] == lines[5]
-    assert '"order_id":"BAD-0005"' in rows[5][3]
+    assert [r[3] for r in rows] == [lines[n - 1] for n, _, _ in sorted(EXPECTED_REJECTS)]
+    assert rows[5][3] == "BAD-0005,2024-01-15,5,Desk,1,249.00,249.00,Atlantis"
+    rules = [r[0] for r in con.execute("SELECT rule FROM sales_rejects ORDER BY line").fetchall()]
+    assert rules == [
+        "cast",
+        "cast",
+        "missing_columns",
+        "duplicate_key",
+        "total_matches",
+        "known_region",
+        "quantity_positive",
+        "date_in_interval",
+    ]
+    assert {r[0] for r in con.execute("SELECT rules_version FROM sales_rejects").fetchall()} == {1}
     assert rows[3][2] == f"duplicate order_id ORD-20240115-0007 (first at {MALFORMED} line 9)"
     got = con.execute("SELECT count(*), count(DISTINCT order_id), min(sale_date), max(sale_date) FROM sales").fetchone()
     assert got == (100, 100, DAY, DAY)
@@ -211,7 +223,7 @@ def test_a_failing_gx_gate_rolls_the_swap_back(con, tmp_path, monkeypatch):
     _load_csv(con, MALFORMED)
     before = con.execute("SELECT count(*), max(run_id) FROM sales").fetchone()
 
-    def fail(df, day):
+    def fail(df, day, rules):
         assert len(df) == 100  # the accepted rows
         raise ValidationFailed("order_id not unique")
 
@@ -229,3 +241,39 @@ def test_the_sales_asset_is_the_duckdb_sales_table():
 
     assert sales.ASSET_URI == "x-duckdb://ferry_duckdb/main/sales"  # the connection that locates the file, the table
     assert Asset(name="ferry_duckdb.sales", uri=sales.ASSET_URI).uri == sales.ASSET_URI  # Airflow keeps it as is
+
+
+def test_old_sales_rejects_table_gets_rule_columns_idempotently(tmp_path):
+    with duckdb.connect(str(tmp_path / "old.duckdb")) as c:
+        c.execute(
+            """CREATE TABLE sales_rejects (sale_date DATE, run_id VARCHAR, source VARCHAR, line BIGINT,
+            "column" VARCHAR, reason VARCHAR, raw VARCHAR, rejected_at TIMESTAMP)"""
+        )
+        c.execute("INSERT INTO sales_rejects (sale_date, reason) VALUES (DATE '2024-01-01', 'old')")
+        ensure_schema(c)
+        ensure_schema(c)
+        cols = [r[0] for r in c.execute("DESCRIBE sales_rejects").fetchall()]
+        assert cols[-2:] == ["rule", "rules_version"]
+        assert c.execute("SELECT reason, rule FROM sales_rejects").fetchall() == [("old", None)]
+        _load_csv(c, MALFORMED)
+        assert c.execute("SELECT count(*) FROM sales_rejects WHERE rule IS NOT NULL").fetchone()[0] == 8
+
+
+def test_rules_file_errors_name_the_file_and_field(tmp_path):
+    from ferry.sales import rules
+
+    bad = tmp_path / "r.yaml"
+    bad.write_text("version: 1\nranges:\n  - {name: q, column: quantity, gt: zero}\n")
+    with pytest.raises(rules.RulesError, match=r"r\.yaml: ranges\[0\] \(q\): gt must be a number"):
+        rules.load(bad)
+    bad.write_text("allowed: []\n")
+    with pytest.raises(rules.RulesError, match="version: an integer is required"):
+        rules.load(bad)
+    assert "Asia Pacific" in rules.load().allowed_values("region")
+
+
+def test_read_lines_returns_lines_as_in_the_file(tmp_path):
+    p = tmp_path / "f.csv"
+    p.write_bytes(b"\xef\xbb\xbfh,x\r\na,1\r\nb,2\r\nc,3")
+    assert load.read_lines(str(p), [1, 3, 4], chunk=4) == {1: "h,x", 3: "b,2", 4: "c,3"}
+    assert load.read_lines(str(p), [2]) == {2: "a,1"}

@@ -80,10 +80,29 @@ def test_health_check_finds_gaps_and_rule_violations():
         checks, _ = health.check(con, date(2024, 1, 11), days=2)
         failed = {c["check"]: c["detail"] for c in checks if c["status"] == "FAIL"}
         assert failed == {
-            "quantity > 0": "1",
-            "region in known set": "1",
-            "total_amount = quantity x unit_price (±0.01)": "1",
+            "quantity_positive (quantity, rules v1)": "1",
+            "known_region (region, rules v1)": "1",
+            "total_matches (total_amount, rules v1)": "1",
         }
+
+
+def test_health_check_reports_values_never_seen_before():
+    with duckdb.connect() as con:
+        ensure_schema(con)
+        start = date(2024, 1, 10)
+        for k in range(3):
+            _load_api_day(con, start + timedelta(days=k), 5)
+        stage = load.Stage(con)
+        recs = make_records(start + timedelta(days=3), 5)
+        recs[1]["region"] = recs[3]["region"] = "Middle East"  # configured in rules.yaml, never sold there before
+        stage.add_records("api page 1", recs)
+        load.replace_partition(con, stage, start + timedelta(days=3), run_id="t", source="api", gx=False)
+        status = {c["check"]: c for c in health.check(con, start + timedelta(days=3), days=1)[0]}
+        assert status["new region values"]["status"] == "NEW"
+        assert status["new region values"]["detail"] == "'Middle East' since 2024-01-13"
+        assert not [c for c in status.values() if c["status"] == "FAIL"]
+        # the day before, nothing was new
+        assert health.check(con, start + timedelta(days=2), days=1)[0][-1]["status"] == "ok"
 
 
 def test_health_check_without_sales_table_fails():

@@ -11,9 +11,6 @@ from ferry import lineage
 #: The asset ``nightly_sales_sync`` updates and the health check and backup are scheduled on.
 ASSET_URI = lineage.duckdb("sales")
 
-#: Regions the business knows; anything else is quarantined.
-REGIONS = ("North America", "South America", "Europe", "Asia", "Africa", "Oceania")
-
 #: CSV header / API record fields -> DuckDB type (the order of a sales CSV's columns).
 COLUMNS = {
     "order_id": "VARCHAR",
@@ -49,8 +46,10 @@ CREATE TABLE IF NOT EXISTS sales_rejects (
     line        BIGINT,
     "column"    VARCHAR,
     reason      VARCHAR,
-    raw         VARCHAR,
-    rejected_at TIMESTAMP
+    raw         VARCHAR,   -- the record as the source had it: the CSV line, or the API's JSON record
+    rejected_at TIMESTAMP,
+    rule        VARCHAR,   -- the rule that rejected it (include/sales/rules.yaml names, or cast/required/...)
+    rules_version INTEGER  -- version of the rules file
 );
 CREATE TABLE IF NOT EXISTS sales_loads (
     sale_date DATE PRIMARY KEY,
@@ -63,9 +62,17 @@ CREATE TABLE IF NOT EXISTS sales_loads (
 """
 
 
+#: columns added after the first release: existing databases get them on the next load (idempotent)
+MIGRATIONS = """
+ALTER TABLE sales_rejects ADD COLUMN IF NOT EXISTS rule VARCHAR;
+ALTER TABLE sales_rejects ADD COLUMN IF NOT EXISTS rules_version INTEGER;
+"""
+
+
 def ensure_schema(con) -> None:
-    """Create the sales tables if missing (idempotent)."""
+    """Create the sales tables if missing and add newer columns to old ones (idempotent)."""
     con.execute(SALES_DDL)
+    con.execute(MIGRATIONS)
 
 
 def connect(path: str, *, read_only: bool = False, wait: float = 300.0):

@@ -37,6 +37,19 @@ def days_for_run(
     return [(end - timedelta(days=i)).isoformat() for i in range(n - 1, -1, -1)]
 
 
+#: Great Expectations re-checks a sample of the accepted rows every GX_EVERY_DAYS-th data day (the SQL rules
+#: check every row every day): most loads never pay GX's import (~5 s in a fresh task process).
+GX_EVERY_DAYS = 7
+
+
+def gx_due(day: date, mode: str | None) -> bool:
+    """``gx`` param: ``weekly`` (default: days whose ordinal is a multiple of 7), ``always`` or ``never``."""
+    mode = mode or "weekly"
+    if mode not in ("weekly", "always", "never"):
+        raise FerryError(f"gx {mode!r} is not one of weekly, always, never")
+    return mode == "always" or (mode == "weekly" and day.toordinal() % GX_EVERY_DAYS == 0)
+
+
 def duckdb_file() -> str:
     return conns.duckdb_path(conns.DUCKDB)
 
@@ -54,24 +67,42 @@ def plan(**ctx) -> list[str]:
     return days
 
 
-def _fetch_api_pages(day: date, params: dict, api_conn_id: str) -> list[tuple[str, list[dict]]]:
-    """All pages of the day, fetched before the DuckDB file is opened for writing (no lock held while waiting)."""
-    from ferry.sales import load
+@fails_fast
+def plan_manual(**ctx) -> list[str]:
+    """``sales_manual_load``: ``target_date`` (empty: yesterday, UTC) and the ``days`` before it; no data interval."""
+    days = days_for_run(
+        target_date=ctx["params"].get("target_date"),
+        days=ctx["params"]["days"],
+        data_interval_start=None,
+        run_after=ctx["dag_run"].run_after,
+    )
+    log.info("manual load; days: %s", days)
+    return days
+
+
+def _fetch_api_pages(day: date, params: dict, api_conn_id: str) -> list[tuple[str, list[dict], list[str]]]:
+    """All pages of the day, fetched before the DuckDB file is opened for writing (no lock held while waiting).
+    The profile (``include/sales/api_profiles.yaml``) is the ``api_profile`` param, else the connection's extra."""
+    from ferry.sales import api
 
     session, base_url, conn = conns.http(api_conn_id)
+    prof = api.profile(api.profile_name(params.get("api_profile"), conn.extra_dejson))
+    session.headers.pop("profile", None)  # HttpHook turns extras into headers: the profile's name is not one
+    log.info("sales API %s: profile %s (%s, %s paging)", day, prof.name, prof.response["shape"], prof.paging["style"])
     progress = report.Progress(log, f"sales API {day}")
     pages = []
     with session:
-        for src, records in load.fetch_day(
+        for src, records, raws in api.fetch_day(
             session,
             base_url,
             conn.password,
             day,
+            prof,
             page_size=int(params.get("page_size") or 500),
             attempts=int(params.get("api_attempts") or 5),
             backoff=float(params.get("api_backoff_seconds") or 0),
         ):
-            pages.append((src, records))
+            pages.append((src, records, raws))
             progress.add(len(records))
     progress.log(final=True)
     return pages
@@ -98,17 +129,26 @@ def load_one_day(
     api_conn_id: str,
 ) -> dict:
     from ferry import alerts
-    from ferry.sales import connect, ensure_schema, load
-    from ferry.validation import ValidationFailed
+    from ferry.sales import api, connect, ensure_schema, load
+    from ferry.sales import rules as rules_mod
+    from ferry.validation import ValidationFailed  # (GX itself is imported only when the gate runs)
 
     day, run_id = date.fromisoformat(day_s), run.run_id
     source = params["source"]
     # The API client already retried 5xx/timeouts with exponential backoff: bad input and exhausted retries
     # fail the day at once (alert); a later backfill reloads it.
-    fail_fast = (load.SalesInputError, load.SalesApiError, load.SalesApiUnavailable, ValidationFailed)
+    fail_fast = (
+        load.SalesInputError,
+        api.ProfileError,
+        api.SalesApiError,
+        api.SalesApiUnavailable,
+        rules_mod.RulesError,
+        ValidationFailed,
+    )
     files: list[str] = []
-    pages: list[tuple[str, list[dict]]] = []
+    pages: list[tuple[str, list[dict], list[str]]] = []
     try:
+        rules = rules_mod.load(params.get("rules_path"))
         if source == "csv":
             pattern = (params.get("csv_path") or "").replace("{date}", day_s)
             if not pattern:
@@ -126,8 +166,8 @@ def load_one_day(
         try:
             for f in files:
                 log.info("staged %s: %d rows read by DuckDB", f, stage.add_csv(f))
-            for src, records in pages:
-                stage.add_records(src, records)
+            for src, records, raws in pages:
+                stage.add_records(src, records, raws)
             result = load.replace_partition(
                 con,
                 stage,
@@ -135,6 +175,8 @@ def load_one_day(
                 run_id=run_id,
                 source=source,
                 max_reject_ratio=float(params.get("max_reject_ratio", 0.01)),
+                gx=gx_due(day, params.get("gx")),
+                rules=rules,
             )
         except load.RejectThresholdExceeded as exc:
             _log_rejects(con, day, run_id)
@@ -205,7 +247,7 @@ def import_users(**ctx) -> dict:
 @fails_fast
 def health(**ctx) -> list[dict]:
     """Gaps, nulls, types, business rules, duplicate order ids: a table; any FAIL fails the task."""
-    from ferry.sales import connect
+    from ferry.sales import connect, rules
     from ferry.sales import health as checks_mod
 
     params, path = ctx["params"], duckdb_file()
@@ -225,12 +267,15 @@ def health(**ctx) -> list[dict]:
         raise FerryError(f"DuckDB file {path} does not exist (connection ferry_duckdb): nothing loaded yet?")
     con = connect(path, read_only=True)
     try:
-        checks, counts = checks_mod.check(con, end, int(params.get("days") or 7))
+        checks, counts = checks_mod.check(con, end, int(params.get("days") or 7), rules.load(params.get("rules_path")))
     finally:
         con.close()
     text = report.log_table(log, f"Sales rows per day (last {params.get('days')} days to {end})", counts)
     text += "\n\n" + report.log_table(log, "Sales health checks", checks)
     report.publish(FAMILY, ctx["run_id"], "health.md", text + "\n")
+    new = [c for c in checks if c["status"] == "NEW"]
+    if new:
+        log.warning("finding: values never seen before: %s", "; ".join(f"{c['check']}: {c['detail']}" for c in new))
     failed = [c for c in checks if c["status"] == "FAIL"]
     if failed:
         raise FerryError(f"{len(failed)} sales health check(s) failed:\n{report.table(failed)}")
