@@ -3,10 +3,10 @@ index on a real Redis and its data on moto S3."""
 
 from __future__ import annotations
 
+import atdata
 import numpy as np
 import pytest
 
-import atdata
 from ferry.catalog import atmosphere
 from ferry.catalog.atmosphere import ENTRY_COLLECTION, SCHEMA_COLLECTION, list_records
 

@@ -257,7 +257,7 @@ def promote(index, atmo, *, names=None, overrides=None, s3=None, target_bucket=N
     from atdata.atmosphere import DatasetPublisher, SchemaPublisher
 
     copy = bool(target_bucket)
-    if copy and s3 is None:
+    if copy and s3 is None and not dry_run:
         raise CatalogError("copy_data needs an S3 client for the target bucket")
     p = plan(index, atmo, names=names, overrides=overrides, target_bucket=target_bucket)
     if dry_run:
