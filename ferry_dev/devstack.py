@@ -20,7 +20,8 @@ Started only on request (``start_pds()``, ``start_redis()``: the atmosphere test
 - a private ``redis-server`` for the atdata index; ``FERRY_ATDATA_REDIS_URL`` uses a Redis you have
   instead (atdata's keys are fixed: give Ferry a database of its own, e.g. ``redis://127.0.0.1:6379/7``).
 
-``python -m ferry_dev.devstack`` starts the stack, prints the connection env vars and waits for Ctrl-C.
+``python -m ferry_dev.devstack`` starts the stack, prints the connection env vars and waits for Ctrl-C
+(``--pds``: also the PDS and the atdata Redis, with ``ferry_atproto`` / ``ferry_atdata_index``).
 """
 
 from __future__ import annotations
@@ -727,6 +728,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ferry devstack: {exc}", file=sys.stderr)
         return 2
     with stack:
+        if "--pds" in (sys.argv[1:] if argv is None else argv):  # the ATProto PDS + the atdata index's Redis
+            try:
+                stack.start_pds()
+                stack.start_redis()
+            except SetupError as exc:
+                print(f"ferry devstack: {exc}", file=sys.stderr)
+                return 2
         env = {**airflow_env(REPO_ROOT / ".ferry" / "airflow"), **stack.connection_env()}
         for k, v in env.items():
             print(f"export {k}='{v}'")
