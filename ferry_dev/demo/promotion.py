@@ -113,6 +113,7 @@ def run(ctx) -> list[dict]:
         again = sum(r["inserted"] + r["updated"] for r in dagtest.xcom(dr, "execute")["outcome"])
 
         conf = {"source_db": CATALOG_DB, "target_db": CATALOG_DB, "copy_data": True, "target_bucket": public}
+        conf["dry_run"] = False
         rows = dagtest.xcom(ctx.run_dag("dataset_promotion", conf), "promote")
     ctx.notes.append(f"prod_promotion dry-run plan (JSON lines): {plan['report']}; audit: {DB}._ferry_promotions")
     return [

@@ -113,8 +113,10 @@ def promote(
     overrides: dict | None = None,
     s3=None,
     target_bucket: str | None = None,
+    dry_run: bool = False,
 ) -> list[dict]:
-    """Promote catalog entries ``names`` (all when empty); one result row per dataset."""
+    """Promote catalog entries ``names`` (all when empty); one result row per dataset. ``dry_run``: check
+    everything, write nothing, and report what would be published."""
     overrides = {k: v for k, v in (overrides or {}).items() if v not in (None, "", [])}
     bad = set(overrides) - {"name", "description", "tags", "license"}
     if bad:
@@ -179,6 +181,22 @@ def promote(
         planned.append((e, target, ref))
     if errors:
         raise CatalogError("dataset promotion refused, nothing written:\n- " + "\n- ".join(errors))
+    if dry_run:
+        seen: set[str] = set()
+        out = []
+        for _e, target, ref in planned:
+            new = not schemas[ref]["in_prod"] and ref not in seen
+            seen.add(ref)
+            exists = prod_db.datasets.find_one({"_id": target["name"]}) is not None
+            out.append(
+                {
+                    "dataset": target["name"],
+                    "schema": f"{ref} ({'new' if new else 'reused'})",
+                    "data": f"{len(target['data_urls'])} URL(s)",
+                    "entry": "exists" if exists else "new",
+                }
+            )
+        return out
 
     # 2. write: schemas (once each), data copies, entries
     rows = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ferry import audit, conns, lineage, report
+from ferry import audit, conns, lineage, params, report
 from ferry.errors import FerryError, fails_fast
 from ferry.mongo import db_name
 
@@ -20,16 +20,41 @@ def _dbs(params: dict) -> tuple[str, str]:
     return db_name(params["source_db"]), db_name(params["target_db"])
 
 
+def _common(p: dict) -> tuple[dict, bool]:
+    overrides = {k: p[k] for k in ("name", "description", "tags", "license") if p.get(k)}
+    if p["copy_data"] and not p.get("target_bucket"):
+        raise FerryError("copy_data=true needs target_bucket")
+    return overrides, params.truthy(p.get("dry_run", True), "dry_run")
+
+
 @fails_fast
 def promote(**ctx) -> list[dict]:
+    """Promote to ``target``: the production MongoDB catalog, or the ATProto atmosphere."""
+    if (ctx["params"].get("target") or "catalog") == "atmosphere":
+        return promote_atmosphere(**ctx)
+    return promote_catalog(**ctx)
+
+
+def promote_catalog(**ctx) -> list[dict]:
     """Catalog entries (and their schemas) from the local catalog to production's, optionally copying data."""
     from ferry.catalog import promote as catalog
 
     p = ctx["params"]
     source_db, target_db = _dbs(p)
-    overrides = {k: p[k] for k in ("name", "description", "tags", "license") if p.get(k)}
-    if p["copy_data"] and not p.get("target_bucket"):
-        raise FerryError("copy_data=true needs target_bucket")
+    overrides, dry_run = _common(p)
+    if dry_run:
+        with conns.mongo_client(conns.MONGO_LOCAL) as local, conns.mongo_client(conns.MONGO_PROD) as prod:
+            rows = catalog.promote(
+                local[source_db],
+                prod[target_db],
+                names=list(p.get("datasets") or []),
+                overrides=overrides,
+                target_bucket=p.get("target_bucket") if p["copy_data"] else None,
+                dry_run=True,
+                s3=None,
+            )
+        report.log_table(log, f"Dataset promotion {source_db} → {target_db} (dry run: nothing written)", rows)
+        return rows
     with conns.mongo_client(conns.MONGO_LOCAL) as local, conns.mongo_client(conns.MONGO_PROD) as prod:
         rows = catalog.promote(
             local[source_db],
@@ -46,4 +71,59 @@ def promote(**ctx) -> list[dict]:
         written = catalog.written_collections(rows)
         lineage.mongo_written(ctx, TARGET_ALIAS, local, source_db, prod, target_db, written)
     report.log_table(log, f"Dataset promotion {source_db} → {target_db}", rows)
+    return rows
+
+
+def promote_atmosphere(**ctx) -> list[dict]:
+    """Entries of the atdata index (``ferry_atdata_index``) to the PDS of ``ferry_atproto``. The audit record
+    (AT URIs, CIDs, schemas reused or published, who, when) goes to ``_ferry_catalog_runs`` of ``target_db``
+    on ``ferry_mongo_prod``, also when publishing fails part-way."""
+    from ferry.catalog import atmosphere
+
+    p = ctx["params"]
+    _, target_db = _dbs(p)
+    overrides, dry_run = _common(p)
+    bucket = p.get("target_bucket") if p["copy_data"] else None
+    index = conns.atdata_index()
+    atmo, pds_url = conns.atproto()
+    kw = {"names": list(p.get("datasets") or []), "overrides": overrides, "target_bucket": bucket}
+    if dry_run:
+        rows = atmosphere.promote(index, atmo, **kw, dry_run=True)["rows"]
+        report.log_table(log, f"Atmosphere promotion to {pds_url} as {atmo.handle} (dry run: nothing written)", rows)
+        return rows
+    run = audit.Run.of(ctx)
+    details = {"target": "atmosphere", "pds": pds_url, "did": atmo.did, "handle": atmo.handle}
+    with conns.mongo_client(conns.MONGO_PROD) as prod:
+        runs = prod[target_db][RUNS]
+        try:
+            out = atmosphere.promote(
+                index, atmo, **kw, s3=conns.s3_client() if bucket else None, dry_run=False, pds_url=pds_url
+            )
+        except atmosphere.PublishFailed as exc:
+            audit.to_mongo(
+                runs,
+                run.record(
+                    family="catalog",
+                    outcome="failed",
+                    params=p,
+                    error=str(exc),
+                    counts={"published": len(exc.published)},
+                    published=exc.published,
+                    **details,
+                ),
+            )
+            raise
+        rows = out["rows"]
+        counts = {"datasets": len(rows), "published": len(out["published"])}
+        rec = run.record(
+            family="catalog",
+            outcome="success",
+            params=p,
+            counts=counts,
+            datasets=rows,
+            published=out["published"],
+            **details,
+        )
+        audit.to_mongo(runs, rec)
+    report.log_table(log, f"Atmosphere promotion to {pds_url} as {atmo.handle}", rows)
     return rows
