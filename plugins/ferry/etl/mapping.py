@@ -24,10 +24,14 @@ TYPES = ("auto", "decimal128", "double", "string", "int", "datetime", "bool")
 NUMERIC = ("decimal128", "double")
 ON_DELETE = ("delete", "flag")
 NEW_COLUMNS = ("include", "ignore")
+ON_MISSING = ("null", "omit", "quarantine", "fail")
+NEW_TABLES = ("report", "create")
+#: change capture of incremental runs: PostgreSQL's row version, or none (read every row, every run)
+WATERMARK_XMIN, WATERMARK_NONE = "xmin", "none"
 
 _TOP_KEYS = {"version", "source", "defaults", "collections"}
-_DEFAULT_KEYS = {"numeric", "on_source_delete"}
-_COLL_KEYS = {"name", "table", "id", "fields", "exclude", "new_columns", "relations"}
+_DEFAULT_KEYS = {"numeric", "on_source_delete", "new_tables"}
+_COLL_KEYS = {"name", "table", "id", "fields", "exclude", "new_columns", "relations", "watermark"}
 _REL_KEYS = {
     "kind",
     "table",
@@ -40,6 +44,8 @@ _REL_KEYS = {
     "exclude",
     "new_columns",
     "order_by",
+    "watermark",
+    "on_missing",
 }
 
 
@@ -117,6 +123,8 @@ def parse(text: str, source: str = "<mapping>") -> dict:
     _choice(doc, numeric, ("defaults", "numeric"), NUMERIC)
     on_delete = defaults.get("on_source_delete", "delete")
     _choice(doc, on_delete, ("defaults", "on_source_delete"), ON_DELETE)
+    new_tables = defaults.get("new_tables", "report")
+    _choice(doc, new_tables, ("defaults", "new_tables"), NEW_TABLES)
     src = m.get("source") or {}
     if not isinstance(src, dict):
         raise doc.error(("source",), "must be a mapping (e.g. {schema: public})")
@@ -126,7 +134,7 @@ def parse(text: str, source: str = "<mapping>") -> dict:
     out = {
         "version": m.get("version", 1),
         "source": {"schema": src.get("schema", "public")},
-        "defaults": {"numeric": numeric, "on_source_delete": on_delete},
+        "defaults": {"numeric": numeric, "on_source_delete": on_delete, "new_tables": new_tables},
         "collections": [],
         "lines": {},
     }
@@ -151,6 +159,7 @@ def parse(text: str, source: str = "<mapping>") -> dict:
             "table": c["table"],
             "id": c["id"],
             **_fields(doc, c, p),
+            "watermark": _watermark(doc, c, p),
             "relations": [],
         }
         out["lines"][c["name"]] = doc.lines.get(p, 1)
@@ -171,10 +180,17 @@ def parse(text: str, source: str = "<mapping>") -> dict:
                 if not isinstance(r.get(req), str) or not r.get(req):
                     raise doc.error(rp, f"{kind} needs '{req}' (a string)")
             rel: dict[str, Any] = {"kind": kind}
+            if kind != "embed_many":
+                rel["on_missing"] = r.get("on_missing", "null")
+                _choice(doc, rel["on_missing"], rp + ("on_missing",), ON_MISSING)
+            elif "on_missing" in r:
+                raise doc.error(rp + ("on_missing",), "only embed_one and reference relations have on_missing")
             if kind == "reference":
                 rel.update(column=r["column"], collection=r["collection"], **{"as": r.get("as") or r["column"]})
+                if "watermark" in r:
+                    raise doc.error(rp + ("watermark",), "a reference reads no table: no watermark")
             else:
-                rel.update(table=r["table"], **{"as": r["as"]}, **_fields(doc, r, rp))
+                rel.update(table=r["table"], **{"as": r["as"]}, **_fields(doc, r, rp), watermark=_watermark(doc, r, rp))
                 if kind == "embed_many":
                     rel["foreign_key"] = r["foreign_key"]
                     rel["order_by"] = r.get("order_by")
@@ -197,6 +213,15 @@ def parse(text: str, source: str = "<mapping>") -> dict:
                 )
     out["hash"] = mapping_hash(out)
     return out
+
+
+def _watermark(doc: _Doc, d: dict, path: tuple) -> str:
+    """``watermark``: a column that grows on every insert and update (``updated_at``), ``xmin`` (default:
+    PostgreSQL's row version, for tables without one) or ``none``."""
+    wm = d.get("watermark", WATERMARK_XMIN)
+    if not isinstance(wm, str) or not wm:
+        raise doc.error(path + ("watermark",), "must be a column name, 'xmin' or 'none'")
+    return wm
 
 
 def _keys(doc: _Doc, d: Any, path: tuple, allowed: set) -> None:
@@ -277,6 +302,8 @@ def resolve(m: dict, snapshot: dict) -> dict:
             raise MappingError(f"mapping line {line}: {where}: table {table!r} not in the source schema")
         cols = tables[table]["columns"]
         skip = set(part["exclude"])
+        if part.get("watermark", WATERMARK_XMIN) not in (WATERMARK_XMIN, WATERMARK_NONE):
+            _need(cols, part["watermark"], line, where, "watermark")
         if part is coll:
             skip.add(coll["id"])
             _need(cols, coll["id"], line, where, "id")
