@@ -181,7 +181,7 @@ def parse(text: str, source: str = "<mapping>") -> dict:
                     raise doc.error(rp, f"{kind} needs '{req}' (a string)")
             rel: dict[str, Any] = {"kind": kind}
             if kind != "embed_many":
-                rel["on_missing"] = r.get("on_missing", "null")
+                rel["on_missing"] = "null" if r.get("on_missing") is None else r["on_missing"]  # YAML null too
                 _choice(doc, rel["on_missing"], rp + ("on_missing",), ON_MISSING)
             elif "on_missing" in r:
                 raise doc.error(rp + ("on_missing",), "only embed_one and reference relations have on_missing")

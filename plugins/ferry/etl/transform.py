@@ -132,18 +132,25 @@ class MissingRelation(RowError):
     """A relation's target row does not exist (``on_missing: quarantine`` quarantines the row)."""
 
 
-def _missing(rel: dict, coll: dict, key: Any, missing: dict | None) -> None:
-    """Count a missing relation target; raise for ``on_missing: quarantine`` / ``fail``."""
+def _missing(rel: dict, coll: dict, key: Any, missing: dict | None, problems: list) -> None:
+    """Count a missing relation target; note it for ``on_missing: quarantine`` / ``fail``."""
     if missing is not None:
         missing[rel["as"]] = missing.get(rel["as"], 0) + 1
     mode = rel.get("on_missing", "null")
     what = f"{coll['name']}.{rel['as']}: no {rel.get('table') or rel.get('ref_table')} row with key {key!r}"
-    if mode == "fail":
-        from ferry.errors import FerryError
+    if mode in ("fail", "quarantine"):
+        problems.append((mode, f"{what} (on_missing: {mode}; mapping line {rel.get('line', '?')})"))
 
-        raise FerryError(f"{what} (on_missing: fail; mapping line {rel.get('line', '?')})")
-    if mode == "quarantine":
-        raise MissingRelation(what)
+
+def _raise_missing(problems: list) -> None:
+    """After every relation of the row was counted: fail the load, or quarantine the row."""
+    for mode, what in problems:
+        if mode == "fail":
+            from ferry.errors import FerryError
+
+            raise FerryError(what)
+    if problems:
+        raise MissingRelation("; ".join(w for _, w in problems))
 
 
 def build_batch(
@@ -161,6 +168,7 @@ def build_batch(
         try:
             related: dict[str, Any] = {}
             omit: list[str] = []
+            problems: list = []
             for rel in coll["relations"]:
                 if rel["kind"] == "embed_many":
                     related[rel["as"]] = [
@@ -171,14 +179,15 @@ def build_batch(
                     parent = children[rel["as"]].get(key) if key is not None else None
                     related[rel["as"]] = project(parent, rel, numeric) if parent is not None else None
                     if key is not None and parent is None:
-                        _missing(rel, coll, key, missing)
+                        _missing(rel, coll, key, missing, problems)
                         omit += [rel["as"]] if rel.get("on_missing") == "omit" else []
                 elif rel["as"] in children:  # reference, checked against the referenced table
                     key = row[rel["column"]]
                     if key is not None and key not in children[rel["as"]]:
-                        _missing(rel, coll, key, missing)
+                        _missing(rel, coll, key, missing, problems)
                         omit += [rel["as"]] if rel.get("on_missing") == "omit" else []
                         related[rel["as"]] = None
+            _raise_missing(problems)
             docs.append(document(row, coll, related, numeric, omit))
         except (RowError, KeyError) as exc:
             rejected.append(
