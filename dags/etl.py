@@ -67,6 +67,7 @@ LONG = {"execution_timeout": timedelta(hours=6)}
             "changed documents; dated_copy: a new <db>-YYYYMMDD database.",
         ),
         "batch_size": Param(10000, type="integer", minimum=1, description="Rows per batch."),
+        "new_tables": optional("string", "report | create (a collection per new table). Empty: the mapping's."),
         "backup_url": optional(
             "string",
             "Where backups go (s3://bucket/prefix or a folder). Empty: "
@@ -76,9 +77,7 @@ LONG = {"execution_timeout": timedelta(hours=6)}
         "push_to_s3": Param(
             True, type="boolean", description="Publish JSON lines + manifest to s3://bucket/processed/..."
         ),
-        "validate_sample": Param(
-            50, type="integer", minimum=0, description="Documents per collection checked by checksum."
-        ),
+        "validate_sample": Param(50, type="integer", minimum=0, description="Documents checked by checksum."),
     },
 )
 def production_etl():

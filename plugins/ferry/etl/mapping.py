@@ -355,8 +355,9 @@ def evolve(eff: dict, changes: list[dict], apply_breaking: bool) -> tuple[dict, 
             elif ch["kind"] == "column_dropped" and col in fields:
                 applied.append({"mapping": where, "action": f"remove field {fields.pop(col)['name']} ({col} dropped)"})
             elif ch["kind"] == "column_renamed_likely" and ch["old"] in fields:
-                spec = fields.pop(ch["old"])
-                fields[ch["new"]] = spec
+                spec = fields[ch["old"]]
+                # same place in the document: its content hash stays, an unchanged document is not rewritten
+                part["fields"] = fields = {ch["new"] if c == ch["old"] else c: v for c, v in fields.items()}
                 applied.append(
                     {"mapping": where, "action": f"read field {spec['name']} from {ch['new']} (was {ch['old']})"}
                 )
@@ -372,3 +373,75 @@ def check_columns(eff: dict, snapshot: dict) -> None:
             raise MappingError(f"mapping line {line}: {where}: table {table!r} was dropped from the source")
         for c in part["fields"]:
             _need(tables[table]["columns"], c, line, where, "fields")
+
+
+#: changes to constraints only: the rows read, and so the documents, stay as they were
+_CONSTRAINT_ONLY = {
+    "foreign_key_added",
+    "foreign_key_dropped",
+    "nullable_to_not_null",
+    "not_null_to_nullable",
+    "unique_added",
+    "unique_dropped",
+    "index_added",
+    "index_dropped",
+    "default_changed",
+}
+
+
+def read_columns(eff: dict) -> dict[str, set]:
+    """table -> every column the effective mapping reads (fields, ids, join keys, watermarks)."""
+    out: dict[str, set] = {}
+    for coll, part, table, _ in _parts(eff):
+        cols = out.setdefault(table, set())
+        cols.update(part["fields"] or ())
+        if part is coll:
+            cols.add(coll["id"])
+            for rel in coll["relations"]:
+                cols.add(rel["column"] if rel["kind"] == "reference" else rel.get("local_key") or coll["id"])
+        elif part["kind"] == "embed_many":
+            cols.update(c for c in (part["foreign_key"], part.get("order_by")) if c)
+        if part.get("watermark") not in (None, WATERMARK_XMIN, WATERMARK_NONE):
+            cols.add(part["watermark"])
+    return out
+
+
+def affects_documents(eff: dict, change: dict) -> bool:
+    """Whether applying ``change`` can change a document the effective mapping ``eff`` builds (a new foreign
+    key on a column already mapped cannot; a dropped column nothing reads cannot)."""
+    if change["kind"] in _CONSTRAINT_ONLY or change["kind"] == "table_added":
+        return False
+    read = read_columns(eff)
+    table = change["table"]
+    if table not in read:
+        return False
+    if change["kind"] in ("table_dropped", "primary_key_changed"):
+        return True
+    if change["kind"] == "column_added_required":
+        return any(
+            t == table and p["new_columns"] == "include" for _, p, t, _ in _parts(eff)
+        )  # it would join those parts' documents
+    if change["kind"] == "column_renamed_likely":
+        return change.get("old") in read[table]
+    return change.get("column") in read[table]
+
+
+def default_collection(table: str, info: dict, existing: set) -> tuple[dict | None, str]:
+    """A collection for a new table (``new_tables: create``): every column, the primary key as ``_id``."""
+    pk = info.get("primary_key") or []
+    if len(pk) != 1:
+        return None, f"table {table!r} has no single-column primary key: reported, not created"
+    if table in existing or table.startswith(("system.", "_ferry")) or "$" in table:
+        return None, f"a collection named {table!r} exists already (or the name is not usable): not created"
+    fields = {c: {"name": c, "type": "auto"} for c in info["columns"] if c != pk[0]}
+    coll = {
+        "name": table,
+        "table": table,
+        "id": pk[0],
+        "fields": fields,
+        "exclude": [],
+        "new_columns": "include",
+        "watermark": WATERMARK_XMIN,
+        "relations": [],
+    }
+    return coll, f"created collection {table} ({len(fields)} fields, _id = {pk[0]})"

@@ -18,7 +18,8 @@ def decide(policy: str, changes: list[dict], chosen: list[str] | None = None, re
     """``{"action": none|apply_safe|apply_all|skip|abort, "reason", "policy", "by"}``."""
     if policy not in POLICIES:
         raise ValueError(f"schema_change_policy {policy!r} is not one of {', '.join(POLICIES)}")
-    breaking = [c for c in changes if c["class"] == "breaking"]
+    # a breaking change that leaves every document as it was (``affects_documents`` False) does not stop a run
+    breaking = [c for c in changes if c["class"] == "breaking" and c.get("affects_documents", True)]
     out = {"policy": policy, "by": responder or "policy"}
     if not changes:
         return {**out, "action": "none", "reason": "no schema changes"}
@@ -34,7 +35,9 @@ def decide(policy: str, changes: list[dict], chosen: list[str] | None = None, re
                 "reason": f"{len(breaking)} breaking change(s): "
                 + "; ".join(f"{c['kind']} {c['table']}" + (f".{c['column']}" if c["column"] else "") for c in breaking),
             }
-        return {**out, "action": "apply_safe", "reason": f"{len(changes)} safe change(s) applied"}
+        inert = sum(1 for c in changes if c["class"] == "breaking")
+        note = f" ({inert} breaking by class, but no document changes)" if inert else ""
+        return {**out, "action": "apply_safe", "reason": f"{len(changes)} safe change(s) applied{note}"}
     # ask
     if not chosen:
         return {**out, "action": "abort", "reason": "no decision was recorded for the schema review"}

@@ -162,6 +162,7 @@ def plan(detected: dict, **ctx) -> dict:
             p["schema_change_policy"],
             answer.get("chosen_options"),
             responder,
+            new_tables=p.get("new_tables"),
         )
     schemas = jsonschema.all_schemas(out["effective_mapping"], out["snapshot"])
     files = [
