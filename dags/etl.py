@@ -15,12 +15,11 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import AssetAlias, Param, dag, task
 
 from ferry.dagdefaults import default_args
 from ferry.etl.policy import OPTIONS as REVIEW_OPTIONS
-from ferry.operators.schema_change import SchemaChangeDetectOperator
+from ferry.operators.schema_change import SchemaChangeDetectOperator, SchemaReviewOperator
 from ferry.params import optional
 
 LONG = {"execution_timeout": timedelta(hours=6)}
@@ -93,7 +92,7 @@ def production_etl():
         pg_schema="{{ params.pg_schema }}",
         source_name="{{ params.source_name or (params.mapping.rsplit('/', 1)[-1].rsplit('.', 1)[0]) }}",
     )
-    review = HITLOperator(
+    review = SchemaReviewOperator(
         task_id="review_schema_changes",
         subject="production_etl: schema changes in {{ params.source_name or params.mapping }}",
         body="{{ ti.xcom_pull(task_ids='detect_schema')['markdown'] }}",

@@ -82,7 +82,7 @@ def test_etl_schema_review_apply_all_then_abort(api, approver, stack, etl_target
     try:
         run_id = api.trigger("production_etl", conf)
         detail = api.wait_hitl("production_etl", run_id, "review_schema_changes")
-        assert detail["options"] == ["Apply all", "Skip schema updates", "Abort"]
+        assert detail["options"] == ["Apply all", "Skip schema updates", "Abort", "Review each change"]
         assert "budget" in detail["body"] and "breaking" in detail["body"].lower()
         approver.respond("production_etl", run_id, "review_schema_changes", ["Apply all"])
         assert api.wait_run("production_etl", run_id) == "success", api.failure_logs("production_etl", run_id)

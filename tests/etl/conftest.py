@@ -52,6 +52,7 @@ def run_etl(
     run_id: str = "t",
     mapping: str = MAPPING,
     responder: str | None = None,
+    params_input: dict | None = None,
 ) -> dict:
     """detect -> plan -> backup -> load (staging) -> validate -> publish, as production_etl does (domain
     functions only): a full load is checked in staging before it is published."""
@@ -59,7 +60,7 @@ def run_etl(
 
     detected = detect(conn, client, db, run_id=run_id)
     meta = client[meta_db(db)]
-    planned = pipeline.plan(meta, mapping, detected, policy, chosen, responder)
+    planned = pipeline.plan(meta, mapping, detected, policy, chosen, responder, params_input=params_input)
     make = backup.open_delta if strategy == "incremental" else backup.create
     rec = make(client, db, meta, str(tmp_path / "backups"), run_id=run_id)
     res = load.load(

@@ -335,12 +335,43 @@ def _need(cols: dict, col: str, line: int, where: str, what: str) -> None:
         )
 
 
-def evolve(eff: dict, changes: list[dict], apply_breaking: bool) -> tuple[dict, list[dict]]:
-    """Apply accepted schema changes to an effective mapping; return it and what was changed."""
+#: PostgreSQL type -> the field type that keeps it (``keep old type`` of a reviewed type change)
+def field_type(pg_type: str) -> str:
+    t = pg_type.lower()
+    if t in ("smallint", "integer", "bigint"):
+        return "int"
+    if t.startswith("numeric") or t.startswith("decimal"):
+        return "decimal128"
+    if t in ("real", "double precision"):
+        return "double"
+    if t.startswith(("text", "character", "varchar", "uuid")):
+        return "string"
+    if t == "boolean":
+        return "bool"
+    if t.startswith(("timestamp", "date")):
+        return "datetime"
+    return "auto"
+
+
+def evolve(
+    eff: dict, changes: list[dict], apply_breaking: bool, reviewed: list[dict] | None = None
+) -> tuple[dict, list[dict]]:
+    """Apply accepted schema changes to an effective mapping; return it and what was changed.
+
+    ``reviewed`` (per-change review, one decision per change in order) says per change: skip it, the
+    default of a new required column, the cast strategy of a type change, rename or drop-and-add."""
     eff = copy.deepcopy(eff)
     applied: list[dict] = []
-    for ch in changes:
-        if ch["class"] == "breaking" and not apply_breaking:
+    for i, ch in enumerate(changes):
+        review = reviewed[i] if reviewed else None
+        if review is not None:
+            if review["choice"] == "skip":
+                applied.append({"mapping": ch["table"], "action": f"{ch['kind']} skipped by {review['by']}"})
+                continue
+            _reviewed(eff, ch, review, applied)
+            if ch["kind"] in ("type_changed", "column_added_required") or review["choice"] == "drop and add":
+                continue
+        elif ch["class"] == "breaking" and not apply_breaking:
             continue
         for coll, part, table, where in _parts(eff):
             if table != ch["table"]:
@@ -362,6 +393,41 @@ def evolve(eff: dict, changes: list[dict], apply_breaking: bool) -> tuple[dict, 
                     {"mapping": where, "action": f"read field {spec['name']} from {ch['new']} (was {ch['old']})"}
                 )
     return eff, applied
+
+
+def _reviewed(eff: dict, ch: dict, review: dict, applied: list[dict]) -> None:
+    """What a reviewed choice does beyond ``evolve``'s default for the change."""
+    for coll, part, table, where in _parts(eff):
+        if table != ch["table"]:
+            continue
+        fields, col = part["fields"], ch.get("column")
+        if ch["kind"] == "type_changed" and col in fields:
+            spec = fields[col]
+            if review["choice"] == "cast":
+                what = f"field {spec['name']} follows the new type ({ch.get('new', '?')})"
+            else:
+                spec["type"] = field_type(ch.get("old", ""))
+                spec["on_cast_error"] = "keep" if review["choice"] == "keep old type" else "quarantine"
+                what = f"field {spec['name']} keeps type {spec['type']} ({review['choice']})"
+            applied.append({"mapping": where, "action": f"{what}, by {review['by']}"})
+        elif ch["kind"] == "column_added_required":
+            keys = {coll["id"]} if part is coll else {part.get("foreign_key")}
+            if part["new_columns"] == "include" and col not in fields and col not in keys:
+                fields[col] = {"name": col, "type": "auto"}
+                if review.get("default") is not None:
+                    fields[col]["default"] = review["default"]
+                applied.append(
+                    {
+                        "mapping": where,
+                        "action": f"add field {col} (default {review.get('default')!r}), by {review['by']}",
+                    }
+                )
+        elif ch["kind"] == "column_renamed_likely" and review["choice"] == "drop and add" and ch["old"] in fields:
+            old = fields.pop(ch["old"])
+            fields[ch["new"]] = {"name": ch["new"], "type": "auto"}
+            applied.append(
+                {"mapping": where, "action": f"drop field {old['name']}, add field {ch['new']}, by {review['by']}"}
+            )
 
 
 def check_columns(eff: dict, snapshot: dict) -> None:

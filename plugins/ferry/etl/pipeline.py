@@ -23,6 +23,7 @@ def plan(
     responder: str | None = None,
     logger: logging.Logger = log,
     new_tables: str | None = None,
+    params_input: dict | None = None,
 ) -> dict:
     """Decide about ``detected`` (the operator's XCom), build the effective mapping, record both.
 
@@ -47,13 +48,19 @@ def plan(
     else:
         eff = mapping.resolve(m, (base or current)["snapshot"])
     changes = [{**c, "affects_documents": mapping.affects_documents(eff, c)} for c in detected["changes"]]
-    decision = policy.decide(policy_name, changes, chosen, responder)
+    decision = policy.decide(policy_name, changes, chosen, responder, params_input)
     status = policy.STATUS[decision["action"]]
     logger.info("schema decision: %s (%s)", decision["action"], decision["reason"])
     if decision["action"] == "abort":
         schema.record_decision(meta_db, current["_id"], status, decision, None)
         raise Aborted(f"production_etl stopped before any write: {decision['reason']}\n{schema.markdown(changes)}")
     applied: list[dict] = []
+    if decision["action"] == "review":  # each change as the reviewer decided
+        eff, applied = mapping.evolve(eff, changes, apply_breaking=True, reviewed=decision["changes"])
+        if any(d["kind"] == "table_added" and d["choice"] == "apply" for d in decision["changes"]):
+            picked = [c for c, d in zip(changes, decision["changes"], strict=True) if d["choice"] == "apply"]
+            eff, created = _new_tables(eff, picked, current["snapshot"], new_tables or m["defaults"]["new_tables"])
+            applied += created
     if decision["action"] in ("apply_safe", "apply_all"):
         # breaking changes that leave documents alone are applied under auto_safe too (e.g. a dropped
         # column nothing reads leaves the mapping as it is)

@@ -163,6 +163,7 @@ def plan(detected: dict, **ctx) -> dict:
             answer.get("chosen_options"),
             responder,
             new_tables=p.get("new_tables"),
+            params_input=answer.get("params_input"),
         )
     schemas = jsonschema.all_schemas(out["effective_mapping"], out["snapshot"])
     files = [
@@ -190,7 +191,11 @@ def _review_decision(ti, params: dict, detected: dict | None) -> dict | None:
         return None
     responder = (answer.get("responded_by_user") or {}).get("name")
     decided = policy.decide(
-        params["schema_change_policy"], detected["changes"], answer.get("chosen_options"), responder
+        params["schema_change_policy"],
+        detected["changes"],
+        answer.get("chosen_options"),
+        responder,
+        answer.get("params_input"),
     )
     return {**decided, "at": answer.get("responded_at")}
 

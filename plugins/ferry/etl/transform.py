@@ -98,9 +98,15 @@ def project(row: dict, part: dict, numeric: str) -> dict:
     """The mapped fields of one row (``part`` = a collection or an embed of the effective mapping)."""
     out = {}
     for col, spec in part["fields"].items():
+        value = row[col]
+        if value is None and spec.get("default") is not None:  # a reviewed new required column's default
+            value = spec["default"]
         try:
-            out[spec["name"]] = convert(row[col], spec["type"], numeric)
+            out[spec["name"]] = convert(value, spec["type"], numeric)
         except RowError as exc:
+            if spec.get("on_cast_error") == "keep":  # reviewed type change, "keep old type": lenient
+                out[spec["name"]] = convert(value, "auto", numeric)
+                continue
             raise RowError(f"{part.get('table')}.{col}: {exc}") from exc
     return out
 
