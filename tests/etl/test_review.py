@@ -132,3 +132,32 @@ def test_defaults_and_lenient_casts_in_documents():
     with pytest.raises(transform.RowError):
         transform.project({"a": "y", "b": 1, "c": "n/a"}, part, "decimal128")
     assert mapping.field_type("numeric(14,2)") == "decimal128" and mapping.field_type("bigint") == "int"
+
+
+def test_review_operator_builds_its_form_when_it_runs(monkeypatch):
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    from ferry.operators.schema_change import SchemaReviewOperator
+
+    shown: dict = {}
+    monkeypatch.setattr(HITLOperator, "execute", lambda self, context: shown.update(self.serialized_params))
+    op = SchemaReviewOperator(task_id="review", subject="s", options=policy.OPTIONS, defaults=["Abort"])
+    changes = [
+        {"kind": "type_changed", "class": "breaking", "table": "t", "column": "d", "detail": "integer -> text"},
+        {"kind": "column_added_required", "class": "breaking", "table": "t", "column": "e", "detail": "text"},
+    ]
+
+    class TI:
+        def xcom_pull(self, task_ids):
+            assert task_ids == "detect_schema"
+            return {"changes": changes}
+
+    op.execute({"ti": TI()})
+    assert list(shown) == [
+        "01_type_changed_t_d",
+        "02_column_added_required_t_e",
+        "02_column_added_required_t_e__default",
+    ]
+    assert shown["01_type_changed_t_d"]["value"] == policy.CAST
+    assert shown["01_type_changed_t_d"]["schema"]["enum"] == policy.CHOICES["type_changed"]
+    assert policy.OPTIONS[-1] == "Review each change"
