@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from psycopg import sql
 from psycopg.rows import dict_row
@@ -58,10 +59,10 @@ def batches(conn, schema: str, coll: dict, batch_size: int) -> Iterator[tuple[li
             yield rows, children(conn, schema, coll, rows)
 
 
-def children(conn, schema: str, coll: dict, rows: list[dict]) -> dict[str, dict]:
+def children(conn, schema: str, coll: dict, rows: list[dict]) -> dict[str, Any]:
     from ferry.etl.transform import group
 
-    out: dict[str, dict] = {}
+    out: dict[str, Any] = {}
     for rel in coll["relations"]:
         if rel["kind"] == "embed_many":
             keys = [r[coll["id"]] for r in rows]

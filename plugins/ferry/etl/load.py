@@ -129,12 +129,9 @@ def load(
             ctx = _Writer(target, meta_db, backup_version, name, s3, chunk)
             pending = None  # one write in flight while the next batch is read and transformed
 
-            source = (
-                acquire.changed_batches(conn, schema, coll, prev["marks"], batch_size)
-                if capture
-                else acquire.batches(conn, schema, coll, batch_size)
-            )
-            if capture:
+            source: Any = acquire.batches(conn, schema, coll, batch_size)
+            if capture and prev is not None:
+                source = acquire.changed_batches(conn, schema, coll, prev["marks"], batch_size)
                 source = itertools.chain(
                     source, _dirty_batches(conn, schema, coll, target, prev, now, numeric, processed, chunk)
                 )
@@ -164,7 +161,7 @@ def load(
                 _account(pending.result(), counts, new_keys)
             progress.log(final=True)
             if not full:
-                expected = [prev["keys"][0] + new_keys[0], prev["keys"][1] + new_keys[1]] if capture else None
+                expected = [prev["keys"][0] + new_keys[0], prev["keys"][1] + new_keys[1]] if capture and prev else None
                 if expected != now["keys"]:  # rows may have been deleted: compare the key sets
                     gone = _gone(conn, schema, coll, target, eff["defaults"]["on_source_delete"], numeric)
                     d, f, saved = ctx.delete(gone, eff["defaults"]["on_source_delete"])
@@ -263,12 +260,14 @@ class _Unordered(Exception):
     """Two key streams are not in the same order (then the comparison falls back to a set)."""
 
 
-def _merge(left, right):
+def _merge(left, right) -> Any:
     """Full outer merge of two iterators of (key, value) sorted by key: yields (key, lvalue, rvalue) with
     ``_NONE`` for a side without that key."""
     li, ri = iter(left), iter(right)
-    lk = rk = _NONE
-    last_l = last_r = _NONE
+    lk: Any = _NONE
+    rk: Any = _NONE
+    last_l: Any = _NONE
+    last_r: Any = _NONE
     lv = rv = None
 
     def nxt(it, last):

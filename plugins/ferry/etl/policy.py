@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 POLICIES = ("auto_safe", "apply_all", "abort", "ask")
 APPLY_ALL, SKIP, ABORT, REVIEW = "Apply all", "Skip schema updates", "Abort", "Review each change"
 OPTIONS = [APPLY_ALL, SKIP, ABORT, REVIEW]
@@ -118,9 +120,15 @@ def decide(
     action = {APPLY_ALL: "apply_all", SKIP: "skip", ABORT: "abort", REVIEW: "review"}.get(choice)
     if action is None:
         raise ValueError(f"unknown review answer {choice!r}; expected one of {OPTIONS}")
-    decided = {**out, "action": action, "reason": f"reviewer chose {choice!r}", "by": responder or "reviewer"}
+    decided: dict[str, Any] = {
+        **out,
+        "action": action,
+        "reason": f"reviewer chose {choice!r}",
+        "by": responder or "reviewer",
+    }
     if action == "review":
-        decided["changes"] = review_decisions(changes, params_input, responder)
-        skipped = sum(1 for d in decided["changes"] if d["choice"] == SKIP_ONE)
+        per_change = review_decisions(changes, params_input, responder)
+        skipped = sum(1 for d in per_change if d["choice"] == SKIP_ONE)
+        decided["changes"] = per_change
         decided["reason"] += f": {len(changes) - skipped} change(s) applied, {skipped} skipped"
     return decided
