@@ -15,12 +15,11 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import AssetAlias, Param, dag, task
 
 from ferry.dagdefaults import default_args
 from ferry.etl.policy import OPTIONS as REVIEW_OPTIONS
-from ferry.operators.schema_change import SchemaChangeDetectOperator
+from ferry.operators.schema_change import SchemaChangeDetectOperator, SchemaReviewOperator
 from ferry.params import optional
 
 LONG = {"execution_timeout": timedelta(hours=6)}
@@ -67,6 +66,7 @@ LONG = {"execution_timeout": timedelta(hours=6)}
             "changed documents; dated_copy: a new <db>-YYYYMMDD database.",
         ),
         "batch_size": Param(10000, type="integer", minimum=1, description="Rows per batch."),
+        "new_tables": optional("string", "report | create (a collection per new table). Empty: the mapping's."),
         "backup_url": optional(
             "string",
             "Where backups go (s3://bucket/prefix or a folder). Empty: "
@@ -76,9 +76,7 @@ LONG = {"execution_timeout": timedelta(hours=6)}
         "push_to_s3": Param(
             True, type="boolean", description="Publish JSON lines + manifest to s3://bucket/processed/..."
         ),
-        "validate_sample": Param(
-            50, type="integer", minimum=0, description="Documents per collection checked by checksum."
-        ),
+        "validate_sample": Param(50, type="integer", minimum=0, description="Documents checked by checksum."),
     },
 )
 def production_etl():
@@ -94,7 +92,7 @@ def production_etl():
         pg_schema="{{ params.pg_schema }}",
         source_name="{{ params.source_name or (params.mapping.rsplit('/', 1)[-1].rsplit('.', 1)[0]) }}",
     )
-    review = HITLOperator(
+    review = SchemaReviewOperator(
         task_id="review_schema_changes",
         subject="production_etl: schema changes in {{ params.source_name or params.mapping }}",
         body="{{ ti.xcom_pull(task_ids='detect_schema')['markdown'] }}",

@@ -82,7 +82,7 @@ def test_etl_schema_review_apply_all_then_abort(api, approver, stack, etl_target
     try:
         run_id = api.trigger("production_etl", conf)
         detail = api.wait_hitl("production_etl", run_id, "review_schema_changes")
-        assert detail["options"] == ["Apply all", "Skip schema updates", "Abort"]
+        assert detail["options"] == ["Apply all", "Skip schema updates", "Abort", "Review each change"]
         assert "budget" in detail["body"] and "breaking" in detail["body"].lower()
         approver.respond("production_etl", run_id, "review_schema_changes", ["Apply all"])
         assert api.wait_run("production_etl", run_id) == "success", api.failure_logs("production_etl", run_id)
@@ -107,6 +107,43 @@ def test_etl_schema_review_apply_all_then_abort(api, approver, stack, etl_target
             assert rec["status"] == "failed" and rec["decision"]["action"] == "abort"
     finally:
         with stack.pg.connect(pg_db) as conn:  # the other deployment tests read the demo schema
+            conn.execute("DROP TABLE IF EXISTS campaign_tags, line_items, campaigns, accounts CASCADE")
+            demodata.create_schema(conn)
+            demodata.seed(conn, accounts=30, campaigns_per=2, items_per=2, tags_per=1)
+
+
+def test_etl_review_each_change_through_the_rest_api(api, approver, stack, etl_target):
+    """The fourth choice: a field per change in the HITL form, answered through REST; the decisions are
+    audited with the reviewer's name and the documents follow them."""
+    from ferry.etl import demodata
+    from tests.deployment.conftest import PG_DB
+
+    conf = {"mongo_db": etl_target, "schema_change_policy": "ask", "batch_size": 50, "push_to_s3": False}
+    api.unpause("production_etl")
+    run_id = api.trigger("production_etl", conf)
+    assert api.wait_run("production_etl", run_id) == "success", api.failure_logs("production_etl", run_id)
+    with stack.pg.connect(PG_DB) as conn:
+        conn.execute("ALTER TABLE accounts RENAME COLUMN region TO area; ALTER TABLE accounts ADD COLUMN tier text")
+    try:
+        run_id = api.trigger("production_etl", conf)
+        detail = api.wait_hitl("production_etl", run_id, "review_schema_changes")
+        assert "Review each change" in detail["options"]
+        fields = detail["params"]
+        rename = next(k for k in fields if "column_renamed_likely" in k)
+        added = next(k for k in fields if "column_added" in k)
+        answers = {k: v["value"] if isinstance(v, dict) else v for k, v in fields.items()}
+        answers.update({rename: "drop and add", added: "skip"})
+        approver.respond("production_etl", run_id, "review_schema_changes", ["Review each change"], answers)
+        assert api.wait_run("production_etl", run_id) == "success", api.failure_logs("production_etl", run_id)
+        with stack.mongo_client("local") as local:
+            rec = local[f"{etl_target}__ferry"]["_ferry_etl_runs"].find_one({"_id": run_id})
+            assert rec["decision"]["action"] == "review"
+            got = {d["field"]: (d["choice"], d["by"]) for d in rec["decision"]["changes"]}
+            assert got[rename] == ("drop and add", "approver") and got[added] == ("skip", "approver")
+            doc = local[etl_target].accounts.find_one({"_id": 1})
+            assert "area" in doc and "region" not in doc and "tier" not in doc
+    finally:
+        with stack.pg.connect(PG_DB) as conn:  # the other deployment tests read the demo schema
             conn.execute("DROP TABLE IF EXISTS campaign_tags, line_items, campaigns, accounts CASCADE")
             demodata.create_schema(conn)
             demodata.seed(conn, accounts=30, campaigns_per=2, items_per=2, tags_per=1)

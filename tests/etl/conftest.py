@@ -50,6 +50,9 @@ def run_etl(
     chosen=None,
     fail_after_batches=None,
     run_id: str = "t",
+    mapping: str = MAPPING,
+    responder: str | None = None,
+    params_input: dict | None = None,
 ) -> dict:
     """detect -> plan -> backup -> load (staging) -> validate -> publish, as production_etl does (domain
     functions only): a full load is checked in staging before it is published."""
@@ -57,8 +60,9 @@ def run_etl(
 
     detected = detect(conn, client, db, run_id=run_id)
     meta = client[meta_db(db)]
-    planned = pipeline.plan(meta, MAPPING, detected, policy, chosen)
-    rec = backup.create(client, db, meta, str(tmp_path / "backups"), run_id=run_id)
+    planned = pipeline.plan(meta, mapping, detected, policy, chosen, responder, params_input=params_input)
+    make = backup.open_delta if strategy == "incremental" else backup.create
+    rec = make(client, db, meta, str(tmp_path / "backups"), run_id=run_id)
     res = load.load(
         conn,
         client,
@@ -70,6 +74,7 @@ def run_etl(
         run_id=run_id,
         fail_after_batches=fail_after_batches,
         publish_now=False,
+        backup_version=rec["_id"],
     )
     conn.commit()
     quarantined = {k: v["quarantined"] for k, v in res["collections"].items()}
@@ -79,4 +84,5 @@ def run_etl(
     conn.commit()
     if res["staging"]:
         load.publish(client, res["staging"], db, list(res["collections"]))
+    load.save_state(meta, res)
     return {"detected": detected, "planned": planned, "backup": rec, "load": res, "checks": rows}

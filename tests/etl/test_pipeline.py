@@ -134,7 +134,9 @@ def test_incremental_rerun_writes_nothing_and_applies_source_changes(
     client, rec = command_recorder(stack.mongo_local_uri)
     out = run_etl(conn, client, mongo_db_name, tmp_path, strategy="incremental")
     assert {n for n, _ in _target_writes(rec, mongo_db_name)} == set(), _target_writes(rec, mongo_db_name)
-    assert all(c["written"] == 0 and c["unchanged"] == c["source_rows"] for c in out["load"]["collections"].values())
+    # change capture: nothing changed, so nothing is read, written or backed up
+    assert all(c["written"] == c["read"] == c["backed_up"] == 0 for c in out["load"]["collections"].values())
+    assert out["backup"]["kind"] == "delta" and out["backup"]["parts"] == []
     conn.execute(
         "UPDATE line_items SET quantity = quantity + 1 WHERE campaign_id = 3;"
         "DELETE FROM line_items WHERE campaign_id = 4; DELETE FROM campaign_tags WHERE campaign_id = 4;"

@@ -27,6 +27,8 @@ from ferry.mongo import create_indexes, index_specs
 log = logging.getLogger(__name__)
 
 VERSIONS = "_ferry_etl_versions"
+#: change-capture state of incremental loads (``ferry.etl.load``): forgotten when a database is restored
+STATE = "_ferry_etl_watermarks"
 RESTORE_SUFFIX = "__ferry_restore"
 _JSON = json_util.CANONICAL_JSON_OPTIONS
 
@@ -105,6 +107,115 @@ def create(
     return record
 
 
+# --------------------------------------------------------------------------- pre-image (delta) backups
+
+
+def open_delta(client, db: str, meta_db, location: str, *, run_id: str = "", note: str = "") -> dict:
+    """A version that holds only pre-images (incremental runs): the load adds one part per batch that changes
+    something (``add_delta_part``, written and verified before that batch's write), so a no-change run
+    backs up nothing and a rollback still restores exactly."""
+    now = dt.datetime.now(dt.UTC)
+    version = _next_version(meta_db, now.strftime("%Y-%m-%d"))
+    record = {
+        "_id": version,
+        "db": db,
+        "kind": "delta",
+        "location": storage.join(location, db, version),
+        "collections": {},
+        "existed": _collections(client[db]),
+        "parts": [],
+        "created_at": now,
+        "run_id": run_id,
+        "note": note,
+        "documents": 0,
+    }
+    meta_db[VERSIONS].insert_one(record)
+    return record
+
+
+def add_delta_part(meta_db, version: str, collection: str, entries: list[dict], *, s3=None) -> dict | None:
+    """Store ``entries`` (``{"_id", "doc"}`` = the document before the write, ``{"_id", "absent": True}`` =
+    it did not exist) as the next part of delta ``version``; recorded once verified where it landed."""
+    if not entries:
+        return None
+    rec = meta_db[VERSIONS].find_one({"_id": version}, {"location": 1, "parts": 1})
+    fname = f"{collection}.{len(rec['parts']):06d}.delta.jsonl.gz"
+    with tempfile.TemporaryDirectory(prefix="ferry-etl-delta-") as tmp:
+        path = Path(tmp) / fname
+        with gzip.open(path, "wt", encoding="utf-8", compresslevel=5) as f:
+            for e in entries:
+                f.write(json_util.dumps(e, json_options=_JSON))
+                f.write("\n")
+        size, sha, _ = file_digests(path)
+        storage.put_file(storage.join(rec["location"], fname), path, s3=s3)
+    part = {"collection": collection, "file": fname, "count": len(entries), "file_sha256": sha, "bytes": size}
+    meta_db[VERSIONS].update_one(
+        {"_id": version},
+        {
+            "$push": {"parts": part},
+            "$inc": {f"collections.{collection}.count": len(entries), "documents": len(entries)},
+        },
+    )
+    return part
+
+
+def _undo_delta(client, rec: dict, *, s3=None, logger: logging.Logger = log) -> int:
+    """Put back every pre-image of delta ``rec`` (newest part first), drop what the run created. Idempotent,
+    so a rerun after a crash finishes it."""
+    from pymongo import DeleteOne, ReplaceOne
+
+    db = client[rec["db"]]
+    n = 0
+    with tempfile.TemporaryDirectory(prefix="ferry-etl-undo-") as tmp:
+        for part in reversed(rec.get("parts") or []):
+            url = storage.join(rec["location"], part["file"])
+            try:
+                path = storage.get_file(url, Path(tmp) / part["file"], s3=s3, sha256=part["file_sha256"])
+            except storage.StorageError as exc:
+                raise BackupCorrupt(f"backup {rec['_id']}: {exc}") from exc
+            ops: list = []
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                for line in f:
+                    e = json_util.loads(line, json_options=_JSON)
+                    key = {"_id": e["_id"]}
+                    ops.append(DeleteOne(key) if e.get("absent") else ReplaceOne(key, e["doc"], upsert=True))
+                    if len(ops) >= 100:
+                        db[part["collection"]].bulk_write(ops, ordered=True)
+                        n += len(ops)
+                        ops = []
+            if ops:
+                db[part["collection"]].bulk_write(ops, ordered=True)
+                n += len(ops)
+    existed = set(rec.get("existed") or [])
+    for name in _collections(db):
+        if name not in existed and db[name].estimated_document_count() == 0:
+            db.drop_collection(name)
+    logger.info("undid %s of %s: %d pre-image(s) put back", rec["_id"], rec["db"], n)
+    return n
+
+
+def _restore_delta(client, meta_db, rec: dict, *, s3=None, logger: logging.Logger = log) -> dict:
+    """State before delta ``rec``'s run: from the first full backup after it (the state then) or the current
+    state, undo every delta run since, newest first, then ``rec`` itself."""
+    later = list(meta_db[VERSIONS].find({"db": rec["db"], "_id": {"$gt": rec["_id"]}}, sort=[("_id", 1)]))
+    full = next((v for v in later if v.get("kind", "full") == "full"), None)
+    if full is not None:
+        restore(client, meta_db, full["_id"], s3=s3, logger=logger)
+        later = [v for v in later if v["_id"] < full["_id"]]
+    for v in reversed([rec, *later]):
+        if v.get("kind") == "delta":
+            _undo_delta(client, v, s3=s3, logger=logger)
+    names = _collections(client[rec["db"]])
+    meta_db[VERSIONS].update_one({"_id": rec["_id"]}, {"$set": {"restored_at": dt.datetime.now(dt.UTC)}})
+    meta_db[STATE].delete_many({"db": rec["db"]})
+    return {
+        "version": rec["_id"],
+        "db": rec["db"],
+        "collections": {n: client[rec["db"]][n].estimated_document_count() for n in names},
+        "dropped": [],
+    }
+
+
 def list_versions(meta_db, db: str | None = None) -> list[dict]:
     q = {"db": db} if db else {}
     rows = []
@@ -116,6 +227,7 @@ def list_versions(meta_db, db: str | None = None) -> list[dict]:
                 "created_at": v["created_at"].isoformat(timespec="seconds"),
                 "collections": len(v["collections"]),
                 "documents": v["documents"],
+                "kind": v.get("kind", "full"),
                 "run_id": v.get("run_id", ""),
                 "location": v["location"],
                 "restored_at": (v.get("restored_at") or ""),
@@ -130,6 +242,8 @@ def restore(client, meta_db, version: str, *, s3=None, db: str | None = None, lo
     if rec is None:
         valid = [v["_id"] for v in meta_db[VERSIONS].find({}, {"_id": 1}, sort=[("_id", -1)])]
         raise UnknownVersion(f"unknown backup version {version!r}; valid versions: {', '.join(valid) or '(none)'}")
+    if rec.get("kind") == "delta" and (db is None or db == rec["db"]):
+        return _restore_delta(client, meta_db, rec, s3=s3, logger=logger)
     db = db or rec["db"]
     scratch = client[db + RESTORE_SUFFIX]
     if scratch.list_collection_names():
@@ -168,6 +282,7 @@ def restore(client, meta_db, version: str, *, s3=None, db: str | None = None, lo
         client[db].drop_collection(name)
     client.drop_database(scratch.name)
     meta_db[VERSIONS].update_one({"_id": version}, {"$set": {"restored_at": dt.datetime.now(dt.UTC)}})
+    meta_db[STATE].delete_many({"db": db})
     logger.info("restored %s into %s: %d collection(s); dropped %s", version, db, len(rec["collections"]), dropped)
     return {"version": version, "db": db, "collections": {n: got[n]["count"] for n in got}, "dropped": dropped}
 

@@ -11,6 +11,7 @@ source change writes nothing.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 from pymongo import DeleteMany, ReplaceOne, UpdateMany
 
 from ferry.etl import acquire
-from ferry.etl.transform import DELETED_FIELD, HASH_FIELD, build_batch
+from ferry.etl.backup import STATE
+from ferry.etl.transform import DELETED_FIELD, HASH_FIELD, build_batch, convert
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +67,18 @@ def load(
     fail_after_batches: int | None = None,
     publish_now: bool = True,
     logger: logging.Logger = log,
+    backup_version: str | None = None,
+    s3=None,
+    chunk: int = acquire.LOOKUP_CHUNK,
 ) -> dict:
     """Load every collection of the effective mapping ``eff`` from ``conn`` (psycopg) into ``client[db]``.
 
     ``full`` / ``dated_copy`` load ``<db>__ferry_staging``; with ``publish_now=False`` it is left for the
-    caller to check and ``publish`` (what production_etl does). Returns ``{"db", "staging", "strategy",
-    "collections": {name: counts}, "quarantined": n}`` (``staging`` is None for incremental loads).
+    caller to check and ``publish`` (what production_etl does). ``incremental`` reads only what changed
+    since the change-capture state of the last successful run (``meta_db[STATE]``, see ``save_state``)
+    and, with ``backup_version`` (a delta version, ``backup.open_delta``), stores the pre-image of every
+    document it changes or deletes before the write. Returns ``{"db", "staging", "strategy",
+    "collections": {name: counts}, "quarantined": n, "state": {name: change-capture state}}``.
     """
     from ferry.report import Progress
 
@@ -83,6 +91,7 @@ def load(
     staging = client[staging_db(db)]
     if full:
         client.drop_database(staging.name)  # leftovers of a crashed or rejected run
+    source_id = acquire.source_identity(conn)
     # the writer thread is shut down (waiting for its last write) when the block ends, also on an error
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferry-etl-writer") as writer:
         batches_done = 0
@@ -92,49 +101,78 @@ def load(
             "strategy": strategy,
             "collections": {},
             "quarantined": 0,
+            "state": {},
         }
         for coll in eff["collections"]:
             name = coll["name"]
-            total = acquire.count(conn, schema, coll["table"])
-            progress = Progress(logger, f"{coll['table']} -> {db}.{name}", total)
+            now = _capture_state(conn, schema, coll, eff, db, source_id)  # before reading: conservative
+            prev = meta_db[STATE].find_one({"_id": now["_id"]}) if (meta_db is not None and not full) else None
+            capture = _capture_valid(prev, now)
+            total = now["keys"][0]
             counts = {
                 "source_rows": total,
+                "read": 0,
                 "documents": 0,
                 "written": 0,
                 "unchanged": 0,
                 "deleted": 0,
                 "flagged": 0,
                 "quarantined": 0,
+                "backed_up": 0,
+                "missing": {r["as"]: 0 for r in coll["relations"] if r["kind"] != "embed_many"},
+                "change_capture": "watermark" if capture else ("full read" if not full else "-"),
             }
-            seen: set = set()
+            new_keys = [0, 0]  # count and key-hash sum of the ids this run adds (change capture's delete check)
+            processed: set = set()
+            progress = Progress(logger, f"{coll['table']} -> {db}.{name}", total)
             target = staging[name] if full else client[db][name]
+            ctx = _Writer(target, meta_db, backup_version, name, s3, chunk)
             pending = None  # one write in flight while the next batch is read and transformed
-            for rows, children in acquire.batches(conn, schema, coll, batch_size):
-                docs, rejected = build_batch(rows, coll, children, numeric)
+
+            source: Any = acquire.batches(conn, schema, coll, batch_size)
+            if capture and prev is not None:
+                source = acquire.changed_batches(conn, schema, coll, prev["marks"], batch_size)
+                source = itertools.chain(
+                    source, _dirty_batches(conn, schema, coll, target, prev, now, numeric, processed, chunk)
+                )
+            for rows, children in source:
+                docs, rejected = build_batch(rows, coll, children, numeric, counts["missing"])
                 if rejected:
                     _quarantine(meta_db, run_id, rejected, logger)
                     counts["quarantined"] += len(rejected)
                 if pending is not None:
-                    _collect(pending.result(), counts, full)
+                    _account(pending.result(), counts, new_keys)
                 if full:
-                    pending = writer.submit(_insert, target, docs)
+                    pending = writer.submit(ctx.insert, docs)
                 else:
-                    pending = writer.submit(_upsert_changed, target, docs)
-                    seen.update(d["_id"] for d in docs)
+                    ids = {d["_id"] for d in docs}
+                    extra = [k for k in (convert(r[coll["id"]], "auto", numeric) for r in rows) if k not in ids]
+                    pending = writer.submit(ctx.upsert_changed, docs, extra)
+                    if capture:
+                        processed.update(r[coll["id"]] for r in rows)
                 counts["documents"] += len(docs)
+                counts["read"] += len(rows)
                 progress.add(len(rows))
                 batches_done += 1
                 if fail_after_batches is not None and batches_done >= fail_after_batches:
                     pending.result()
                     raise InjectedFailure(f"injected failure after {batches_done} batch(es)")
             if pending is not None:
-                _collect(pending.result(), counts, full)
+                _account(pending.result(), counts, new_keys)
             progress.log(final=True)
             if not full:
-                d, f = _handle_deleted(target, seen, eff["defaults"]["on_source_delete"])
-                counts["deleted"], counts["flagged"] = d, f
+                expected = [prev["keys"][0] + new_keys[0], prev["keys"][1] + new_keys[1]] if capture and prev else None
+                if expected != now["keys"]:  # rows may have been deleted: compare the key sets
+                    gone = _gone(conn, schema, coll, target, eff["defaults"]["on_source_delete"], numeric)
+                    d, f, saved = ctx.delete(gone, eff["defaults"]["on_source_delete"])
+                    counts["deleted"], counts["flagged"] = d, f
+                    counts["backed_up"] += saved
+            for rel, n in counts["missing"].items():
+                if n:
+                    logger.warning("%s.%s: %d row(s) without their relation's target row", name, rel, n)
             result["collections"][name] = counts
             result["quarantined"] += counts["quarantined"]
+            result["state"][name] = now
         if full:
             for name in result["collections"]:  # an empty source table gives an empty collection
                 if name not in client[staging.name].list_collection_names():
@@ -144,51 +182,229 @@ def load(
     return result
 
 
-def _insert(coll, docs: list[dict]) -> tuple[int, int]:
-    if docs:
-        coll.insert_many(docs, ordered=False)
-    return len(docs), len(docs)
-
-
-def _collect(res: tuple[int, int], counts: dict, full: bool) -> None:
-    written, n = res
+def _account(res: tuple, counts: dict, new_keys: list) -> None:
+    written, n, added, added_hash, saved = res
     counts["written"] += written
     counts["unchanged"] += n - written
+    counts["backed_up"] += saved
+    new_keys[0] += added
+    new_keys[1] += added_hash
 
 
-def _upsert_changed(coll, docs: list[dict]) -> tuple[int, int]:
-    if not docs:
-        return 0, 0
-    existing = {
-        d["_id"]: (d.get(HASH_FIELD), d.get(DELETED_FIELD))
-        for d in coll.find({"_id": {"$in": [d["_id"] for d in docs]}}, {HASH_FIELD: 1, DELETED_FIELD: 1})
+def _dirty_batches(
+    conn, schema: str, coll: dict, target, prev: dict, now: dict, numeric: str, processed: set, chunk: int
+):
+    """The rows of parents that lost embedded children (after the changed rows: ``processed`` is complete)."""
+    dirty = [k for k in _dirty_parents(conn, schema, coll, target, prev, now, numeric) if k not in processed]
+    for i in range(0, len(dirty), chunk):
+        rows, children = acquire.fetch_ids(conn, schema, coll, dirty[i : i + chunk])
+        if rows:
+            yield rows, children
+
+
+# --------------------------------------------------------------------------- change capture state
+
+
+def _parts(coll: dict):
+    """(part name, table, watermark) of every table a collection reads: ``""`` = the root."""
+    yield "", coll["table"], coll.get("watermark", acquire.XMIN)
+    for rel in coll["relations"]:
+        if rel["kind"] != "reference":
+            yield rel["as"], rel["table"], rel.get("watermark", acquire.XMIN)
+
+
+def _capture_state(conn, schema: str, coll: dict, eff: dict, db: str, source_id: str) -> dict:
+    """What the next incremental run compares with: each table's high-water mark, the key fingerprint of
+    the root table and of every embedded child table, the collection's mapping, the source."""
+    from ferry.hashing import json_digest
+
+    part = {k: v for k, v in coll.items() if k != "line"}
+    return {
+        "_id": f"{db}:{coll['name']}",
+        "db": db,
+        "collection": coll["name"],
+        "source": source_id,
+        "mapping": json_digest([part, eff["defaults"]["numeric"]], 16),
+        "marks": {
+            p: {"watermark": wm, "value": None if wm == "none" else acquire.take_watermark(conn, schema, t, wm)}
+            for p, t, wm in _parts(coll)
+        },
+        "keys": acquire.fingerprint(conn, schema, coll["table"], coll["id"]),
+        "children": {
+            r["as"]: acquire.fingerprint(conn, schema, r["table"], r["foreign_key"])
+            for r in coll["relations"]
+            if r["kind"] == "embed_many"
+        },
     }
-    ops = [
-        ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs if existing.get(d["_id"]) != (d[HASH_FIELD], None)
-    ]
-    if ops:
-        coll.bulk_write(ops, ordered=False)
-    return len(ops), len(docs)
 
 
-def _handle_deleted(coll, seen: set, on_delete: str, chunk: int = 1000) -> tuple[int, int]:
-    gone, flagged_already = [], 0
-    for d in coll.find({}, {"_id": 1, DELETED_FIELD: 1}):
-        if d["_id"] not in seen:
-            if on_delete == "flag" and d.get(DELETED_FIELD):
-                flagged_already += 1
-                continue
-            gone.append(d["_id"])
-    deleted = flagged = 0
-    for i in range(0, len(gone), chunk):
-        part = gone[i : i + chunk]
-        if on_delete == "delete":
-            deleted += coll.bulk_write([DeleteMany({"_id": {"$in": part}})]).deleted_count
-        else:
-            flagged += coll.bulk_write(
-                [UpdateMany({"_id": {"$in": part}}, {"$set": {DELETED_FIELD: True}})]
-            ).modified_count
-    return deleted, flagged
+def _capture_valid(prev: dict | None, now: dict) -> bool:
+    if not prev or prev.get("mapping") != now["mapping"]:
+        return False
+    for p, m in now["marks"].items():
+        old = prev["marks"].get(p)
+        if not old or old["watermark"] != m["watermark"] or m["watermark"] == "none":
+            return False
+        if m["watermark"] == acquire.XMIN and prev.get("source") != now["source"]:
+            return False  # xmin of another database (a restored dump) says nothing
+    return True
+
+
+def save_state(meta_db, loaded: dict) -> None:
+    """Record the change-capture state of a load (call it once the load is published: the run succeeded)."""
+    for state in (loaded.get("state") or {}).values():
+        meta_db[STATE].replace_one({"_id": state["_id"]}, state, upsert=True)
+
+
+class _Unordered(Exception):
+    """Two key streams are not in the same order (then the comparison falls back to a set)."""
+
+
+def _merge(left, right) -> Any:
+    """Full outer merge of two iterators of (key, value) sorted by key: yields (key, lvalue, rvalue) with
+    ``_NONE`` for a side without that key."""
+    li, ri = iter(left), iter(right)
+    lk: Any = _NONE
+    rk: Any = _NONE
+    last_l: Any = _NONE
+    last_r: Any = _NONE
+    lv = rv = None
+
+    def nxt(it, last):
+        for k, v in it:
+            if last is not _NONE and not last < k:
+                raise _Unordered(f"{last!r} then {k!r}")
+            return k, v
+        return _NONE, None
+
+    lk, lv = nxt(li, last_l)
+    rk, rv = nxt(ri, last_r)
+    while lk is not _NONE or rk is not _NONE:
+        try:
+            if rk is _NONE or (lk is not _NONE and lk < rk):
+                yield lk, lv, _NONE
+                last_l = lk
+                lk, lv = nxt(li, last_l)
+            elif lk is _NONE or rk < lk:
+                yield rk, _NONE, rv
+                last_r = rk
+                rk, rv = nxt(ri, last_r)
+            else:
+                yield lk, lv, rv
+                last_l, last_r = lk, rk
+                lk, lv = nxt(li, last_l)
+                rk, rv = nxt(ri, last_r)
+        except TypeError as exc:
+            raise _Unordered(str(exc)) from exc
+
+
+_NONE = object()
+
+
+def _gone(conn, schema: str, coll: dict, target, on_delete: str, numeric: str) -> list:
+    """Ids of live target documents whose source row is gone: sorted source keys against sorted target ids
+    (streams; a set only if the two orders differ)."""
+    src = ((convert(k, "auto", numeric), None) for k in acquire.sorted_keys(conn, schema, coll["table"], coll["id"]))
+    tgt = ((d["_id"], d.get(DELETED_FIELD)) for d in target.find({}, {"_id": 1, DELETED_FIELD: 1}).sort("_id", 1))
+    try:
+        return [k for k, s, t in _merge(src, tgt) if s is _NONE and not t]
+    except _Unordered:
+        keys = {convert(k, "auto", numeric) for k in acquire.sorted_keys(conn, schema, coll["table"], coll["id"])}
+        found = target.find({}, {"_id": 1, DELETED_FIELD: 1})
+        return [d["_id"] for d in found if d["_id"] not in keys and not d.get(DELETED_FIELD)]
+
+
+def _dirty_parents(conn, schema: str, coll: dict, target, prev: dict, now: dict, numeric: str) -> list:
+    """Parents that lost embedded child rows (a delete is not seen by a watermark): where a child table's
+    key fingerprint moved, the number of child rows per parent against the array lengths in the target."""
+    dirty: list = []
+    for rel in coll["relations"]:
+        if rel["kind"] != "embed_many" or prev.get("children", {}).get(rel["as"]) == now["children"][rel["as"]]:
+            continue
+        src = ((convert(k, "auto", numeric), (k, n)) for k, n in acquire.child_counts(conn, schema, rel))
+        field = f"${rel['as']}"
+        tgt = (
+            (d["_id"], d["n"])
+            for d in target.aggregate([{"$sort": {"_id": 1}}, {"$project": {"n": {"$size": {"$ifNull": [field, []]}}}}])
+        )
+        try:
+            for k, s, t in _merge(src, tgt):
+                if t is _NONE:
+                    continue  # no document (yet): a new row, read by its watermark
+                if (s[1] if s is not _NONE else 0) != t:
+                    dirty.append(s[0] if s is not _NONE else k)
+        except _Unordered:
+            counts = {convert(k, "auto", numeric): (k, n) for k, n in acquire.child_counts(conn, schema, rel)}
+            for d in target.aggregate([{"$project": {"n": {"$size": {"$ifNull": [field, []]}}}}]):
+                s = counts.get(d["_id"])
+                if (s[1] if s else 0) != d["n"]:
+                    dirty.append(s[0] if s else d["_id"])
+    return list(dict.fromkeys(dirty))
+
+
+# --------------------------------------------------------------------------- writes
+
+
+class _Writer:
+    """The writes of one collection: inserts (full), or upserts of changed documents and deletes, each
+    preceded by the pre-images of what it changes (a delta backup version)."""
+
+    def __init__(self, target, meta_db, backup_version: str | None, name: str, s3, chunk: int):
+        self.target, self.meta, self.version, self.name, self.s3, self.chunk = (
+            target,
+            meta_db,
+            backup_version,
+            name,
+            s3,
+            chunk,
+        )
+
+    def _chunks(self, items: list):
+        for i in range(0, len(items), self.chunk):
+            yield items[i : i + self.chunk]
+
+    def insert(self, docs: list[dict]):
+        if docs:
+            self.target.insert_many(docs, ordered=False)
+        return len(docs), len(docs), 0, 0, 0
+
+    def _save_preimages(self, ids: list, existing: set) -> int:
+        if self.version is None or self.meta is None or not ids:
+            return 0
+        from ferry.etl import backup
+
+        old = {}
+        for part in self._chunks([i for i in ids if i in existing]):
+            old.update({d["_id"]: d for d in self.target.find({"_id": {"$in": part}})})
+        entries = [{"_id": i, "doc": old[i]} if i in old else {"_id": i, "absent": True} for i in ids]
+        backup.add_delta_part(self.meta, self.version, self.name, entries, s3=self.s3)
+        return len(entries)
+
+    def upsert_changed(self, docs: list[dict], extra: list):
+        from ferry.etl.acquire import key_hash
+
+        existing: dict = {}
+        for part in self._chunks([d["_id"] for d in docs] + extra):
+            for d in self.target.find({"_id": {"$in": part}}, {HASH_FIELD: 1, DELETED_FIELD: 1}):
+                existing[d["_id"]] = (d.get(HASH_FIELD), d.get(DELETED_FIELD))
+        added = [k for k in [d["_id"] for d in docs] + extra if k not in existing or existing[k][1]]
+        changed = [d for d in docs if existing.get(d["_id"]) != (d[HASH_FIELD], None)]
+        saved = self._save_preimages([d["_id"] for d in changed], set(existing))
+        for part in self._chunks(changed):
+            self.target.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in part], ordered=False)
+        return len(changed), len(docs), len(added), sum(key_hash(k) for k in added), saved
+
+    def delete(self, gone: list, on_delete: str) -> tuple[int, int, int]:
+        saved = self._save_preimages(gone, set(gone))
+        deleted = flagged = 0
+        for part in self._chunks(gone):
+            if on_delete == "delete":
+                deleted += self.target.bulk_write([DeleteMany({"_id": {"$in": part}})]).deleted_count
+            else:
+                flagged += self.target.bulk_write(
+                    [UpdateMany({"_id": {"$in": part}}, {"$set": {DELETED_FIELD: True}})]
+                ).modified_count
+        return deleted, flagged, saved
 
 
 def _quarantine(meta_db, run_id: str, rejected: list[dict], logger) -> None:

@@ -24,10 +24,14 @@ TYPES = ("auto", "decimal128", "double", "string", "int", "datetime", "bool")
 NUMERIC = ("decimal128", "double")
 ON_DELETE = ("delete", "flag")
 NEW_COLUMNS = ("include", "ignore")
+ON_MISSING = ("null", "omit", "quarantine", "fail")
+NEW_TABLES = ("report", "create")
+#: change capture of incremental runs: PostgreSQL's row version, or none (read every row, every run)
+WATERMARK_XMIN, WATERMARK_NONE = "xmin", "none"
 
 _TOP_KEYS = {"version", "source", "defaults", "collections"}
-_DEFAULT_KEYS = {"numeric", "on_source_delete"}
-_COLL_KEYS = {"name", "table", "id", "fields", "exclude", "new_columns", "relations"}
+_DEFAULT_KEYS = {"numeric", "on_source_delete", "new_tables"}
+_COLL_KEYS = {"name", "table", "id", "fields", "exclude", "new_columns", "relations", "watermark"}
 _REL_KEYS = {
     "kind",
     "table",
@@ -40,6 +44,8 @@ _REL_KEYS = {
     "exclude",
     "new_columns",
     "order_by",
+    "watermark",
+    "on_missing",
 }
 
 
@@ -117,6 +123,8 @@ def parse(text: str, source: str = "<mapping>") -> dict:
     _choice(doc, numeric, ("defaults", "numeric"), NUMERIC)
     on_delete = defaults.get("on_source_delete", "delete")
     _choice(doc, on_delete, ("defaults", "on_source_delete"), ON_DELETE)
+    new_tables = defaults.get("new_tables", "report")
+    _choice(doc, new_tables, ("defaults", "new_tables"), NEW_TABLES)
     src = m.get("source") or {}
     if not isinstance(src, dict):
         raise doc.error(("source",), "must be a mapping (e.g. {schema: public})")
@@ -126,7 +134,7 @@ def parse(text: str, source: str = "<mapping>") -> dict:
     out = {
         "version": m.get("version", 1),
         "source": {"schema": src.get("schema", "public")},
-        "defaults": {"numeric": numeric, "on_source_delete": on_delete},
+        "defaults": {"numeric": numeric, "on_source_delete": on_delete, "new_tables": new_tables},
         "collections": [],
         "lines": {},
     }
@@ -151,6 +159,7 @@ def parse(text: str, source: str = "<mapping>") -> dict:
             "table": c["table"],
             "id": c["id"],
             **_fields(doc, c, p),
+            "watermark": _watermark(doc, c, p),
             "relations": [],
         }
         out["lines"][c["name"]] = doc.lines.get(p, 1)
@@ -171,10 +180,17 @@ def parse(text: str, source: str = "<mapping>") -> dict:
                 if not isinstance(r.get(req), str) or not r.get(req):
                     raise doc.error(rp, f"{kind} needs '{req}' (a string)")
             rel: dict[str, Any] = {"kind": kind}
+            if kind != "embed_many":
+                rel["on_missing"] = "null" if r.get("on_missing") is None else r["on_missing"]  # YAML null too
+                _choice(doc, rel["on_missing"], rp + ("on_missing",), ON_MISSING)
+            elif "on_missing" in r:
+                raise doc.error(rp + ("on_missing",), "only embed_one and reference relations have on_missing")
             if kind == "reference":
                 rel.update(column=r["column"], collection=r["collection"], **{"as": r.get("as") or r["column"]})
+                if "watermark" in r:
+                    raise doc.error(rp + ("watermark",), "a reference reads no table: no watermark")
             else:
-                rel.update(table=r["table"], **{"as": r["as"]}, **_fields(doc, r, rp))
+                rel.update(table=r["table"], **{"as": r["as"]}, **_fields(doc, r, rp), watermark=_watermark(doc, r, rp))
                 if kind == "embed_many":
                     rel["foreign_key"] = r["foreign_key"]
                     rel["order_by"] = r.get("order_by")
@@ -197,6 +213,15 @@ def parse(text: str, source: str = "<mapping>") -> dict:
                 )
     out["hash"] = mapping_hash(out)
     return out
+
+
+def _watermark(doc: _Doc, d: dict, path: tuple) -> str:
+    """``watermark``: a column that grows on every insert and update (``updated_at``), ``xmin`` (default:
+    PostgreSQL's row version, for tables without one) or ``none``."""
+    wm = d.get("watermark", WATERMARK_XMIN)
+    if not isinstance(wm, str) or not wm:
+        raise doc.error(path + ("watermark",), "must be a column name, 'xmin' or 'none'")
+    return wm
 
 
 def _keys(doc: _Doc, d: Any, path: tuple, allowed: set) -> None:
@@ -277,6 +302,8 @@ def resolve(m: dict, snapshot: dict) -> dict:
             raise MappingError(f"mapping line {line}: {where}: table {table!r} not in the source schema")
         cols = tables[table]["columns"]
         skip = set(part["exclude"])
+        if part.get("watermark", WATERMARK_XMIN) not in (WATERMARK_XMIN, WATERMARK_NONE):
+            _need(cols, part["watermark"], line, where, "watermark")
         if part is coll:
             skip.add(coll["id"])
             _need(cols, coll["id"], line, where, "id")
@@ -308,12 +335,43 @@ def _need(cols: dict, col: str, line: int, where: str, what: str) -> None:
         )
 
 
-def evolve(eff: dict, changes: list[dict], apply_breaking: bool) -> tuple[dict, list[dict]]:
-    """Apply accepted schema changes to an effective mapping; return it and what was changed."""
+#: PostgreSQL type -> the field type that keeps it (``keep old type`` of a reviewed type change)
+def field_type(pg_type: str) -> str:
+    t = pg_type.lower()
+    if t in ("smallint", "integer", "bigint"):
+        return "int"
+    if t.startswith("numeric") or t.startswith("decimal"):
+        return "decimal128"
+    if t in ("real", "double precision"):
+        return "double"
+    if t.startswith(("text", "character", "varchar", "uuid")):
+        return "string"
+    if t == "boolean":
+        return "bool"
+    if t.startswith(("timestamp", "date")):
+        return "datetime"
+    return "auto"
+
+
+def evolve(
+    eff: dict, changes: list[dict], apply_breaking: bool, reviewed: list[dict] | None = None
+) -> tuple[dict, list[dict]]:
+    """Apply accepted schema changes to an effective mapping; return it and what was changed.
+
+    ``reviewed`` (per-change review, one decision per change in order) says per change: skip it, the
+    default of a new required column, the cast strategy of a type change, rename or drop-and-add."""
     eff = copy.deepcopy(eff)
     applied: list[dict] = []
-    for ch in changes:
-        if ch["class"] == "breaking" and not apply_breaking:
+    for i, ch in enumerate(changes):
+        review = reviewed[i] if reviewed else None
+        if review is not None:
+            if review["choice"] == "skip":
+                applied.append({"mapping": ch["table"], "action": f"{ch['kind']} skipped by {review['by']}"})
+                continue
+            _reviewed(eff, ch, review, applied)
+            if ch["kind"] in ("type_changed", "column_added_required") or review["choice"] == "drop and add":
+                continue
+        elif ch["class"] == "breaking" and not apply_breaking:
             continue
         for coll, part, table, where in _parts(eff):
             if table != ch["table"]:
@@ -328,12 +386,48 @@ def evolve(eff: dict, changes: list[dict], apply_breaking: bool) -> tuple[dict, 
             elif ch["kind"] == "column_dropped" and col in fields:
                 applied.append({"mapping": where, "action": f"remove field {fields.pop(col)['name']} ({col} dropped)"})
             elif ch["kind"] == "column_renamed_likely" and ch["old"] in fields:
-                spec = fields.pop(ch["old"])
-                fields[ch["new"]] = spec
+                spec = fields[ch["old"]]
+                # same place in the document: its content hash stays, an unchanged document is not rewritten
+                part["fields"] = fields = {ch["new"] if c == ch["old"] else c: v for c, v in fields.items()}
                 applied.append(
                     {"mapping": where, "action": f"read field {spec['name']} from {ch['new']} (was {ch['old']})"}
                 )
     return eff, applied
+
+
+def _reviewed(eff: dict, ch: dict, review: dict, applied: list[dict]) -> None:
+    """What a reviewed choice does beyond ``evolve``'s default for the change."""
+    for coll, part, table, where in _parts(eff):
+        if table != ch["table"]:
+            continue
+        fields, col = part["fields"], ch.get("column")
+        if ch["kind"] == "type_changed" and col in fields:
+            spec = fields[col]
+            if review["choice"] == "cast":
+                what = f"field {spec['name']} follows the new type ({ch.get('new', '?')})"
+            else:
+                spec["type"] = field_type(ch.get("old", ""))
+                spec["on_cast_error"] = "keep" if review["choice"] == "keep old type" else "quarantine"
+                what = f"field {spec['name']} keeps type {spec['type']} ({review['choice']})"
+            applied.append({"mapping": where, "action": f"{what}, by {review['by']}"})
+        elif ch["kind"] == "column_added_required":
+            keys = {coll["id"]} if part is coll else {part.get("foreign_key")}
+            if part["new_columns"] == "include" and col not in fields and col not in keys:
+                fields[col] = {"name": col, "type": "auto"}
+                if review.get("default") is not None:
+                    fields[col]["default"] = review["default"]
+                applied.append(
+                    {
+                        "mapping": where,
+                        "action": f"add field {col} (default {review.get('default')!r}), by {review['by']}",
+                    }
+                )
+        elif ch["kind"] == "column_renamed_likely" and review["choice"] == "drop and add" and ch["old"] in fields:
+            old = fields.pop(ch["old"])
+            fields[ch["new"]] = {"name": ch["new"], "type": "auto"}
+            applied.append(
+                {"mapping": where, "action": f"drop field {old['name']}, add field {ch['new']}, by {review['by']}"}
+            )
 
 
 def check_columns(eff: dict, snapshot: dict) -> None:
@@ -345,3 +439,75 @@ def check_columns(eff: dict, snapshot: dict) -> None:
             raise MappingError(f"mapping line {line}: {where}: table {table!r} was dropped from the source")
         for c in part["fields"]:
             _need(tables[table]["columns"], c, line, where, "fields")
+
+
+#: changes to constraints only: the rows read, and so the documents, stay as they were
+_CONSTRAINT_ONLY = {
+    "foreign_key_added",
+    "foreign_key_dropped",
+    "nullable_to_not_null",
+    "not_null_to_nullable",
+    "unique_added",
+    "unique_dropped",
+    "index_added",
+    "index_dropped",
+    "default_changed",
+}
+
+
+def read_columns(eff: dict) -> dict[str, set]:
+    """table -> every column the effective mapping reads (fields, ids, join keys, watermarks)."""
+    out: dict[str, set] = {}
+    for coll, part, table, _ in _parts(eff):
+        cols = out.setdefault(table, set())
+        cols.update(part["fields"] or ())
+        if part is coll:
+            cols.add(coll["id"])
+            for rel in coll["relations"]:
+                cols.add(rel["column"] if rel["kind"] == "reference" else rel.get("local_key") or coll["id"])
+        elif part["kind"] == "embed_many":
+            cols.update(c for c in (part["foreign_key"], part.get("order_by")) if c)
+        if part.get("watermark") not in (None, WATERMARK_XMIN, WATERMARK_NONE):
+            cols.add(part["watermark"])
+    return out
+
+
+def affects_documents(eff: dict, change: dict) -> bool:
+    """Whether applying ``change`` can change a document the effective mapping ``eff`` builds (a new foreign
+    key on a column already mapped cannot; a dropped column nothing reads cannot)."""
+    if change["kind"] in _CONSTRAINT_ONLY or change["kind"] == "table_added":
+        return False
+    read = read_columns(eff)
+    table = change["table"]
+    if table not in read:
+        return False
+    if change["kind"] in ("table_dropped", "primary_key_changed"):
+        return True
+    if change["kind"] == "column_added_required":
+        return any(
+            t == table and p["new_columns"] == "include" for _, p, t, _ in _parts(eff)
+        )  # it would join those parts' documents
+    if change["kind"] == "column_renamed_likely":
+        return change.get("old") in read[table]
+    return change.get("column") in read[table]
+
+
+def default_collection(table: str, info: dict, existing: set) -> tuple[dict | None, str]:
+    """A collection for a new table (``new_tables: create``): every column, the primary key as ``_id``."""
+    pk = info.get("primary_key") or []
+    if len(pk) != 1:
+        return None, f"table {table!r} has no single-column primary key: reported, not created"
+    if table in existing or table.startswith(("system.", "_ferry")) or "$" in table:
+        return None, f"a collection named {table!r} exists already (or the name is not usable): not created"
+    fields = {c: {"name": c, "type": "auto"} for c in info["columns"] if c != pk[0]}
+    coll = {
+        "name": table,
+        "table": table,
+        "id": pk[0],
+        "fields": fields,
+        "exclude": [],
+        "new_columns": "include",
+        "watermark": WATERMARK_XMIN,
+        "relations": [],
+    }
+    return coll, f"created collection {table} ({len(fields)} fields, _id = {pk[0]})"

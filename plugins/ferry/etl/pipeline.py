@@ -22,6 +22,8 @@ def plan(
     chosen: list[str] | None = None,
     responder: str | None = None,
     logger: logging.Logger = log,
+    new_tables: str | None = None,
+    params_input: dict | None = None,
 ) -> dict:
     """Decide about ``detected`` (the operator's XCom), build the effective mapping, record both.
 
@@ -41,20 +43,31 @@ def plan(
             f"{mapping_path}: source.schema is {m['source']['schema']!r} but the snapshot is of "
             f"{current['snapshot']['schema']!r}: set the pg_schema param to match"
         )
-    changes = detected["changes"]
-    decision = policy.decide(policy_name, changes, chosen, responder)
+    if base is not None and base.get("effective_mapping") and base["effective_mapping"].get("hash") == m["hash"]:
+        eff = base["effective_mapping"]
+    else:
+        eff = mapping.resolve(m, (base or current)["snapshot"])
+    changes = [{**c, "affects_documents": mapping.affects_documents(eff, c)} for c in detected["changes"]]
+    decision = policy.decide(policy_name, changes, chosen, responder, params_input)
     status = policy.STATUS[decision["action"]]
     logger.info("schema decision: %s (%s)", decision["action"], decision["reason"])
     if decision["action"] == "abort":
         schema.record_decision(meta_db, current["_id"], status, decision, None)
         raise Aborted(f"production_etl stopped before any write: {decision['reason']}\n{schema.markdown(changes)}")
-    if base is not None and base.get("effective_mapping") and base["effective_mapping"].get("hash") == m["hash"]:
-        eff = base["effective_mapping"]
-    else:
-        eff = mapping.resolve(m, (base or current)["snapshot"])
     applied: list[dict] = []
+    if decision["action"] == "review":  # each change as the reviewer decided
+        eff, applied = mapping.evolve(eff, changes, apply_breaking=True, reviewed=decision["changes"])
+        if any(d["kind"] == "table_added" and d["choice"] == "apply" for d in decision["changes"]):
+            picked = [c for c, d in zip(changes, decision["changes"], strict=True) if d["choice"] == "apply"]
+            eff, created = _new_tables(eff, picked, current["snapshot"], new_tables or m["defaults"]["new_tables"])
+            applied += created
     if decision["action"] in ("apply_safe", "apply_all"):
-        eff, applied = mapping.evolve(eff, changes, apply_breaking=decision["action"] == "apply_all")
+        # breaking changes that leave documents alone are applied under auto_safe too (e.g. a dropped
+        # column nothing reads leaves the mapping as it is)
+        inert = [c for c in changes if c["class"] == "safe" or not c["affects_documents"]]
+        eff, applied = mapping.evolve(eff, changes if decision["action"] == "apply_all" else inert, apply_breaking=True)
+        eff, created = _new_tables(eff, changes, current["snapshot"], new_tables or m["defaults"]["new_tables"])
+        applied += created
     mapping.check_columns(eff, current["snapshot"])
     eff = acquire.add_join_keys(eff, current["snapshot"])
     decision["mapping_changes"] = applied
@@ -64,3 +77,26 @@ def plan(
 
         logger.info("effective mapping extended:\n%s", table(applied))
     return {"decision": decision, "effective_mapping": eff, "snapshot": current["snapshot"]}
+
+
+def _new_tables(eff: dict, changes: list[dict], snapshot: dict, mode: str) -> tuple[dict, list[dict]]:
+    """``new_tables: create``: a default collection (every column, the primary key as ``_id``) per new table."""
+    import copy
+
+    if mode not in mapping.NEW_TABLES:
+        raise mapping.MappingError(f"new_tables {mode!r} is not one of {', '.join(mapping.NEW_TABLES)}")
+    added = [c for c in changes if c["kind"] == "table_added"]
+    if mode != "create" or not added:
+        return eff, [
+            {"mapping": c["table"], "action": "new table reported (new_tables: report), not loaded"} for c in added
+        ]
+    eff = copy.deepcopy(eff)
+    out = []
+    for ch in added:
+        coll, what = mapping.default_collection(
+            ch["table"], snapshot["tables"][ch["table"]], {c["name"] for c in eff["collections"]}
+        )
+        if coll is not None:
+            eff["collections"].append(coll)
+        out.append({"mapping": ch["table"], "action": what})
+    return eff, out

@@ -162,6 +162,8 @@ def plan(detected: dict, **ctx) -> dict:
             p["schema_change_policy"],
             answer.get("chosen_options"),
             responder,
+            new_tables=p.get("new_tables"),
+            params_input=answer.get("params_input"),
         )
     schemas = jsonschema.all_schemas(out["effective_mapping"], out["snapshot"])
     files = [
@@ -189,7 +191,11 @@ def _review_decision(ti, params: dict, detected: dict | None) -> dict | None:
         return None
     responder = (answer.get("responded_by_user") or {}).get("name")
     decided = policy.decide(
-        params["schema_change_policy"], detected["changes"], answer.get("chosen_options"), responder
+        params["schema_change_policy"],
+        detected["changes"],
+        answer.get("chosen_options"),
+        responder,
+        answer.get("params_input"),
     )
     return {**decided, "at": answer.get("responded_at")}
 
@@ -203,14 +209,16 @@ def backup(planned: dict, **ctx) -> dict:
     with conns.mongo_client(MONGO) as client, _lock(client, p, planned["target_db"], ctx):
         meta = client[meta_db(p["mongo_db"])]
         recover(client, p, ctx["run_id"])
-        rec = bk.create(
+        from ferry.etl import load as ld
+
+        make = bk.open_delta if ld.strategy_name(p["refresh_strategy"]) == "incremental" else bk.create
+        rec = make(  # incremental: the load adds the pre-images of what it changes; full: the whole target
             client,
             planned["target_db"],
             meta,
             backup_location(p.get("backup_url")),
             run_id=ctx["run_id"],
             note="before production_etl load",
-            logger=log,
         )
         lineage.report(
             client,
@@ -262,6 +270,7 @@ def load(acquired: dict, planned: dict, backed_up: dict, **ctx) -> dict:
             meta_db=client[meta_db(p["mongo_db"])],
             run_id=ctx["run_id"],
             logger=log,
+            backup_version=backed_up["version"],
         )
         if p["apply_validators"]:
             res["validators"] = jsonschema.apply_validators(client[res["staging"] or res["db"]], planned["schemas"])
@@ -277,9 +286,30 @@ def load(acquired: dict, planned: dict, backed_up: dict, **ctx) -> dict:
     report.log_table(
         log,
         f"loaded into {where} ({res['strategy']}, backup {backed_up['version']})",
-        [{"collection": k, **v} for k, v in res["collections"].items()],
+        [{"collection": k, **{f: x for f, x in v.items() if f != "missing"}} for k, v in res["collections"].items()],
     )
+    report.log_table(log, "relations without their target row (on_missing)", missing_rows(planned, res))
     return res
+
+
+def missing_rows(planned: dict, loaded: dict) -> list[dict]:
+    """One row per embed_one / reference relation: how many rows had no target row, and what was done."""
+    rows = []
+    for coll in planned["effective_mapping"]["collections"]:
+        counts = loaded["collections"].get(coll["name"], {}).get("missing", {})
+        for rel in coll["relations"]:
+            if rel["kind"] != "embed_many":
+                rows.append(
+                    {
+                        "collection": coll["name"],
+                        "relation": rel["as"],
+                        "kind": rel["kind"],
+                        "target": rel.get("table") or rel.get("collection"),
+                        "missing": counts.get(rel["as"], 0),
+                        "on_missing": rel.get("on_missing", "null"),
+                    }
+                )
+    return rows
 
 
 @fails_fast
@@ -377,6 +407,10 @@ def finish(**ctx) -> dict:
     )
     with conns.mongo_client(MONGO) as client:
         audit.to_mongo(client[meta_db(p["mongo_db"])][RUNS], rec)
+        if loaded and not failed:  # the next incremental run reads what changed since this one
+            from ferry.etl import load as ld
+
+            ld.save_state(client[meta_db(p["mongo_db"])], loaded)
     if failed:
         from airflow.sdk.exceptions import AirflowFailException
 

@@ -145,7 +145,7 @@ def _diff_table(table: str, o: dict, n: dict) -> list[dict]:
     for c in [c for c in oc if c in nc]:
         a, b = oc[c], nc[c]
         if a["type"] != b["type"]:
-            out.append(_change("type_changed", table, c, f"{a['type']} -> {b['type']}"))
+            out.append(_change("type_changed", table, c, f"{a['type']} -> {b['type']}", old=a["type"], new=b["type"]))
         if a["nullable"] and not b["nullable"]:
             out.append(_change("nullable_to_not_null", table, c, "NULL -> NOT NULL"))
         elif not a["nullable"] and b["nullable"]:

@@ -98,20 +98,29 @@ def project(row: dict, part: dict, numeric: str) -> dict:
     """The mapped fields of one row (``part`` = a collection or an embed of the effective mapping)."""
     out = {}
     for col, spec in part["fields"].items():
+        value = row[col]
+        if value is None and spec.get("default") is not None:  # a reviewed new required column's default
+            value = spec["default"]
         try:
-            out[spec["name"]] = convert(row[col], spec["type"], numeric)
+            out[spec["name"]] = convert(value, spec["type"], numeric)
         except RowError as exc:
+            if spec.get("on_cast_error") == "keep":  # reviewed type change, "keep old type": lenient
+                out[spec["name"]] = convert(value, "auto", numeric)
+                continue
             raise RowError(f"{part.get('table')}.{col}: {exc}") from exc
     return out
 
 
-def document(row: dict, coll: dict, related: dict[str, Any], numeric: str) -> dict:
-    """One document: ``_id`` from the id column, fields, references, embeds (``related[as]``)."""
+def document(row: dict, coll: dict, related: dict[str, Any], numeric: str, omit: list[str] | None = None) -> dict:
+    """One document: ``_id`` from the id column, fields, references, embeds (``related[as]``); the fields
+    in ``omit`` are left out (``on_missing: omit``)."""
     doc = {"_id": convert(row[coll["id"]], "auto", numeric)}
     doc.update(project(row, coll, numeric))
     for rel in coll["relations"]:
+        if omit and rel["as"] in omit:
+            continue
         if rel["kind"] == "reference":
-            doc[rel["as"]] = convert(row[rel["column"]], "auto", numeric)
+            doc[rel["as"]] = None if rel["as"] in related else convert(row[rel["column"]], "auto", numeric)
         else:
             doc[rel["as"]] = related.get(rel["as"])
     doc[HASH_FIELD] = doc_hash(doc)
@@ -125,15 +134,47 @@ def doc_hash(doc: dict) -> str:
     return doc_digest(doc, exclude=(HASH_FIELD, DELETED_FIELD), algorithm="sha1")
 
 
-def build_batch(rows: list[dict], coll: dict, children: dict[str, dict], numeric: str) -> tuple[list[dict], list[dict]]:
-    """Documents for a batch of root rows; ``children[as]`` = {parent key: rows or row}.
+class MissingRelation(RowError):
+    """A relation's target row does not exist (``on_missing: quarantine`` quarantines the row)."""
 
-    Returns (documents, rejected) where rejected rows carry the table, key and error.
+
+def _missing(rel: dict, coll: dict, key: Any, missing: dict | None, problems: list) -> None:
+    """Count a missing relation target; note it for ``on_missing: quarantine`` / ``fail``."""
+    if missing is not None:
+        missing[rel["as"]] = missing.get(rel["as"], 0) + 1
+    mode = rel.get("on_missing", "null")
+    what = f"{coll['name']}.{rel['as']}: no {rel.get('table') or rel.get('ref_table')} row with key {key!r}"
+    if mode in ("fail", "quarantine"):
+        problems.append((mode, f"{what} (on_missing: {mode}; mapping line {rel.get('line', '?')})"))
+
+
+def _raise_missing(problems: list) -> None:
+    """After every relation of the row was counted: fail the load, or quarantine the row."""
+    for mode, what in problems:
+        if mode == "fail":
+            from ferry.errors import FerryError
+
+            raise FerryError(what)
+    if problems:
+        raise MissingRelation("; ".join(w for _, w in problems))
+
+
+def build_batch(
+    rows: list[dict], coll: dict, children: dict[str, dict], numeric: str, missing: dict | None = None
+) -> tuple[list[dict], list[dict]]:
+    """Documents for a batch of root rows; ``children[as]`` = {parent key: rows or row} (embeds) or the set
+    of referenced keys that exist (references).
+
+    Returns (documents, rejected) where rejected rows carry the table, key and error. Relation targets
+    that do not exist are counted in ``missing[as]`` and handled as the relation's ``on_missing`` says
+    (``null``: the field is null, ``omit``: no field, ``quarantine``: the row is rejected, ``fail``: error).
     """
     docs, rejected = [], []
     for row in rows:
         try:
             related: dict[str, Any] = {}
+            omit: list[str] = []
+            problems: list = []
             for rel in coll["relations"]:
                 if rel["kind"] == "embed_many":
                     related[rel["as"]] = [
@@ -143,7 +184,17 @@ def build_batch(rows: list[dict], coll: dict, children: dict[str, dict], numeric
                     key = row[rel["local_key"]]
                     parent = children[rel["as"]].get(key) if key is not None else None
                     related[rel["as"]] = project(parent, rel, numeric) if parent is not None else None
-            docs.append(document(row, coll, related, numeric))
+                    if key is not None and parent is None:
+                        _missing(rel, coll, key, missing, problems)
+                        omit += [rel["as"]] if rel.get("on_missing") == "omit" else []
+                elif rel["as"] in children:  # reference, checked against the referenced table
+                    key = row[rel["column"]]
+                    if key is not None and key not in children[rel["as"]]:
+                        _missing(rel, coll, key, missing, problems)
+                        omit += [rel["as"]] if rel.get("on_missing") == "omit" else []
+                        related[rel["as"]] = None
+            _raise_missing(problems)
+            docs.append(document(row, coll, related, numeric, omit))
         except (RowError, KeyError) as exc:
             rejected.append(
                 {"collection": coll["name"], "table": coll["table"], "key": str(row.get(coll["id"])), "error": str(exc)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import BaseOperator
 
 
@@ -72,3 +73,27 @@ class SchemaChangeDetectOperator(BaseOperator):
             "markdown": md,
             "fingerprint": snap["fingerprint"],
         }
+
+
+class SchemaReviewOperator(HITLOperator):
+    """The schema review (human-in-the-loop): Apply all / Skip schema updates / Abort / Review each change.
+
+    Its form gets one field per detected change when the task runs (``ferry.etl.policy.review_params``):
+    apply or skip; a new required column's default; a type change's cast strategy; rename or drop-and-add.
+    The answer (``chosen_options``, ``params_input``, who, when) is the task's XCom, which ``plan`` reads.
+    """
+
+    def __init__(self, *, detect_task_id: str = "detect_schema", **kwargs):
+        super().__init__(**kwargs)
+        self.detect_task_id = detect_task_id
+
+    def execute(self, context):
+        from airflow.sdk import Param
+        from airflow.sdk.definitions.param import ParamsDict
+
+        from ferry.etl import policy
+
+        detected = context["ti"].xcom_pull(task_ids=self.detect_task_id) or {}
+        form = policy.review_params(detected.get("changes") or [])
+        self.params = ParamsDict({k: Param(f.pop("value"), **f) for k, f in form.items()})
+        return super().execute(context)
