@@ -57,6 +57,9 @@ CONN_IDS = (
     "ferry_duckdb",
 )
 
+#: Connection ids present once ``start_pds()`` / ``start_redis()`` ran (the atmosphere target).
+OPTIONAL_CONN_IDS = ("ferry_atproto", "ferry_atdata_index")
+
 #: Databases / buckets the demo uses (tests create their own).
 DEMO_PG_DB = "ferry_demo_prod"
 DEMO_BUCKET = "ferry-demo"
