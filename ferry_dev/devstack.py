@@ -464,8 +464,10 @@ class DevStack:
         proc = _spawn("pds", argv, self.state_dir, cwd=folder)
         self._procs.append(proc)
         _wait(proc, lambda: _pds_started(proc) is not None, f"ATProto PDS on port {port}", timeout=timeout)
-        self.pds = _pds_started(proc)
-        return self.pds
+        pds = _pds_started(proc)
+        assert pds is not None  # _wait returned: the line is there
+        self.pds = pds
+        return pds
 
     # ---- what clients need
     def mongo_client(self, role: str = "prod", **kw):
