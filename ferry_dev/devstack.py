@@ -57,6 +57,9 @@ CONN_IDS = (
     "ferry_duckdb",
 )
 
+#: Connection ids present once ``start_pds()`` / ``start_redis()`` ran (the atmosphere target).
+OPTIONAL_CONN_IDS = ("ferry_atproto", "ferry_atdata_index")
+
 #: Databases / buckets the demo uses (tests create their own).
 DEMO_PG_DB = "ferry_demo_prod"
 DEMO_BUCKET = "ferry-demo"
@@ -483,8 +486,10 @@ class DevStack:
         proc = _spawn("pds", argv, self.state_dir, cwd=folder)
         self._procs.append(proc)
         _wait(proc, lambda: _pds_started(proc) is not None, f"ATProto PDS on port {port}", timeout=timeout)
-        self.pds = _pds_started(proc)
-        return self.pds
+        pds = _pds_started(proc)
+        assert pds is not None  # _wait returned: the line is there
+        self.pds = pds
+        return pds
 
     # ---- what clients need
     def mongo_client(self, role: str = "prod", **kw):

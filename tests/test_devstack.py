@@ -62,7 +62,25 @@ def test_duckdb_round_trip(duckdb_path):
 
 def test_connection_env_covers_every_conn_id(stack):
     env = stack.connection_env()
-    assert {k.removeprefix("AIRFLOW_CONN_").lower() for k in env} == set(devstack.CONN_IDS)
+    ids = {k.removeprefix("AIRFLOW_CONN_").lower() for k in env}
+    assert set(devstack.CONN_IDS) <= ids <= set(devstack.CONN_IDS) | set(devstack.OPTIONAL_CONN_IDS)
+
+
+def test_pds_install_is_cached_by_lockfile_hash(tmp_path, monkeypatch):
+    """A matching install is reused without npm; a changed lockfile re-installs (here: says npm is missing)."""
+    import hashlib
+
+    src = devstack.PDS_SOURCE
+    digest = hashlib.sha256((src / "package-lock.json").read_bytes() + (src / "package.json").read_bytes()).hexdigest()
+    monkeypatch.setenv("FERRY_PDS_DIR", str(tmp_path / "pds"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no npm, no node
+    (tmp_path / "pds").mkdir()
+    (tmp_path / "pds" / ".ferry-installed").write_text(digest + "\n")
+    assert devstack.ensure_pds_installed() == tmp_path / "pds"
+    assert (tmp_path / "pds" / "start.mjs").read_text() == (src / "start.mjs").read_text()
+    (tmp_path / "pds" / ".ferry-installed").write_text("an older lockfile\n")
+    with pytest.raises(devstack.SetupError, match="npm not found"):
+        devstack.ensure_pds_installed()
 
 
 def test_airflow_hooks_resolve_the_connections(stack, airflow_conns, pg_database):

@@ -49,6 +49,7 @@ def test_dataset_promotion_dag_to_the_atmosphere(
     rows = dagtest.xcom(dagtest.run_dag("dataset_promotion", conf), "promote")  # dry run
     assert [r["schema"] for r in rows] == ["FeatureSample@1.0.0 (new)"] * 2
     assert list_records(atmo, ENTRY_COLLECTION) == [] and s3.list_objects_v2(Bucket=target)["KeyCount"] == 0
+    assert mongo_prod[mongo_db_name][RUNS].count_documents({}) == 0  # no audit record either
 
     conf |= {"dry_run": False, "datasets": ["feat-a"], "license": "CC0-1.0", "tags": ["demo"]}
     dr = dagtest.run_dag("dataset_promotion", conf)

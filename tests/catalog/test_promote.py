@@ -140,6 +140,7 @@ def test_promote_task_emits_asset_events_for_the_catalog_collections_it_wrote(
 
     seed_catalog(mongo_local[mongo_db_name], s3, s3_bucket)
     params = {"source_db": mongo_db_name, "target_db": mongo_db_name, "copy_data": False, "target_bucket": None}
+    params["dry_run"] = False  # the DAG param defaults to true
 
     def events(run_id: str) -> set[str]:
         ctx = {
