@@ -25,6 +25,7 @@ def short_lease():
     else:
         os.environ["FERRY_LOCK_TTL_SECONDS"] = old
 
+
 SEED = faults.fault_seed()
 N = faults.trials_per_kind()
 

@@ -54,9 +54,10 @@ def test_etl_full_refresh_with_a_server_restart_during_the_load_publishes_every_
     faults.run_op("etl", {**spec, "run_id": "rerun"})  # the user's rerun
     assert sc.problems(spec) == []  # every campaign once, embedded line items once, counts = source
     with stack.pg.connect(spec["pg_db"]) as conn:
-        assert mongo_local[spec["db"]].campaigns.count_documents({}) == conn.execute(
-            "SELECT count(*) FROM campaigns"
-        ).fetchone()[0]
+        assert (
+            mongo_local[spec["db"]].campaigns.count_documents({})
+            == conn.execute("SELECT count(*) FROM campaigns").fetchone()[0]
+        )
     assert load.staging_db(spec["db"]) not in mongo_local.list_database_names()
 
     # validation happens before the swap: a load whose check fails (restart in the middle too) leaves the
@@ -82,7 +83,10 @@ def promo(stack, tmp_path):
         local = c[spec["db"]]
         company = local.companies.find_one({"domain": "c20.com"})["_id"]
         local.meta_summaries.insert_many(
-            [{"_id": f"mx{i}", "company_id": company, "kind": f"x{i}", "text": f"t{i}", "updated_at": i} for i in range(40)]
+            [
+                {"_id": f"mx{i}", "company_id": company, "kind": f"x{i}", "text": f"t{i}", "updated_at": i}
+                for i in range(40)
+            ]
         )
     yield sc, spec
     sc.cleanup(spec)
@@ -111,3 +115,27 @@ def test_promotion_execute_with_a_server_restart_then_rollback_leaves_no_inserte
     assert rows["meta_summaries"]["left"] == 0
     assert faults.mongo_digest(prod) == before  # production exactly as before the promotion
     assert prod[config.load().audit_collection].find_one({"_id": "p-first"})["status"] == "rolled_back"
+
+
+def test_dev_clone_rerun_finishes_a_collection_a_server_crash_left_without_its_options(stack, mongo_prod, tmp_path):
+    """Found by ``FERRY_FAULT_SEED=1889641002`` dev_clone/restart#0: the server died during the clone and came
+    back with ``orders`` created but without ``changeStreamPreAndPostImages``; the rerun reported it as
+    "differs" and failed. ``collMod`` sets that option in place: the rerun now finishes the clone."""
+    from ferry.devclone import clone, structure
+    from tests.faults.scenarios import DevClone
+
+    sc = DevClone(stack, tmp_path)
+    spec = sc.setup()
+    try:
+        dev = mongo_prod[spec["db"] + "_dev"]
+        dev.create_collection("orders")  # what the crash left
+        res = clone.clone_database(
+            mongo_prod[spec["db"]], dev, clone.CloneOptions(dry_run=False, include_search_indexes=False)
+        )
+        assert res.failures == []
+        assert {r["action"] for r in res.rows if r["collection"] == "orders" and r["kind"] == "options"} == {"collMod"}
+        assert sc.problems(spec) == []
+        src = structure.read_structure(mongo_prod[spec["db"]])["collections"]["orders"]["options"]
+        assert structure.read_structure(dev)["collections"]["orders"]["options"] == src
+    finally:
+        sc.cleanup(spec)

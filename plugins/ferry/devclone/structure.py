@@ -65,9 +65,15 @@ COLLECTION_OPTIONS = (
     "viewOn",
     "pipeline",
 )
-#: Options ``collMod`` can change in place (validation), with the value that means "unset";
-#: others need a drop and re-create.
-COLLMOD_DEFAULTS: dict[str, Any] = {"validator": {}, "validationLevel": "strict", "validationAction": "error"}
+#: Options ``collMod`` can change in place (validation, change-stream pre/post images), with the value that
+#: means "unset"; others need a drop and re-create. (changeStreamPreAndPostImages: a clone whose create was cut
+#: by a server crash was left without it, and the rerun refused to finish; found by tests/faults.)
+COLLMOD_DEFAULTS: dict[str, Any] = {
+    "validator": {},
+    "validationLevel": "strict",
+    "validationAction": "error",
+    "changeStreamPreAndPostImages": {"enabled": False},
+}
 COLLMOD_OPTIONS = tuple(COLLMOD_DEFAULTS)
 
 GEO_KINDS = {"2dsphere", "2d", "geoHaystack"}
