@@ -42,28 +42,19 @@ def promote_catalog(**ctx) -> list[dict]:
     p = ctx["params"]
     source_db, target_db = _dbs(p)
     overrides, dry_run = _common(p)
-    if dry_run:
-        with conns.mongo_client(conns.MONGO_LOCAL) as local, conns.mongo_client(conns.MONGO_PROD) as prod:
-            rows = catalog.promote(
-                local[source_db],
-                prod[target_db],
-                names=list(p.get("datasets") or []),
-                overrides=overrides,
-                target_bucket=p.get("target_bucket") if p["copy_data"] else None,
-                dry_run=True,
-                s3=None,
-            )
-        report.log_table(log, f"Dataset promotion {source_db} → {target_db} (dry run: nothing written)", rows)
-        return rows
     with conns.mongo_client(conns.MONGO_LOCAL) as local, conns.mongo_client(conns.MONGO_PROD) as prod:
         rows = catalog.promote(
             local[source_db],
             prod[target_db],
             names=list(p.get("datasets") or []),
             overrides=overrides,
-            s3=conns.s3_client() if p["copy_data"] else None,
+            s3=conns.s3_client() if p["copy_data"] and not dry_run else None,
             target_bucket=p.get("target_bucket") if p["copy_data"] else None,
+            dry_run=dry_run,
         )
+        if dry_run:
+            report.log_table(log, f"Dataset promotion {source_db} → {target_db} (dry run: nothing written)", rows)
+            return rows
         rec = audit.Run.of(ctx).record(
             family="catalog", outcome="success", params=p, counts={"datasets": len(rows)}, datasets=rows
         )
