@@ -306,26 +306,16 @@ def changed_batches(
         if not m:
             continue
         p, a = _changed_sql("c", m["watermark"], m["value"])
-        if rel["kind"] == "embed_many":
-            preds.append(
-                sql.SQL("t.{} IN (SELECT c.{} FROM {}.{} c WHERE {})").format(
-                    sql.Identifier(coll["id"]),
-                    sql.Identifier(rel["foreign_key"]),
-                    sql.Identifier(schema),
-                    sql.Identifier(rel["table"]),
-                    p,
-                )
+        # embed_many: the root's id among the changed children's foreign keys; embed_one: the root's local key
+        # among the changed parents' keys
+        mine, theirs = (
+            (coll["id"], rel["foreign_key"]) if rel["kind"] == "embed_many" else (rel["local_key"], rel["pk"])
+        )
+        preds.append(
+            sql.SQL("t.{} IN (SELECT c.{} FROM {}.{} c WHERE {})").format(
+                sql.Identifier(mine), sql.Identifier(theirs), sql.Identifier(schema), sql.Identifier(rel["table"]), p
             )
-        else:
-            preds.append(
-                sql.SQL("t.{} IN (SELECT c.{} FROM {}.{} c WHERE {})").format(
-                    sql.Identifier(rel["local_key"]),
-                    sql.Identifier(rel["pk"]),
-                    sql.Identifier(schema),
-                    sql.Identifier(rel["table"]),
-                    p,
-                )
-            )
+        )
         args += a
     cols = list(dict.fromkeys([*root_columns(coll), *coll["fields"].keys()]))
     q = sql.SQL("SELECT {} FROM {}.{} t WHERE {} ORDER BY t.{}").format(
