@@ -15,7 +15,9 @@ import gzip
 import json
 import logging
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from bson import json_util
 
@@ -41,16 +43,28 @@ class BackupCorrupt(FerryError):
     """A backup file or its restored content does not match what was recorded; the target is untouched."""
 
 
-def export_jsonl_gz(coll, path: Path) -> dict:
-    """Write ``coll`` (``_id`` order) as gzip'd canonical Extended JSON lines; count + sha256 of the file."""
+def _write_lines(path: Path, docs: Iterable[Any]) -> dict:
+    """Write ``docs`` as gzip'd canonical Extended JSON lines; count, sha256 and size of the file."""
     n = 0
     with gzip.open(path, "wt", encoding="utf-8", compresslevel=5) as f:
-        for doc in coll.find({}, sort=[("_id", 1)]):
+        for doc in docs:
             f.write(json_util.dumps(doc, json_options=_JSON))
             f.write("\n")
             n += 1
     size, sha, _ = file_digests(path)
     return {"count": n, "file_sha256": sha, "bytes": size}
+
+
+def _read_lines(path: Path) -> Iterator[dict]:
+    """The documents of a file ``_write_lines`` wrote, in order."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            yield json_util.loads(line, json_options=_JSON)
+
+
+def export_jsonl_gz(coll, path: Path) -> dict:
+    """Write ``coll`` (``_id`` order) as gzip'd canonical Extended JSON lines; count + sha256 of the file."""
+    return _write_lines(path, coll.find({}, sort=[("_id", 1)]))
 
 
 def _collections(db) -> list[str]:
@@ -142,13 +156,9 @@ def add_delta_part(meta_db, version: str, collection: str, entries: list[dict], 
     fname = f"{collection}.{len(rec['parts']):06d}.delta.jsonl.gz"
     with tempfile.TemporaryDirectory(prefix="ferry-etl-delta-") as tmp:
         path = Path(tmp) / fname
-        with gzip.open(path, "wt", encoding="utf-8", compresslevel=5) as f:
-            for e in entries:
-                f.write(json_util.dumps(e, json_options=_JSON))
-                f.write("\n")
-        size, sha, _ = file_digests(path)
+        written = _write_lines(path, entries)
         storage.put_file(storage.join(rec["location"], fname), path, s3=s3)
-    part = {"collection": collection, "file": fname, "count": len(entries), "file_sha256": sha, "bytes": size}
+    part = {"collection": collection, "file": fname, **written}
     meta_db[VERSIONS].update_one(
         {"_id": version},
         {
@@ -174,15 +184,13 @@ def _undo_delta(client, rec: dict, *, s3=None, logger: logging.Logger = log) -> 
             except storage.StorageError as exc:
                 raise BackupCorrupt(f"backup {rec['_id']}: {exc}") from exc
             ops: list = []
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                for line in f:
-                    e = json_util.loads(line, json_options=_JSON)
-                    key = {"_id": e["_id"]}
-                    ops.append(DeleteOne(key) if e.get("absent") else ReplaceOne(key, e["doc"], upsert=True))
-                    if len(ops) >= 100:
-                        db[part["collection"]].bulk_write(ops, ordered=True)
-                        n += len(ops)
-                        ops = []
+            for e in _read_lines(path):
+                key = {"_id": e["_id"]}
+                ops.append(DeleteOne(key) if e.get("absent") else ReplaceOne(key, e["doc"], upsert=True))
+                if len(ops) >= 100:
+                    db[part["collection"]].bulk_write(ops, ordered=True)
+                    n += len(ops)
+                    ops = []
             if ops:
                 db[part["collection"]].bulk_write(ops, ordered=True)
                 n += len(ops)
@@ -262,12 +270,11 @@ def restore(client, meta_db, version: str, *, s3=None, db: str | None = None, lo
                 raise BackupCorrupt(f"backup {version}: {exc}; target left unchanged") from exc
             scratch.create_collection(name)
             batch = []
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                for line in f:
-                    batch.append(json_util.loads(line, json_options=_JSON))
-                    if len(batch) >= 5000:
-                        scratch[name].insert_many(batch, ordered=False)
-                        batch = []
+            for doc in _read_lines(path):
+                batch.append(doc)
+                if len(batch) >= 5000:
+                    scratch[name].insert_many(batch, ordered=False)
+                    batch = []
             if batch:
                 scratch[name].insert_many(batch, ordered=False)
             create_indexes(scratch[name], info["indexes"])
