@@ -72,7 +72,7 @@ def test_dry_run_writes_nothing_and_prints_the_plan(source_db, stack, command_re
     assert rec.writes() == []
     assert mongo_prod[target.name].list_collection_names() == ["users"]
     acts = {(r["collection"], r["object"]): r["action"] for r in res.rows}
-    assert acts[("orders", "orders")] == "create" and acts[("users", "users options")] == "differs"
+    assert acts[("orders", "orders")] == "create" and acts[("users", "users")] == "recreate"  # empty
     assert acts[("users", "users_email_unique")] == "create"
     from ferry import report
 

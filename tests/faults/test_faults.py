@@ -49,6 +49,7 @@ def test_fault(name, kind, index, scenarios, tmp_path):
     trial = faults.Trial(name, kind, index, fc.SEED)
     t0 = time.monotonic()
     spec = sc.setup()
+    sc.settle()
     error = ""
     try:
         before = sc.untouched(spec)

@@ -9,6 +9,7 @@ the same storage path and port) in the middle of the write:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -137,5 +138,41 @@ def test_dev_clone_rerun_finishes_a_collection_a_server_crash_left_without_its_o
         assert sc.problems(spec) == []
         src = structure.read_structure(mongo_prod[spec["db"]])["collections"]["orders"]["options"]
         assert structure.read_structure(dev)["collections"]["orders"]["options"] == src
+    finally:
+        sc.cleanup(spec)
+
+
+def test_dev_clone_rerun_recreates_an_empty_collection_a_server_crash_left_with_other_options(
+    stack, mongo_prod, tmp_path
+):
+    """Found by ``FERRY_FAULT_SEED=1557805763`` dev_clone/restart#21: the server came back with the clone's
+    ``users`` present but without an option ``collMod`` cannot set (its collation); the rerun reported
+    "differs" and failed. An EMPTY clone collection is now dropped and created again with the source's
+    options and indexes; one holding documents is still only reported."""
+    from ferry.devclone import clone, structure
+    from tests.faults.scenarios import DevClone
+
+    sc = DevClone(stack, tmp_path)
+    spec = sc.setup()
+    try:
+        src_db, dev = mongo_prod[spec["db"]], mongo_prod[spec["db"] + "_dev"]
+        dev.create_collection("users")  # what the crash left: no validator, no collation, one stray index
+        dev.users.create_index("stray")
+        opts = clone.CloneOptions(dry_run=False, include_search_indexes=False)
+        res = clone.clone_database(src_db, dev, opts)
+        assert res.failures == []
+        assert [r["action"] for r in res.rows if r["collection"] == "users" and r["object"] == "users"] == ["recreate"]
+        assert sc.problems(spec) == []
+        want, got = structure.read_structure(src_db), structure.read_structure(dev)
+        assert got["collections"]["users"] == want["collections"]["users"]  # options and every index, no stray
+
+        # a clone collection holding a document is never dropped: reported, the document kept
+        dev.drop_collection("users")
+        dev.create_collection("users")
+        dev.users.insert_one({"_id": "keep"})
+        res = clone.clone_database(src_db, dev, dataclasses.replace(opts, allow_nonempty_target=True))
+        acts = [r["action"] for r in res.rows if r["collection"] == "users" and r["kind"] in ("options", "collection")]
+        assert "recreate" not in acts and "differs" in acts  # the collation: reported (the validator: collMod)
+        assert [d["_id"] for d in dev.users.find()] == ["keep"]
     finally:
         sc.cleanup(spec)

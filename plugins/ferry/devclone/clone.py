@@ -6,6 +6,9 @@ returns one row per object with an action:
 - ``create``   – collection / view / index / search index missing on the target,
 - ``exists``   – already there and identical (nothing sent),
 - ``collMod``  – validator / validation level / action differ (changed in place),
+- ``recreate`` – an EMPTY target collection whose other options differ (for example one a server crash
+  left half made): dropped and created again with the source's options, then its indexes (no document
+  can be lost: only collections ``empty`` lists qualify),
 - ``differs``  – there but different in a way Ferry will not change by itself (index with the
   same name and another spec, keys in another order included: dropped and re-created only with
   ``drop_extra_indexes``, or by the drift check's ``repair``),
@@ -76,7 +79,7 @@ class CloneResult:
         return {
             "source": self.source,
             "target": self.target,
-            **{k: counts.get(k, 0) for k in ("create", "exists", "collMod", "differs", "extra", "drop")},
+            **{k: counts.get(k, 0) for k in ("create", "exists", "collMod", "recreate", "differs", "extra", "drop")},
             "failures": len(self.failures),
             "write_commands": self.write_commands,
             "search_report": self.search_report or "",
@@ -137,8 +140,10 @@ def plan_clone(
     recreate_indexes: bool | None = None,
     source_search: dict[str, list[dict]] | None = None,
     target_search: dict[str, list[dict]] | None = None,
+    empty: set[str] | frozenset[str] = frozenset(),
 ) -> list[dict]:
-    """Rows (see module doc) turning ``target`` into ``source``; never drops collections.
+    """Rows (see module doc) turning ``target`` into ``source``; drops only an empty collection of
+    ``empty`` whose options cannot be changed in place (``recreate``).
 
     ``recreate_indexes`` (default: ``drop_extra_indexes``) drops and re-creates same-named indexes
     whose spec differs; ``drop_extra_indexes`` also drops indexes only the target has.
@@ -158,10 +163,14 @@ def plan_clone(
             fixable = {o for o in changed if o in structure.COLLMOD_OPTIONS}
             if kind == "view" and changed & {"viewOn", "pipeline"}:
                 fixable |= {"viewOn", "pipeline"}  # collMod takes both together
-            if fixable:
+            if changed - fixable and kind != "view" and name in empty:
+                detail = f"empty, and {sorted(changed - fixable)} differ: dropped and created with the source's options"
+                rows.append(_row(name, name, "recreate", detail, s["options"], kind))
+                t = None  # its indexes go with it: every source index is created below
+            elif fixable:
                 spec = {o: s["options"].get(o, structure.COLLMOD_DEFAULTS.get(o)) for o in sorted(fixable)}
                 rows.append(_row(name, f"{name} options", "collMod", sorted(fixable), spec, "options"))
-            if changed - fixable:
+            if changed - fixable and t is not None:
                 rows.append(
                     _row(
                         name,
@@ -259,12 +268,17 @@ def apply_plan(target_db, rows: list[dict], *, database: str | None = None) -> t
         )
 
     for row in rows:  # collections and views, already in creation order
-        if row["kind"] in ("collection", "view", "timeseries") and row["action"] == "create":
+        if row["kind"] in ("collection", "view", "timeseries") and row["action"] in ("create", "recreate"):
             try:
+                if row["action"] == "recreate":
+                    if target_db[row["collection"]].find_one({}, projection={"_id": 1}) is not None:
+                        raise GuardError(f"{row['collection']!r} is no longer empty: not dropped")
+                    sent += 1
+                    target_db.command({"drop": row["collection"]})
                 sent += 1
                 target_db.command(create_collection_command(row["collection"], row["spec"]))
                 row["status"] = "created"
-            except PyMongoError as exc:
+            except (PyMongoError, GuardError) as exc:
                 fail(row, exc)
                 failed_colls.add(row["collection"])
         elif row["action"] == "collMod":
@@ -408,13 +422,13 @@ def clone_database(
     if not src["collections"]:
         raise GuardError(f"source database {source_db.name!r} has no collections (does it exist?)")
     tgt = structure.read_structure(target_db)
-    if not (emptiness_checked or opts.allow_nonempty_target):
-        full = nonempty_collections(target_db, [n for n, c in tgt["collections"].items() if c["type"] != "view"])
-        if full:
-            raise GuardError(
-                f"target database {target_db.name!r} already holds documents in {full}: refusing to clone onto "
-                "it (set allow_nonempty_target=true to add missing collections and indexes anyway)"
-            )
+    colls = [n for n, c in tgt["collections"].items() if c["type"] != "view"]
+    full = [] if emptiness_checked and not opts.allow_nonempty_target else nonempty_collections(target_db, colls)
+    if full and not opts.allow_nonempty_target:
+        raise GuardError(
+            f"target database {target_db.name!r} already holds documents in {full}: refusing to clone onto "
+            "it (set allow_nonempty_target=true to add missing collections and indexes anyway)"
+        )
     s_search = t_search = None
     result = CloneResult(source=source_db.name, target=target_db.name)
     if opts.include_search_indexes:
@@ -426,7 +440,12 @@ def clone_database(
             if why_t:
                 logger.info("target %s: search indexes cannot be listed (%s)", target_db.name, why_t)
     rows = plan_clone(
-        src, tgt, drop_extra_indexes=opts.drop_extra_indexes, source_search=s_search, target_search=t_search
+        src,
+        tgt,
+        drop_extra_indexes=opts.drop_extra_indexes,
+        source_search=s_search,
+        target_search=t_search,
+        empty=set(colls) - set(full),
     )
     for r in rows:
         if r["note"]:
