@@ -93,3 +93,29 @@ def create_indexes(coll, specs: list[dict]) -> None:
     """ONE ``createIndexes`` command for ``specs`` (keys given as documents or as lists of pairs)."""
     if specs:
         coll.database.command({"createIndexes": coll.name, "indexes": [index_spec(s) for s in specs]})
+
+
+#: Write concern of the commands that replace what readers see: acknowledged by a majority, in the journal.
+DURABLE = {"w": "majority", "j": True}
+
+
+def swap_in(client, src_db: str, dst_db: str, names: list[str]) -> None:
+    """Move each ``src_db.<name>`` over ``dst_db.<name>`` (``renameCollection`` with ``dropTarget``, durable).
+
+    A target that does not exist yet is created first, so the rename always *replaces* a namespace: on
+    the bundled server a SIGKILL in the middle of a rename can leave rows under a namespace that is no
+    longer listed, which a rename onto a missing target would keep beside the new ones (seen: every
+    campaign twice after a restart and a rerun) but a rename onto an existing one removes. Harmless on mongod.
+    """
+    from pymongo.errors import CollectionInvalid
+
+    current = set(client[dst_db].list_collection_names())
+    for name in names:
+        if name not in current:
+            try:
+                client[dst_db].create_collection(name)
+            except CollectionInvalid:
+                pass  # created meanwhile: the rename replaces it all the same
+        client.admin.command(
+            "renameCollection", f"{src_db}.{name}", to=f"{dst_db}.{name}", dropTarget=True, writeConcern=DURABLE
+        )

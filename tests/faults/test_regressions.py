@@ -176,3 +176,44 @@ def test_dev_clone_rerun_recreates_an_empty_collection_a_server_crash_left_with_
         assert [d["_id"] for d in dev.users.find()] == ["keep"]
     finally:
         sc.cleanup(spec)
+
+
+def test_etl_publish_replaces_a_namespace_and_counts_what_readers_see(
+    stack, mongo_local, command_recorder, monkeypatch
+):
+    """Found by ``FERRY_FAULT_SEED=1557805763`` etl_full/restart#20: after a restart and the rerun, readers saw
+    ``campaigns`` with ``_id`` 1, 2 and 3 twice (63 documents, staging checked with 60). A SIGKILL in the middle
+    of the bundled server's rename can leave rows under a namespace it no longer lists; a rename onto a
+    *missing* target keeps them beside the new rows. The publish now creates a missing target first (so the
+    rename replaces it), renames with ``w: majority, j: true``, and counts each published collection."""
+    from ferry.etl import load
+    from tests.conftest import unique
+
+    db = unique("ferry_pub")
+    staging = load.staging_db(db)
+    mongo_local[staging].campaigns.insert_many([{"_id": i} for i in range(1, 61)])
+    client, rec = command_recorder(stack.mongo_local_uri)
+    load.publish(client, staging, db, ["campaigns"])
+    sent = [(name, body) for name, _, body in rec.writes()]
+    assert [n for n, _ in sent] == ["create", "renameCollection", "dropDatabase"]
+    assert sent[1][1]["dropTarget"] is True and sent[1][1]["writeConcern"] == {"w": "majority", "j": True}
+    assert mongo_local[db].campaigns.count_documents({}) == 60
+    assert staging not in mongo_local.list_database_names()
+
+    # a published collection that does not hold the staged count fails the publish loudly, naming it
+    mongo_local[staging].campaigns.insert_many([{"_id": i} for i in range(1, 61)])
+    from ferry import mongo
+
+    real = mongo.swap_in
+
+    def swap_then_damage(c, src, dst, names):
+        real(c, src, dst, names)
+        c[dst][names[0]].insert_one({"_id": "stray"})
+
+    monkeypatch.setattr(mongo, "swap_in", swap_then_damage)
+    try:
+        with pytest.raises(load.PublishDiffers, match="campaigns: staged 60 documents, readers see 61"):
+            load.publish(mongo_local, staging, db, ["campaigns"])
+    finally:
+        mongo_local.drop_database(db)
+        mongo_local.drop_database(staging)

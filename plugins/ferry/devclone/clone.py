@@ -164,8 +164,8 @@ def plan_clone(
             if kind == "view" and changed & {"viewOn", "pipeline"}:
                 fixable |= {"viewOn", "pipeline"}  # collMod takes both together
             if changed - fixable and kind != "view" and name in empty:
-                detail = f"empty, and {sorted(changed - fixable)} differ: dropped and created with the source's options"
-                rows.append(_row(name, name, "recreate", detail, s["options"], kind))
+                why = f"empty, and {sorted(changed - fixable)} differ: dropped and created with the source's options"
+                rows.append(_row(name, name, "recreate", why, s["options"], kind))
                 t = None  # its indexes go with it: every source index is created below
             elif fixable:
                 spec = {o: s["options"].get(o, structure.COLLMOD_DEFAULTS.get(o)) for o in sorted(fixable)}

@@ -24,7 +24,7 @@ from bson import json_util
 from ferry import storage
 from ferry.errors import FerryError
 from ferry.hashing import db_digest, file_digests
-from ferry.mongo import create_indexes, index_specs
+from ferry.mongo import create_indexes, index_specs, swap_in
 
 log = logging.getLogger(__name__)
 
@@ -282,8 +282,12 @@ def restore(client, meta_db, version: str, *, s3=None, db: str | None = None, lo
     for name, info in rec["collections"].items():
         if got[name]["sha256"] != info["sha256"]:
             raise BackupCorrupt(f"restored {name} differs from backup {version} (content hash); target left unchanged")
-    for name in rec["collections"]:
-        client.admin.command("renameCollection", f"{scratch.name}.{name}", to=f"{db}.{name}", dropTarget=True)
+    swap_in(client, scratch.name, db, list(rec["collections"]))
+    seen = {n: client[db][n].count_documents({}) for n in rec["collections"]}
+    wrong = {n: c for n, c in seen.items() if c != got[n]["count"]}
+    if wrong:
+        want = {n: got[n]["count"] for n in wrong}
+        raise BackupCorrupt(f"after the swap {db} holds {wrong} documents, the restore held {want}: rerun the rollback")
     dropped = [n for n in _collections(client[db]) if n not in rec["collections"]]
     for name in dropped:
         client[db].drop_collection(name)

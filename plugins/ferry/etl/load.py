@@ -18,6 +18,7 @@ from typing import Any
 
 from pymongo import DeleteMany, ReplaceOne, UpdateMany
 
+from ferry.errors import FerryError
 from ferry.etl import acquire
 from ferry.etl.backup import STATE
 from ferry.etl.transform import DELETED_FIELD, HASH_FIELD, build_batch, convert
@@ -31,14 +32,16 @@ STAGING_SUFFIX = "__ferry_staging"
 QUARANTINE = "_ferry_etl_quarantine"
 
 
+class PublishDiffers(FerryError):
+    """A published collection does not hold what was checked in staging (counted right after the swap)."""
+
+
 class InjectedFailure(RuntimeError):
     """Raised by ``fail_after_batches`` (tests of crash recovery)."""
 
 
 def strategy_name(strategy: str) -> str:
     """``strategy`` with the old alias resolved; an unknown one is an error listing the choices."""
-    from ferry.errors import FerryError
-
     name = ALIASES.get(strategy, strategy)
     if name not in STRATEGIES:
         raise FerryError(f"refresh_strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
@@ -420,17 +423,29 @@ def _quarantine(meta_db, run_id: str, rejected: list[dict], logger) -> None:
 
 
 def publish(client, from_db: str, to_db: str, names: list[str]) -> None:
-    """Move each checked, staged collection over its target (``renameCollection`` with ``dropTarget``), then
-    drop the staging database. Indexes of the current target collection (other than ``_id``) are recreated
-    on the staged one first. Rerunnable: a collection already moved is skipped."""
-    from ferry.mongo import create_indexes, index_specs
+    """Move each checked, staged collection over its target (``ferry.mongo.swap_in``: ``renameCollection``
+    with ``dropTarget``, journaled), then count what readers see against what was staged and drop the staging
+    database. Indexes of the current target collection (other than ``_id``) are recreated on the staged one
+    first. Rerunnable: a collection already moved is skipped. Raises ``PublishDiffers`` (staging gone, the
+    target's documents named) when a published collection does not hold exactly the staged count."""
+    from ferry.mongo import create_indexes, index_specs, swap_in
 
     staged = set(client[from_db].list_collection_names())
     current = set(client[to_db].list_collection_names())
+    expected: dict[str, int] = {}
     for name in names:
         if name not in staged:
             continue  # moved by an earlier attempt of this publish
         if name in current:
             create_indexes(client[from_db][name], index_specs(client[to_db][name]))
-        client.admin.command("renameCollection", f"{from_db}.{name}", to=f"{to_db}.{name}", dropTarget=True)
+        expected[name] = client[from_db][name].count_documents({})
+        swap_in(client, from_db, to_db, [name])
+    got = {name: client[to_db][name].count_documents({}) for name in expected}
+    wrong = {n: (expected[n], got[n]) for n in expected if got[n] != expected[n]}
+    if wrong:
+        raise PublishDiffers(
+            f"published {to_db} differs from the checked staging: "
+            + "; ".join(f"{n}: staged {e} documents, readers see {g}" for n, (e, g) in sorted(wrong.items()))
+            + ". Rerun the load (a full run replaces these collections)."
+        )
     client.drop_database(from_db)
