@@ -3,10 +3,11 @@
 
 **acquire** (`direct`, or a `pg_dump` from S3 restored into a scratch database that the **release** teardown
 drops) → **detect_schema** (snapshot diffed against the last accepted one: *safe* / *breaking*) → **plan**
-(`schema_change_policy`; `ask` = the **review_schema_changes** human step) → **backup** (by URL) → **load**
+(`schema_change_policy`; `ask` = the **review_schema_changes** human step) → **backup** (by URL; then one
+source snapshot is exported for every later read) → **load**, one mapped task per collection
 (`full` / `dated_copy` into staging, `incremental` in place) → **validate** (staging vs source: counts,
 unique `_id`, embedded rows, references, checksums, Great Expectations; a failure leaves the target
-untouched) → **publish** (swap staging in) → **push_s3** → **finish** (audit record). Roll back with
+untouched) → **publish** (swap staging in, only when every collection loaded and passed) → **push_s3** → **finish** (audit record). Roll back with
 `production_etl_rollback`. See `docs/etl.md`.
 """
 
@@ -107,7 +108,13 @@ def production_etl():
     task.branch(runs.route)(detected) >> [review, planned]
     review >> planned
     target = [AssetAlias(runs.TARGET_ALIAS)]
-    loaded = task(runs.load, outlets=target, **LONG)(acquired, planned, task(runs.backup, **LONG)(planned))
+    backed_up = task(runs.backup, **LONG)(acquired, planned)
+    # one load task per collection (Celery spreads them over workers), all on the snapshot backup exported
+    loaded = (
+        task(runs.load, outlets=target, **LONG)
+        .partial(acquired=acquired, planned=planned, backed_up=backed_up)
+        .expand(collection=task(runs.collections)(planned))
+    )
     published = task(runs.publish, outlets=target)(loaded)
     task(runs.validate, **LONG)(acquired, planned, loaded) >> published
     pushed = task(runs.push_s3, outlets=[AssetAlias(runs.PUBLISHED_ALIAS)], **LONG)(planned, loaded)

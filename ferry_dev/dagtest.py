@@ -99,19 +99,22 @@ def task_states(dr) -> dict[str, str | None]:
 
 
 def xcom(dr, task_id: str, key: str = "return_value") -> Any:
-    """The XCom a task of ``dr`` pushed."""
+    """The XCom a task of ``dr`` pushed (a list for a mapped task, by map index)."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        row = (
+        rows = (
             session.query(XComModel)
             .filter_by(dag_id=dr.dag_id, run_id=dr.run_id, task_id=task_id, key=key)
-            .one_or_none()
+            .order_by(XComModel.map_index)
+            .all()
         )
-        if row is None:
+        if not rows:
             return None
-        return XComModel.deserialize_value(row)
+        if rows[0].map_index < 0:
+            return XComModel.deserialize_value(rows[0])
+        return [XComModel.deserialize_value(r) for r in rows]  # a mapped task: one per map index
 
 
 def dags_folder() -> Path:

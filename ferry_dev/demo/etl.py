@@ -9,6 +9,7 @@ DB = "bravo-1"
 
 def run(ctx) -> list[dict]:
     from ferry.etl import demodata, meta_db
+    from ferry.etl.load import merge
     from ferry_dev import dagtest
 
     with ctx.stack.pg.connect(ctx.pg_db) as conn:
@@ -27,7 +28,7 @@ def run(ctx) -> list[dict]:
         "batch_size": 100,
     }
     dr = ctx.run_dag("production_etl", conf)
-    full = dagtest.xcom(dr, "load")["collections"]
+    full = merge(dagtest.xcom(dr, "load"))["collections"]
 
     with ctx.stack.pg.connect(ctx.pg_db) as conn:  # a safe change: a new nullable column
         conn.execute(
@@ -35,7 +36,7 @@ def run(ctx) -> list[dict]:
             "UPDATE campaigns SET performance_score = 4.5 WHERE id % 10 = 0"
         )
     dr = ctx.run_dag("production_etl", {**conf, "refresh_strategy": "incremental"})
-    inc = dagtest.xcom(dr, "load")["collections"]
+    inc = merge(dagtest.xcom(dr, "load"))["collections"]
     detected = dagtest.xcom(dr, "detect_schema")
     planned = dagtest.xcom(dr, "plan")
     dr = ctx.run_dag("production_etl_rollback", {"mongo_db": DB, "version": None})

@@ -1,5 +1,6 @@
 """Human-in-the-loop steps answered through Airflow's REST API by a named user, on the real deployment:
-the promotion approval (approved, then rejected) and the ETL schema review (Apply all, then Abort)."""
+the promotion approval (approved, then rejected) and the ETL schema review (Apply all, then Abort; and every choice
+of "Review each change")."""
 
 from __future__ import annotations
 
@@ -112,9 +113,31 @@ def test_etl_schema_review_apply_all_then_abort(api, approver, stack, etl_target
             demodata.seed(conn, accounts=30, campaigns_per=2, items_per=2, tags_per=1)
 
 
-def test_etl_review_each_change_through_the_rest_api(api, approver, stack, etl_target):
-    """The fourth choice: a field per change in the HITL form, answered through REST; the decisions are
-    audited with the reviewer's name and the documents follow them."""
+ALTER = """
+    UPDATE accounts SET balance = 12.5 WHERE id = 1;
+    ALTER TABLE accounts ALTER COLUMN balance TYPE text;
+    INSERT INTO accounts (id, name, balance) VALUES (999, 'no campaigns', 'n/a');
+    ALTER TABLE accounts RENAME COLUMN region TO area;
+    ALTER TABLE accounts ADD COLUMN tier text NOT NULL DEFAULT 'gold';
+    ALTER TABLE accounts ALTER COLUMN tier DROP DEFAULT;
+    ALTER TABLE accounts ADD COLUMN notes text;
+"""
+
+
+@pytest.mark.parametrize(
+    ("cast", "rename", "new_column"),
+    [
+        ("cast", "rename", "apply"),
+        ("keep old type", "drop and add", "skip"),
+        ("quarantine rows that don't cast", "rename", "apply"),
+    ],
+)
+def test_etl_review_each_change_through_the_rest_api(cast, rename, new_column, api, approver, stack, etl_target):
+    """The fourth choice: a field per change in the HITL form (every choice of each: cast / keep old type /
+    quarantine, rename / drop and add, apply / skip, the default of a new required column), answered through
+    REST by a named user; the decisions are audited with the reviewer's name and the documents follow them."""
+    from bson.decimal128 import Decimal128
+
     from ferry.etl import demodata
     from tests.deployment.conftest import PG_DB
 
@@ -122,26 +145,61 @@ def test_etl_review_each_change_through_the_rest_api(api, approver, stack, etl_t
     api.unpause("production_etl")
     run_id = api.trigger("production_etl", conf)
     assert api.wait_run("production_etl", run_id) == "success", api.failure_logs("production_etl", run_id)
+    with stack.mongo_client("local") as local:
+        first = local[etl_target].accounts.find_one({"_id": 3})
     with stack.pg.connect(PG_DB) as conn:
-        conn.execute("ALTER TABLE accounts RENAME COLUMN region TO area; ALTER TABLE accounts ADD COLUMN tier text")
+        conn.execute(ALTER)
     try:
         run_id = api.trigger("production_etl", conf)
         detail = api.wait_hitl("production_etl", run_id, "review_schema_changes")
         assert "Review each change" in detail["options"]
         fields = detail["params"]
-        rename = next(k for k in fields if "column_renamed_likely" in k)
-        added = next(k for k in fields if "column_added" in k)
+
+        def field(suffix: str) -> str:
+            return next(k for k in fields if k.endswith(suffix))
+
+        def enum(key: str) -> list:
+            f = fields[key]
+            return (f.get("schema") or f).get("enum") if isinstance(f, dict) else None
+
+        typed, renamed = field("type_changed_accounts_balance"), field("column_renamed_likely_accounts_area")
+        required, added = field("column_added_required_accounts_tier"), field("column_added_accounts_notes")
+        assert enum(typed) == ["cast", "keep old type", "quarantine rows that don't cast", "skip"]
+        assert enum(renamed) == ["rename", "drop and add", "skip"]
+        assert enum(required) == enum(added) == ["apply", "skip"]
         answers = {k: v["value"] if isinstance(v, dict) else v for k, v in fields.items()}
-        answers.update({rename: "drop and add", added: "skip"})
+        answers.update({typed: cast, renamed: rename, required: "apply", required + "__default": "bronze",
+                        added: new_column})  # fmt: skip
         approver.respond("production_etl", run_id, "review_schema_changes", ["Review each change"], answers)
         assert api.wait_run("production_etl", run_id) == "success", api.failure_logs("production_etl", run_id)
         with stack.mongo_client("local") as local:
-            rec = local[f"{etl_target}__ferry"]["_ferry_etl_runs"].find_one({"_id": run_id})
-            assert rec["decision"]["action"] == "review"
-            got = {d["field"]: (d["choice"], d["by"]) for d in rec["decision"]["changes"]}
-            assert got[rename] == ("drop and add", "approver") and got[added] == ("skip", "approver")
-            doc = local[etl_target].accounts.find_one({"_id": 1})
-            assert "area" in doc and "region" not in doc and "tier" not in doc
+            meta = local[f"{etl_target}__ferry"]
+            rec = meta["_ferry_etl_runs"].find_one({"_id": run_id})
+            assert rec["decision"]["action"] == "review" and rec["decision"]["by"] == "approver"
+            got = {d["field"]: d for d in rec["decision"]["changes"]}
+            assert {k: (got[k]["choice"], got[k]["by"]) for k in (typed, renamed, added)} == {
+                typed: (cast, "approver"),
+                renamed: (rename, "approver"),
+                added: (new_column, "approver"),
+            }
+            assert got[required]["default"] == "bronze"
+            accounts = local[etl_target].accounts
+            one, three = accounts.find_one({"_id": 1}), accounts.find_one({"_id": 3})
+            assert one["tier"] == "gold"  # the row's value wins; the default fills rows without one
+            if cast == "cast":
+                assert one["balance"] == "12.50" and accounts.find_one({"_id": 999})["balance"] == "n/a"
+            elif cast == "keep old type":
+                assert one["balance"] == Decimal128("12.50") and accounts.find_one({"_id": 999})["balance"] == "n/a"
+            else:  # the row that does not cast is quarantined, with its error
+                assert one["balance"] == Decimal128("12.50") and accounts.find_one({"_id": 999}) is None
+                q = meta["_ferry_etl_quarantine"].find_one({"collection": "accounts", "key": "999"})
+                assert "n/a" in q["error"]
+            if rename == "rename":  # the field keeps its name and its place
+                assert "area" not in three and three["region"] == first["region"]
+                assert list(three).index("region") == list(first).index("region")
+            else:
+                assert "region" not in three and "area" in three
+            assert ("notes" in three) == (new_column == "apply")
     finally:
         with stack.pg.connect(PG_DB) as conn:  # the other deployment tests read the demo schema
             conn.execute("DROP TABLE IF EXISTS campaign_tags, line_items, campaigns, accounts CASCADE")

@@ -10,6 +10,8 @@ import pytest
 
 from ferry import hashing
 from ferry.etl import demodata, meta_db
+from ferry.etl import snapshot
+from ferry.etl.load import merge
 from ferry.pgtools import pg_tool
 from ferry_dev import dagtest
 
@@ -43,6 +45,13 @@ def test_production_etl_and_rollback_end_to_end(
     assert len(c1["lineItems"]) == 3 and [t["tag"] for t in c1["tags"]] == ["tag-1", "tag-2"]
     assert isinstance(c1["lineItems"][0]["rate"], float)
     v1 = dagtest.xcom(dr, "backup")["version"]
+    # one load task per collection, all on the snapshot backup exported; the teardown ended its holder
+    parts = dagtest.xcom(dr, "load")
+    assert [list(p["collections"]) for p in parts] == [["accounts"], ["campaigns"]]
+    assert {p["snapshot"] for p in parts} == {dagtest.xcom(dr, "backup")["snapshot"]}
+    with stack.pg.connect(pg_database) as conn:
+        app = snapshot.application_name(dr.run_id)
+        assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)).fetchone()[0] == 0
     state1 = hashing.db_digest(db)
     run1 = meta["_ferry_etl_runs"].find_one({"_id": dr.run_id})
     assert run1["status"] == "success" and run1["backup_version"] == v1 and run1["decision"]["action"] == "none"
@@ -62,7 +71,7 @@ def test_production_etl_and_rollback_end_to_end(
     with stack.pg.connect(pg_database) as conn:
         conn.execute("ALTER TABLE accounts ADD COLUMN tier text; UPDATE accounts SET tier = 'gold' WHERE id = 2")
     dr = dagtest.run_dag("production_etl", {**conf, "refresh_strategy": "incremental", "apply_validators": True})
-    loaded = dagtest.xcom(dr, "load")["collections"]
+    loaded = merge(dagtest.xcom(dr, "load"))["collections"]
     assert loaded["accounts"]["written"] == 15 and loaded["campaigns"]["written"] == 0
     assert db.accounts.find_one({"_id": 2})["tier"] == "gold" and db.accounts.find_one({"_id": 3})["tier"] is None
     planned = dagtest.xcom(dr, "plan")
@@ -82,7 +91,7 @@ def test_production_etl_and_rollback_end_to_end(
     dr = dagtest.run_dag("production_etl", {**conf, "source": "s3", "refresh_strategy": "incremental"})
     acquired = dagtest.xcom(dr, "acquire")
     assert acquired["key"] == "postgres-exports/new.dump" and acquired["bytes"] == dump.stat().st_size
-    assert sum(c["written"] for c in dagtest.xcom(dr, "load")["collections"].values()) == 0
+    assert sum(c["written"] for c in merge(dagtest.xcom(dr, "load"))["collections"].values()) == 0
     with stack.pg.connect() as conn:  # the scratch database is dropped at the end
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (acquired["database"],)).fetchone() is None
 

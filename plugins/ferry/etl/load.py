@@ -73,15 +73,19 @@ def load(
     backup_version: str | None = None,
     s3=None,
     chunk: int = acquire.LOOKUP_CHUNK,
+    collections: list[str] | None = None,
 ) -> dict:
-    """Load every collection of the effective mapping ``eff`` from ``conn`` (psycopg) into ``client[db]``.
+    """Load every collection of the effective mapping ``eff`` (or only those named in ``collections``: one
+    task per collection, see ``merge``) from ``conn`` (psycopg) into ``client[db]``.
 
     ``full`` / ``dated_copy`` load ``<db>__ferry_staging``; with ``publish_now=False`` it is left for the
     caller to check and ``publish`` (what production_etl does). ``incremental`` reads only what changed
     since the change-capture state of the last successful run (``meta_db[STATE]``, see ``save_state``)
     and, with ``backup_version`` (a delta version, ``backup.open_delta``), stores the pre-image of every
     document it changes or deletes before the write. Returns ``{"db", "staging", "strategy",
-    "collections": {name: counts}, "quarantined": n, "state": {name: change-capture state}}``.
+    "collections": {name: counts}, "quarantined": n, "state": {name: change-capture state}}``. With
+    ``collections``, a full load replaces only those staging collections (the caller clears the staging
+    database once, before the first of them: ``clear_staging``).
     """
     from ferry.report import Progress
 
@@ -92,8 +96,15 @@ def load(
     numeric = eff["defaults"]["numeric"]
     full = strategy != "incremental"
     staging = client[staging_db(db)]
-    if full:
+    picked = [c for c in eff["collections"] if collections is None or c["name"] in collections]
+    unknown = sorted(set(collections or ()) - {c["name"] for c in picked})
+    if unknown:
+        raise FerryError(f"no collection {', '.join(unknown)} in the effective mapping")
+    if full and collections is None:
         client.drop_database(staging.name)  # leftovers of a crashed or rejected run
+    elif full:
+        for name in collections:  # an earlier attempt of this task
+            staging.drop_collection(name)
     source_id = acquire.source_identity(conn)
     # the writer thread is shut down (waiting for its last write) when the block ends, also on an error
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferry-etl-writer") as writer:
@@ -106,7 +117,7 @@ def load(
             "quarantined": 0,
             "state": {},
         }
-        for coll in eff["collections"]:
+        for coll in picked:
             name = coll["name"]
             now = _capture_state(conn, schema, coll, eff, db, source_id)  # before reading: conservative
             prev = meta_db[STATE].find_one({"_id": now["_id"]}) if (meta_db is not None and not full) else None
@@ -183,6 +194,30 @@ def load(
     if full and publish_now:
         publish(client, staging.name, db, list(result["collections"]))
     return result
+
+
+def clear_staging(client, db: str) -> dict[str, int]:
+    """Drop the staging database of ``db`` (what a crashed or rejected run left); returns what it held."""
+    staging = client[staging_db(db)]
+    left = {n: staging[n].estimated_document_count() for n in staging.list_collection_names()}
+    client.drop_database(staging.name)
+    return left
+
+
+def merge(parts) -> dict:
+    """One result from the per-collection results of ``load(..., collections=[name])`` (mapped tasks)."""
+    parts = [parts] if isinstance(parts, dict) else [p for p in parts if p]
+    if not parts:
+        raise FerryError("no load results to merge")
+    out = {k: parts[0].get(k) for k in ("db", "staging", "strategy", "snapshot")}
+    out.update(collections={}, quarantined=0, state={})
+    for p in parts:
+        out["collections"].update(p["collections"])
+        out["state"].update(p["state"])
+        out["quarantined"] += p["quarantined"]
+        if p.get("validators"):
+            out.setdefault("validators", []).extend(p["validators"])
+    return out
 
 
 def _account(res: tuple, counts: dict, new_keys: list) -> None:

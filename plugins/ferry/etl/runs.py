@@ -83,10 +83,16 @@ def acquire(**ctx) -> dict:
 
 
 def release(acquired: dict | None = None, **ctx) -> None:
-    """Teardown: drop the scratch database of a ``source=s3`` run and release the target's lock, whatever
-    happened in between."""
+    """Teardown: end the run's source snapshot holder, drop the scratch database of a ``source=s3`` run and
+    release the target's lock, whatever happened in between."""
     from ferry.etl import acquire as acq
 
+    from ferry.etl import snapshot
+
+    if ctx.get("run_id"):
+        with conns.pg_connect(PG, autocommit=True) as admin:
+            if snapshot.stop(admin, ctx["run_id"]):
+                log.info("released the run's source snapshot")
     if acquired and acquired.get("source") == "s3" and acquired.get("database"):
         with conns.pg_connect(PG, autocommit=True) as admin:
             acq.drop_scratch(admin, acquired["database"])
@@ -109,15 +115,18 @@ def _lock(client, params: dict, target: str, ctx):
 
 def recover(client, params: dict, run_id: str) -> list[dict]:
     """What a crashed run left (found by the next run holding the lock): runs still marked running are marked
-    interrupted, and their scratch PostgreSQL databases dropped. Logs what it found."""
+    interrupted, their source snapshots released and their scratch PostgreSQL databases dropped. Logs what it
+    found."""
     from ferry.etl import acquire as acq
+    from ferry.etl import snapshot
 
     runs = client[meta_db(params["mongo_db"])][RUNS]
     found = []
     for r in runs.find({"outcome": "running", "_id": {"$ne": run_id}}):
         scratch = (r.get("source") or {}).get("database")
-        if scratch:
-            with conns.pg_connect(PG, autocommit=True) as admin:
+        with conns.pg_connect(PG, autocommit=True) as admin:
+            snapshot.stop(admin, r["_id"])  # its source snapshot, if its holder still runs
+            if scratch:
                 acq.drop_scratch(admin, scratch)
         runs.update_one(
             {"_id": r["_id"]}, {"$set": {"outcome": "failed", "status": "interrupted", "interrupted_found_by": run_id}}
@@ -179,7 +188,16 @@ def plan(detected: dict, **ctx) -> dict:
         "schemas": schemas,
         "schema_files": files,
         "target_db": load_target(p, ctx),
+        # what the tasks use: an XCom on a PostgreSQL metadata DB is jsonb, which reorders object keys (by
+        # length), and the order of a mapping's fields is the order of each document's fields
+        "effective_mapping_json": json.dumps(out["effective_mapping"], default=str),
     }
+
+
+def effective_mapping(planned: dict) -> dict:
+    """The effective mapping ``plan`` chose, with its fields in their order (see ``plan``)."""
+    raw = planned.get("effective_mapping_json")
+    return json.loads(raw) if raw else planned["effective_mapping"]
 
 
 def _review_decision(ti, params: dict, detected: dict | None) -> dict | None:
@@ -201,9 +219,11 @@ def _review_decision(ti, params: dict, detected: dict | None) -> dict | None:
 
 
 @fails_fast
-def backup(planned: dict, **ctx) -> dict:
-    """Versioned backup of the target database, verified where it landed, before any write."""
+def backup(acquired: dict, planned: dict, **ctx) -> dict:
+    """Versioned backup of the target database, verified where it landed, before any write; then the staging
+    database is cleared (full, dated copy) and the source snapshot every load task reads is exported."""
     from ferry.etl import backup as bk
+    from ferry.etl import snapshot
 
     p = ctx["params"]
     with conns.mongo_client(MONGO) as client, _lock(client, p, planned["target_db"], ctx):
@@ -237,33 +257,47 @@ def backup(planned: dict, **ctx) -> dict:
                 source=ctx["ti"].xcom_pull(task_ids="acquire"),
             ),
         )
-    return {"version": rec["_id"], "location": rec["location"], "documents": rec["documents"]}
+        if ld.strategy_name(p["refresh_strategy"]) != "incremental":
+            left = ld.clear_staging(client, planned["target_db"])
+            if left:
+                log.warning("found staging of %s left by an earlier run (%s): dropped", planned["target_db"], left)
+    with conns.pg_connect(PG, acquired["database"] or None, autocommit=True) as conn:
+        conninfo, password = conns.pg_conninfo(conn)
+        snap = snapshot.start(conninfo, password, ctx["run_id"], conn)
+    log.info("source snapshot %s exported (held by backend %s until release)", snap["snapshot"], snap["backend_pid"])
+    return {
+        "version": rec["_id"],
+        "location": rec["location"],
+        "documents": rec["documents"],
+        "snapshot": snap["snapshot"],
+    }
+
+
+def collections(planned: dict, **ctx) -> list[str]:
+    """The collections of the effective mapping: one mapped ``load`` task each."""
+    return [c["name"] for c in effective_mapping(planned)["collections"]]
 
 
 @fails_fast
-def load(acquired: dict, planned: dict, backed_up: dict, **ctx) -> dict:
-    """Batched transform + load: into the staging database (full, dated copy) or the target (incremental)."""
-    from ferry.etl import jsonschema
+def load(acquired: dict, planned: dict, backed_up: dict, collection: str | None = None, **ctx) -> dict:
+    """Batched transform + load of one collection (a mapped task per collection; none: all of them), read
+    on the run's source snapshot: into the staging database (full, dated copy) or the target (incremental)."""
+    from ferry.etl import jsonschema, snapshot
     from ferry.etl import load as ld
 
     p = ctx["params"]
+    names = [collection] if collection else None
     with (
         conns.pg_connect(PG, acquired["database"] or None) as conn,
         conns.mongo_client(MONGO) as client,
         _lock(client, p, planned["target_db"], ctx),
     ):
-        staging = client[ld.staging_db(planned["target_db"])]
-        left = {n: staging[n].estimated_document_count() for n in staging.list_collection_names()}
-        if left:
-            log.warning(
-                "found staging database %s left by an earlier run (%s): dropped before loading", staging.name, left
-            )
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        snapshot.use(conn, backed_up.get("snapshot"))
         res = ld.load(
             conn,
             client,
             planned["target_db"],
-            planned["effective_mapping"],
+            effective_mapping(planned),
             strategy=p["refresh_strategy"],
             batch_size=p["batch_size"],
             publish_now=False,
@@ -271,11 +305,14 @@ def load(acquired: dict, planned: dict, backed_up: dict, **ctx) -> dict:
             run_id=ctx["run_id"],
             logger=log,
             backup_version=backed_up["version"],
+            collections=names,
         )
+        res["snapshot"] = backed_up.get("snapshot")
         if p["apply_validators"]:
-            res["validators"] = jsonschema.apply_validators(client[res["staging"] or res["db"]], planned["schemas"])
-        eff = planned["effective_mapping"]
-        tables = {t for c in eff["collections"] for t in [c["table"], *(r.get("table") for r in c["relations"])] if t}
+            schemas = {k: v for k, v in planned["schemas"].items() if names is None or k in names}
+            res["validators"] = jsonschema.apply_validators(client[res["staging"] or res["db"]], schemas)
+        eff = effective_mapping(planned)
+        tables = {t for c in eff["collections"] if c["name"] in res["collections"] for t in [c["table"], *(r.get("table") for r in c["relations"])] if t}
         targets = [lineage.mongo(client, res["db"], c) for c in res["collections"]]
         lineage.report(
             conn, inputs=[lineage.postgres(conn, eff["source"]["schema"], t) for t in sorted(tables)], outputs=targets
@@ -295,7 +332,7 @@ def load(acquired: dict, planned: dict, backed_up: dict, **ctx) -> dict:
 def missing_rows(planned: dict, loaded: dict) -> list[dict]:
     """One row per embed_one / reference relation: how many rows had no target row, and what was done."""
     rows = []
-    for coll in planned["effective_mapping"]["collections"]:
+    for coll in effective_mapping(planned)["collections"]:
         counts = loaded["collections"].get(coll["name"], {}).get("missing", {})
         for rel in coll["relations"]:
             if rel["kind"] != "embed_many":
@@ -313,18 +350,22 @@ def missing_rows(planned: dict, loaded: dict) -> list[dict]:
 
 
 @fails_fast
-def validate(acquired: dict, planned: dict, loaded: dict, **ctx) -> list[dict]:
-    """Check what was loaded (the staging database, before it is published) against the source."""
-    from ferry.etl import checks
+def validate(acquired: dict, planned: dict, loaded, **ctx) -> list[dict]:
+    """Check what was loaded (the staging database, before it is published) against the source, read on the
+    snapshot the loads read."""
+    from ferry.etl import checks, snapshot
+    from ferry.etl import load as ld
 
     p = ctx["params"]
+    loaded = ld.merge(loaded)
     quarantined = {k: v["quarantined"] for k, v in loaded["collections"].items()}
     with conns.pg_connect(PG, acquired["database"] or None) as conn, conns.mongo_client(MONGO) as client:
+        snapshot.use(conn, loaded.get("snapshot"))
         return checks.run(
             conn,
             client,
             loaded["staging"] or loaded["db"],
-            planned["effective_mapping"],
+            effective_mapping(planned),
             quarantined=quarantined,
             sample=p["validate_sample"],
             logger=log,
@@ -332,10 +373,12 @@ def validate(acquired: dict, planned: dict, loaded: dict, **ctx) -> list[dict]:
 
 
 @fails_fast
-def publish(loaded: dict, **ctx) -> dict:
-    """Swap the checked staging collections into the target (full, dated copy); incremental wrote in place."""
+def publish(loaded, **ctx) -> dict:
+    """Swap the checked staging collections into the target (full, dated copy); incremental wrote in place.
+    Runs only when every collection's load and the checks succeeded: all or nothing is published."""
     from ferry.etl import load as ld
 
+    loaded = ld.merge(loaded)
     if not loaded["staging"]:
         return {"db": loaded["db"], "published": False}
     with conns.mongo_client(MONGO) as client, _lock(client, ctx["params"], loaded["db"], ctx):
@@ -346,13 +389,15 @@ def publish(loaded: dict, **ctx) -> dict:
 
 
 @fails_fast
-def push_s3(planned: dict, loaded: dict, **ctx) -> dict | None:
+def push_s3(planned: dict, loaded, **ctx) -> dict | None:
     """Processed data as JSON lines + manifest under ``s3://<bucket>/processed/<db>/<run>``."""
+    from ferry.etl import load as ld
     from ferry.etl import publish as pub
 
     p = ctx["params"]
     if not p["push_to_s3"]:
         return None
+    loaded = ld.merge(loaded)
     with conns.mongo_client(MONGO) as client:
         out = pub.push(
             client,
@@ -378,6 +423,10 @@ def finish(**ctx) -> dict:
     p = ctx["params"]
     pulled = {t: ti.xcom_pull(task_ids=t) for t in ("acquire", "detect_schema", "plan", "backup", "load")}
     detected, planned, backed_up, loaded = (pulled[t] for t in ("detect_schema", "plan", "backup", "load"))
+    if loaded:  # one result per mapped load task
+        from ferry.etl import load as ld
+
+        loaded = ld.merge(loaded) if any(loaded if isinstance(loaded, list) else [loaded]) else None
     raw = ti.get_task_states(dag_id=dr.dag_id, run_ids=[dr.run_id])
     states = raw.get(dr.run_id, raw)
     failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
