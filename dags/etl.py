@@ -7,8 +7,8 @@ drops) → **detect_schema** (snapshot diffed against the last accepted one: *sa
 source snapshot is exported for every later read) → **load**, one mapped task per collection
 (`full` / `dated_copy` into staging, `incremental` in place) → **validate** (staging vs source: counts,
 unique `_id`, embedded rows, references, checksums, Great Expectations; a failure leaves the target
-untouched) → **publish** (swap staging in, only when every collection loaded and passed) → **push_s3** → **finish** (audit record). Roll back with
-`production_etl_rollback`. See `docs/etl.md`.
+untouched) → **publish** (swap staging in, only when every collection loaded and passed) → **push_s3** →
+**finish** (audit record). Roll back with `production_etl_rollback`. See `docs/etl.md`.
 """
 
 from __future__ import annotations

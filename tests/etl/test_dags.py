@@ -9,8 +9,7 @@ import time
 import pytest
 
 from ferry import hashing
-from ferry.etl import demodata, meta_db
-from ferry.etl import snapshot
+from ferry.etl import demodata, meta_db, snapshot
 from ferry.etl.load import merge
 from ferry.pgtools import pg_tool
 from ferry_dev import dagtest
@@ -51,7 +50,9 @@ def test_production_etl_and_rollback_end_to_end(
     assert {p["snapshot"] for p in parts} == {dagtest.xcom(dr, "backup")["snapshot"]}
     with stack.pg.connect(pg_database) as conn:
         app = snapshot.application_name(dr.run_id)
-        assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)).fetchone()[0] == 0
+        assert (
+            conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)).fetchone()[0] == 0
+        )
     state1 = hashing.db_digest(db)
     run1 = meta["_ferry_etl_runs"].find_one({"_id": dr.run_id})
     assert run1["status"] == "success" and run1["backup_version"] == v1 and run1["decision"]["action"] == "none"

@@ -103,7 +103,7 @@ def load(
     if full and collections is None:
         client.drop_database(staging.name)  # leftovers of a crashed or rejected run
     elif full:
-        for name in collections:  # an earlier attempt of this task
+        for name in collections or ():  # an earlier attempt of this task
             staging.drop_collection(name)
     source_id = acquire.source_identity(conn)
     # the writer thread is shut down (waiting for its last write) when the block ends, also on an error

@@ -86,7 +86,6 @@ def release(acquired: dict | None = None, **ctx) -> None:
     """Teardown: end the run's source snapshot holder, drop the scratch database of a ``source=s3`` run and
     release the target's lock, whatever happened in between."""
     from ferry.etl import acquire as acq
-
     from ferry.etl import snapshot
 
     if ctx.get("run_id"):
@@ -312,7 +311,13 @@ def load(acquired: dict, planned: dict, backed_up: dict, collection: str | None 
             schemas = {k: v for k, v in planned["schemas"].items() if names is None or k in names}
             res["validators"] = jsonschema.apply_validators(client[res["staging"] or res["db"]], schemas)
         eff = effective_mapping(planned)
-        tables = {t for c in eff["collections"] if c["name"] in res["collections"] for t in [c["table"], *(r.get("table") for r in c["relations"])] if t}
+        tables = {
+            t
+            for c in eff["collections"]
+            if c["name"] in res["collections"]
+            for t in [c["table"], *(r.get("table") for r in c["relations"])]
+            if t
+        }
         targets = [lineage.mongo(client, res["db"], c) for c in res["collections"]]
         lineage.report(
             conn, inputs=[lineage.postgres(conn, eff["source"]["schema"], t) for t in sorted(tables)], outputs=targets

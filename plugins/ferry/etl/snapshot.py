@@ -75,7 +75,8 @@ def start(conninfo: str, password: str | None, run_id: str, admin, *, max_second
 def stop(admin, run_id: str) -> int:
     """End the holder of ``run_id`` (``pg_terminate_backend``); returns how many backends were ended."""
     rows = admin.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = %s AND pid <> pg_backend_pid()",
         (application_name(run_id),),
     ).fetchall()
     return sum(1 for (ok,) in rows if ok)
@@ -108,7 +109,9 @@ def _hold(app: str, max_seconds: float) -> None:
         conn.execute(sql.SQL("SET idle_in_transaction_session_timeout = {}").format(sql.Literal(IDLE)))
         conn.commit()
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        snap, pid = conn.execute("SELECT pg_export_snapshot(), pg_backend_pid()").fetchone()
+        row = conn.execute("SELECT pg_export_snapshot(), pg_backend_pid()").fetchone()
+        assert row is not None
+        snap, pid = row
         print(json.dumps({"snapshot": snap, "backend_pid": pid}), flush=True)
         devnull = os.open(os.devnull, os.O_WRONLY)
         for fd in (1, 2):  # nobody reads these any more
