@@ -85,11 +85,27 @@ def dag_child(pg_db: str, target: str, batch: int) -> None:
     from ferry_dev import dagtest
 
     t = time.perf_counter()
-    dagtest.run_dag(
+    dr = dagtest.run_dag(
         "production_etl",
         {"mongo_db": target, "batch_size": batch, "push_to_s3": False, "refresh_strategy": "full"},
     )
-    print(json.dumps({"seconds": time.perf_counter() - t}))
+    seconds = time.perf_counter() - t
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=dr.dag_id, run_id=dr.run_id).all()
+        tasks = sorted(
+            (
+                {
+                    "task": ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""),
+                    "s": round(ti.duration or 0, 1),
+                }
+                for ti in tis
+            ),
+            key=lambda r: -r["s"],
+        )
+    print(json.dumps({"seconds": seconds, "tasks": tasks}))
 
 
 def child(pg_uri: str, mongo_uri: str, target: str, batch: int) -> None:
@@ -220,8 +236,12 @@ def main() -> None:
                 print(f"whole DAG: failed ({out.stderr.strip()[-800:]})")
                 dag_s = None
             else:
-                last = [x for x in out.stdout.splitlines() if x.startswith('{"seconds"')][-1]
-                dag_s = json.loads(last)["seconds"]
+                last = json.loads([x for x in out.stdout.splitlines() if x.startswith('{"seconds"')][-1])
+                dag_s = last["seconds"]
+                from ferry.report import table
+
+                print("whole DAG, seconds per task (the rest is dag.test's own start and scheduling):")
+                print(table(last["tasks"]))
             for db in ("bench_ferry", "bench_raw", "bench_rowwise", "bench_dag"):
                 client.drop_database(db)
             ferry_docs_s = docs_n / ferry_s
