@@ -77,6 +77,12 @@ def test_etl_schema_review_apply_all_then_abort(api, approver, stack, etl_target
     run_id = api.trigger("production_etl", conf)  # first load: nothing to review
     api.unpause("production_etl")
     assert api.wait_run("production_etl", run_id) == "success", api.failure_logs("production_etl", run_id)
+    # one load task per collection, run by the Celery workers, all on the snapshot backup exported
+    loads = [t for t in api.task_instances("production_etl", run_id) if t["task_id"] == "load"]
+    assert sorted((t["map_index"], t["state"]) for t in loads) == [(0, "success"), (1, "success")]
+    snap = api.xcom("production_etl", run_id, "backup")["snapshot"]
+    assert [api.xcom("production_etl", run_id, "load", map_index=i)["snapshot"] for i in (0, 1)] == [snap, snap]
+    assert all(t["hostname"].startswith("ferry-worker-") for t in loads)
 
     with stack.pg.connect(pg_db) as conn:  # a breaking change: a mapped column disappears
         conn.execute("ALTER TABLE campaigns RENAME COLUMN budget TO budget_eur")
