@@ -419,6 +419,38 @@ def gx_gate(df, day: date, rules: Rules):
     return res
 
 
+_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40, "PiB": 1 << 50,
+          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15}
+#: memory the insert into ``sales`` may use beyond what is in use when it starts (per DuckDB thread; at least 128 MB)
+WRITE_BUDGET_PER_THREAD = 64 << 20
+
+
+def _cap_memory(con):
+    """Cap DuckDB's ``memory_limit`` at what it uses now (mostly the stage) + a write budget, until the returned
+    function restores it. The insert writes the accepted rows to the database file, compressed, as row groups
+    fill; with the default limit (80% of RAM) DuckDB keeps every written block cached too, so the peak RSS was the
+    stage plus the partition. With the cap, written blocks leave memory instead (they are on disk); the stage
+    stays in memory. Never raises the limit."""
+    limit_s, threads = con.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchone()
+    try:
+        num, unit = str(limit_s).split()
+        limit = float(num) * _UNITS[unit]
+    except (ValueError, KeyError):
+        return lambda: None
+    used = con.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()[0] or 0
+    cap = used + max(128 << 20, WRITE_BUDGET_PER_THREAD * int(threads))
+    if cap >= limit:
+        return lambda: None
+    con.execute(f"SET memory_limit = '{cap >> 20}MiB'")
+
+    def restore():
+        con.execute("RESET memory_limit")  # exact if it was the default; else set back (as DuckDB printed it)
+        if con.execute("SELECT current_setting('memory_limit')").fetchone()[0] != limit_s:
+            con.execute(f"SET memory_limit = '{limit_s}'")
+
+    return restore
+
+
 def replace_partition(
     con,
     stage: Stage,
@@ -477,6 +509,7 @@ def replace_partition(
             # the order of rows in `sales` means nothing (line numbers live in _stage/_rejects): let DuckDB
             # write the accepted rows in parallel
             con.execute("SET preserve_insertion_order = false")
+            restore = _cap_memory(con)
             try:
                 con.execute(
                     f"""INSERT INTO sales SELECT {", ".join("s." + c for c in _DATA_COLS)}, h.src, ?,
@@ -484,6 +517,7 @@ def replace_partition(
                     [run_id],
                 )
             finally:
+                restore()
                 con.execute("RESET preserve_insertion_order")
             con.execute(
                 f"INSERT OR REPLACE INTO sales_loads VALUES ({d}, ?, ?, ?, ?, now()::TIMESTAMP)",
