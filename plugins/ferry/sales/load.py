@@ -282,57 +282,86 @@ def _rule_rejects(con, day: date, rules: Rules) -> None:
     )
 
 
-def _newline_after(buf: bytes, pos: int, k: int, avg: float) -> int:
-    """Index of the ``k``-th (k >= 1) newline at or after ``pos`` in ``buf`` (it has one): ``bytes.count`` over a
-    guessed span (``avg`` bytes per line), narrowed by halving, then ``rfind`` back over the last few lines."""
+def _newline_after(buf, pos: int, end: int, k: int, avg: float) -> tuple[int, int]:
+    """``(index, k)`` of the ``k``-th (k >= 1) newline at or after ``pos`` in ``buf[:end]``, or ``(-1, c)`` with the
+    ``c`` (< k) newlines there. ``count`` over a guessed span (``avg`` bytes per line), narrowed by halving, then
+    ``rfind`` back over the last few lines: the bytes are counted about once, in C."""
+    if k <= 8:  # the next few lines (many wanted): find them one by one
+        for i in range(k):
+            pos = buf.find(b"\n", pos, end) + 1
+            if not pos:
+                return -1, i
+        return pos - 1, k
+    seen = 0
     while True:
-        q = min(len(buf), pos + int(k * avg) + 256)
+        q = min(end, pos + int((k - seen) * avg) + 256)
         c = buf.count(b"\n", pos, q)
-        if c >= k:
+        if seen + c >= k:
             break
-        pos, k = q, k - c
-    while c - k > 16:
+        seen += c
+        if q == end:
+            return -1, seen
+        pos = q
+    need = k - seen  # the need-th newline in buf[pos:q], which holds c >= need
+    while c - need > 16:
         mid = (pos + q) // 2
         c1 = buf.count(b"\n", pos, mid)
-        if c1 >= k:
+        if c1 >= need:
             q, c = mid, c1
         else:
-            pos, k, c = mid, k - c1, c - c1
-    for _ in range(c - k + 1):
+            pos, need, c = mid, need - c1, c - c1
+    for _ in range(c - need + 1):
         q = buf.rfind(b"\n", pos, q)
-    return q
+    return q, k
 
 
 def read_lines(path: str, wanted: Iterable[int], chunk: int = 1 << 23) -> dict[int, str]:
-    """Lines ``wanted`` (1-based) of a file as they are in it (BOM and line ending removed), per 8 MB chunk (bounded
-    memory). Newlines are counted in C (``bytes.count``), and found only around the wanted lines: no Python loop
-    per line and no numpy in the task process (1M lines, 500 wanted: ~2 scans of the file; a chunk with many
-    wanted lines is split once)."""
-    targets, out = sorted(set(wanted)), {}
-    ti, first_line = 0, 1  # line number of the first line in buf
-    with open(path, "rb") as f:
-        carry = b""
+    """Lines ``wanted`` (1-based) of a file as they are in it (BOM and line ending removed), through one reused
+    buffer of ``chunk`` bytes (bounded memory). Newlines are counted in C (``bytearray.count``) from one wanted line
+    to the next: the file is scanned about once, with no Python loop per line and no numpy in the task process."""
+    targets, out = sorted(set(wanted)), dict[int, bytes]()
+    buf = bytearray(chunk)
+    keep = 0  # buf[:keep]: the start of line `line` (carried over from the previous chunk)
+    line, ti, avg = 1, 0, 64.0
+    with open(path, "rb", buffering=0) as f:
         while ti < len(targets):
-            data = f.read(chunk)
-            buf = carry + data
-            n = buf.count(b"\n")  # complete lines in buf; at the end of the file the rest is the last line
-            lines = n if data else n + 1
-            last = bisect.bisect_left(targets, first_line + lines, ti)  # targets[ti:last] are in buf
-            if (last - ti) * 64 > lines:  # many wanted (a bad file): split the chunk once
-                parts = buf.split(b"\n", targets[last - 1] - first_line + 1)
-                out.update((t, parts[t - first_line]) for t in targets[ti:last])
-            else:
-                pos, line, avg = 0, first_line, len(buf) / max(n, 1)  # pos: start of line `line`
-                for t in targets[ti:last]:
-                    if t > line:
-                        pos, line = _newline_after(buf, pos, t - line, avg) + 1, t
-                    end = buf.find(b"\n", pos)
-                    out[t] = buf[pos : end if end >= 0 else len(buf)]
-            ti = last
-            if not data:
+            if len(buf) - keep < max(chunk // 2, 1):  # a line about as long as the buffer: grow it
+                buf = buf[:keep] + bytearray(chunk)
+            with memoryview(buf) as mv:
+                got = f.readinto(mv[keep:])
+            eof, end, pos = not got, keep + (got or 0), 0  # pos: start of line `line` in buf[:end]
+            est = end / avg  # about this many lines in buf
+            if (bisect.bisect_left(targets, line + est, ti) - ti) * 32 > est:  # many wanted here: split once
+                parts = bytes(buf[:end]).split(b"\n")
+                n = len(parts) if eof else len(parts) - 1  # complete lines (at the end of the file, all)
+                last = bisect.bisect_left(targets, line + n, ti)
+                out.update((t, parts[t - line]) for t in targets[ti:last])
+                ti, line, pos = last, line + len(parts) - 1, end - len(parts[-1])
+                avg = end / max(len(parts) - 1, 1)
+                if not eof:
+                    keep = end - pos
+                    buf[:keep] = buf[pos:end]
+                    continue
+            while ti < len(targets):
+                k = targets[ti] - line
+                if k > 0:
+                    nl, skipped = _newline_after(buf, pos, end, k, avg)
+                    if nl < 0:  # fewer lines left in buf: the rest is the start of line `line + skipped`
+                        line += skipped
+                        if skipped:
+                            pos = buf.rfind(b"\n", pos, end) + 1
+                        break
+                    avg = 0.9 * avg + 0.1 * (nl + 1 - pos) / k
+                    pos, line = nl + 1, targets[ti]
+                e = buf.find(b"\n", pos, end)
+                if e < 0 and not eof:
+                    break  # line `line` continues in the next chunk
+                out[line] = bytes(buf[pos : e if e >= 0 else end])
+                ti += 1
+            if eof:
                 break
-            cut = buf.rfind(b"\n") + 1
-            carry, first_line = buf[cut:], first_line + n
+            keep = end - pos
+            buf[:keep] = buf[pos:end]
     return {k: v.decode("utf-8", "replace").rstrip("\r").removeprefix("\ufeff") for k, v in out.items()}
 
 
@@ -419,8 +448,8 @@ def gx_gate(df, day: date, rules: Rules):
     return res
 
 
-_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40, "PiB": 1 << 50,
-          "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15}
+#: units of DuckDB's ``current_setting('memory_limit')`` ("18.8 GiB")
+_UNITS = {u: 1 << (10 * i) for i, u in enumerate(("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"))}
 #: memory the insert into ``sales`` may use beyond what is in use when it starts (per DuckDB thread; at least 128 MB)
 WRITE_BUDGET_PER_THREAD = 64 << 20
 
