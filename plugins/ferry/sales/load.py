@@ -224,6 +224,10 @@ def _rule_rejects(con, day: date, rules: Rules) -> None:
     where = " OR ".join(f"({cond})" for cond, _, _, _ in checks)
     first_line = _LINE_EXPR.format(ord="f.first_ord")
     ord_ = "(s.rowid - h.base + 1)"
+    # Most days repeat no key: distinct key hashes prove it (one cheap aggregate) and the search for repeated keys
+    # (a GROUP BY over every key, then a join back: ~0.1 s of a 1M-row load) is skipped.
+    repeats = con.execute("SELECT count(DISTINCT hash(order_id)) < count(*) FROM _stage").fetchone()[0]
+    dup_ids = "SELECT order_id FROM _stage " + ("GROUP BY order_id HAVING count(*) > 1" if repeats else "WHERE false")
     con.execute(
         f"""INSERT INTO _rejects (_sid, _ord, _line, "column", reason, raw, _rid, rule)
         WITH simple AS (
@@ -240,7 +244,7 @@ def _rule_rejects(con, day: date, rules: Rules) -> None:
         bad AS (SELECT _rid FROM simple UNION SELECT _rid FROM elsewhere),
         -- keys seen more than once at all (cheap: one aggregate), then among those only the rows that passed
         -- every other rule: the first VALID occurrence is kept
-        dup_ids AS (SELECT order_id FROM _stage GROUP BY order_id HAVING count(*) > 1),
+        dup_ids AS ({dup_ids}),
         valid AS (
             SELECT rowid AS _rid, order_id FROM _stage
             WHERE order_id IN (SELECT order_id FROM dup_ids) AND rowid NOT IN (SELECT _rid FROM bad)
