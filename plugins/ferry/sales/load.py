@@ -460,10 +460,11 @@ WRITE_BUDGET_PER_THREAD = 64 << 20
 
 def _cap_memory(con):
     """Cap DuckDB's ``memory_limit`` at what it uses now (mostly the stage) + a write budget, until the returned
-    function restores it. The insert writes the accepted rows to the database file, compressed, as row groups
-    fill; with the default limit (80% of RAM) DuckDB keeps every written block cached too, so the peak RSS was the
-    stage plus the partition. With the cap, written blocks leave memory instead (they are on disk); the stage
-    stays in memory. Never raises the limit."""
+    function restores it. The insert buffers row groups (up to 20% of the limit per thread) and writes them to the
+    database file, compressed; with the default limit (80% of RAM) DuckDB also keeps every written block cached,
+    so the peak RSS was the stage plus the partition. With the cap, written blocks leave memory instead (they are
+    on disk) and fewer row groups wait in memory; the stage stays in memory (measured on 1M rows: no spill, peak
+    396 -> 234 MB for this statement). Never raises the limit."""
     limit_s, threads = con.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchone()
     try:
         num, unit = str(limit_s).split()
