@@ -57,3 +57,16 @@ class CommandRecorder(monitoring.CommandListener):
 
     def clear(self) -> None:
         self.commands.clear()
+
+
+#: Schema changes on the demo ETL source that the per-change review covers with one field each: a type change
+#: (with a value that does not cast), a likely rename, a new required column and a new nullable one.
+REVIEW_ALTER = """
+    UPDATE accounts SET balance = 12.5 WHERE id = 1;
+    ALTER TABLE accounts ALTER COLUMN balance TYPE text;
+    INSERT INTO accounts (id, name, balance) VALUES (999, 'no campaigns', 'n/a');
+    ALTER TABLE accounts RENAME COLUMN region TO area;
+    ALTER TABLE accounts ADD COLUMN tier text NOT NULL DEFAULT 'gold';
+    ALTER TABLE accounts ALTER COLUMN tier DROP DEFAULT;
+    ALTER TABLE accounts ADD COLUMN notes text;
+"""

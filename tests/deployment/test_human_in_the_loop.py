@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import unique
+from tests.helpers import REVIEW_ALTER
 
 pytestmark = [pytest.mark.deployment, pytest.mark.integration]
 
@@ -119,17 +120,6 @@ def test_etl_schema_review_apply_all_then_abort(api, approver, stack, etl_target
             demodata.seed(conn, accounts=30, campaigns_per=2, items_per=2, tags_per=1)
 
 
-ALTER = """
-    UPDATE accounts SET balance = 12.5 WHERE id = 1;
-    ALTER TABLE accounts ALTER COLUMN balance TYPE text;
-    INSERT INTO accounts (id, name, balance) VALUES (999, 'no campaigns', 'n/a');
-    ALTER TABLE accounts RENAME COLUMN region TO area;
-    ALTER TABLE accounts ADD COLUMN tier text NOT NULL DEFAULT 'gold';
-    ALTER TABLE accounts ALTER COLUMN tier DROP DEFAULT;
-    ALTER TABLE accounts ADD COLUMN notes text;
-"""
-
-
 @pytest.mark.parametrize(
     ("cast", "rename", "new_column"),
     [
@@ -154,7 +144,7 @@ def test_etl_review_each_change_through_the_rest_api(cast, rename, new_column, a
     with stack.mongo_client("local") as local:
         first = local[etl_target].accounts.find_one({"_id": 3})
     with stack.pg.connect(PG_DB) as conn:
-        conn.execute(ALTER)
+        conn.execute(REVIEW_ALTER)
     try:
         run_id = api.trigger("production_etl", conf)
         detail = api.wait_hitl("production_etl", run_id, "review_schema_changes")

@@ -8,18 +8,9 @@ from bson.decimal128 import Decimal128
 
 from ferry.etl import load, mapping, meta_db, policy, schema, transform
 from tests.etl.conftest import run_etl
+from tests.helpers import REVIEW_ALTER as ALTER
 
 pytestmark = pytest.mark.integration
-
-ALTER = """
-    UPDATE accounts SET balance = 12.5 WHERE id = 1;
-    ALTER TABLE accounts ALTER COLUMN balance TYPE text;
-    INSERT INTO accounts (id, name, balance) VALUES (999, 'no campaigns', 'n/a');
-    ALTER TABLE accounts RENAME COLUMN region TO area;
-    ALTER TABLE accounts ADD COLUMN tier text NOT NULL DEFAULT 'gold';
-    ALTER TABLE accounts ALTER COLUMN tier DROP DEFAULT;
-    ALTER TABLE accounts ADD COLUMN notes text;
-"""
 
 
 @pytest.mark.parametrize(

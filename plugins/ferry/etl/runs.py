@@ -286,6 +286,7 @@ def load(acquired: dict, planned: dict, backed_up: dict, collection: str | None 
 
     p = ctx["params"]
     names = [collection] if collection else None
+    eff = effective_mapping(planned)
     with (
         conns.pg_connect(PG, acquired["database"] or None) as conn,
         conns.mongo_client(MONGO) as client,
@@ -296,7 +297,7 @@ def load(acquired: dict, planned: dict, backed_up: dict, collection: str | None 
             conn,
             client,
             planned["target_db"],
-            effective_mapping(planned),
+            eff,
             strategy=p["refresh_strategy"],
             batch_size=p["batch_size"],
             publish_now=False,
@@ -310,7 +311,6 @@ def load(acquired: dict, planned: dict, backed_up: dict, collection: str | None 
         if p["apply_validators"]:
             schemas = {k: v for k, v in planned["schemas"].items() if names is None or k in names}
             res["validators"] = jsonschema.apply_validators(client[res["staging"] or res["db"]], schemas)
-        eff = effective_mapping(planned)
         tables = {
             t
             for c in eff["collections"]
@@ -428,10 +428,13 @@ def finish(**ctx) -> dict:
     p = ctx["params"]
     pulled = {t: ti.xcom_pull(task_ids=t) for t in ("acquire", "detect_schema", "plan", "backup", "load")}
     detected, planned, backed_up, loaded = (pulled[t] for t in ("detect_schema", "plan", "backup", "load"))
-    if loaded:  # one result per mapped load task
+    parts = loaded if isinstance(loaded, list) else [loaded]  # one result per mapped load task that succeeded
+    if any(parts):
         from ferry.etl import load as ld
 
-        loaded = ld.merge(loaded) if any(loaded if isinstance(loaded, list) else [loaded]) else None
+        loaded = ld.merge(parts)
+    else:
+        loaded = None
     raw = ti.get_task_states(dag_id=dr.dag_id, run_ids=[dr.run_id])
     states = raw.get(dr.run_id, raw)
     failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
