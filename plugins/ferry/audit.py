@@ -51,38 +51,29 @@ def who(context: Any) -> str:
     return str(getattr(run_type, "value", run_type) or "unknown")
 
 
-def record(
-    *,
-    id: str,
-    family: str,
-    dag_id: str,
-    run_id: str,
-    who: str,
-    outcome: str,
-    params: dict | None = None,
-    counts: Any = None,
-    started_at: dt.datetime | None = None,
-    finished_at: dt.datetime | None = None,
-    **details: Any,
-) -> dict:
-    """The record as a document: the core fields first, then ``details``."""
+def record(*, id: str, family: str, dag_id: str, run_id: str, who: str, outcome: str, **fields: Any) -> dict:
+    """The record as a document: the core fields first (``params``, ``counts``, ``started_at`` and
+    ``finished_at`` among ``fields``; ``finished_at`` defaults to now unless the run is still running), then
+    the family's details."""
     if outcome not in OUTCOMES:
         raise ValueError(f"audit outcome {outcome!r} is not one of {OUTCOMES}")
-    clash = set(details) & {"_id", *CORE}
+    core = {k: fields.pop(k, None) for k in ("params", "counts", "started_at", "finished_at")}
+    clash = set(fields) & {"_id", *CORE}
     if clash:
         raise ValueError(f"audit details may not reuse core fields {sorted(clash)}")
+    finished = core["finished_at"]
     return {
         "_id": id,
         "family": family,
         "dag_id": dag_id,
         "run_id": run_id,
         "who": who,
-        "started_at": started_at,
-        "finished_at": finished_at if finished_at is not None or outcome == "running" else now(),
-        "params": dict(params or {}),
-        "counts": counts,
+        "started_at": core["started_at"],
+        "finished_at": finished if finished is not None or outcome == "running" else now(),
+        "params": dict(core["params"] or {}),
+        "counts": core["counts"],
         "outcome": outcome,
-        **details,
+        **fields,
     }
 
 

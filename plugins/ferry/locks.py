@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ferry import settings
 from ferry.errors import FerryError
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,12 @@ TTL = dt.timedelta(minutes=10)
 def default_ttl() -> dt.timedelta:
     """The lease: ``$FERRY_LOCK_TTL_SECONDS`` (default 600 s). A crashed holder blocks the target this long;
     a live holder renews it every quarter of it."""
-    raw = os.environ.get("FERRY_LOCK_TTL_SECONDS")
-    return dt.timedelta(seconds=float(raw)) if raw else TTL
+    return settings.lock_ttl()
 
 
 def default_wait() -> float:
     """How long a writer waits for a busy target: ``$FERRY_LOCK_WAIT_SECONDS`` (default 600 s)."""
-    return float(os.environ.get("FERRY_LOCK_WAIT_SECONDS", "600"))
+    return settings.lock_wait_seconds()
 
 
 class Locked(FerryError):

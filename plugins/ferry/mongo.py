@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 #: A target database's bookkeeping (snapshots, versions, audit records) lives in ``<db>__ferry`` beside it.
@@ -15,9 +14,9 @@ SERVER_INDEX_FIELDS = ("v", "ns", "background")
 
 def use_dev_db() -> bool:
     """``USE_DEV_MONGO_DB``: false by default; true/1/yes or false/0/no (any case); anything else an error."""
-    from ferry.params import truthy
+    from ferry import settings
 
-    return truthy(os.environ.get("USE_DEV_MONGO_DB", ""), "USE_DEV_MONGO_DB")
+    return settings.use_dev_db()
 
 
 def db_name(base: str, suffix: str = "_dev") -> str:

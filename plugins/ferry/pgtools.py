@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
+from ferry import settings
 from ferry.errors import FerryError
 
 
 def pg_tool(name: str, server_major: int | None = None) -> str:
     """Path of ``name``: ``$FERRY_PG_BINDIR``, then the Debian install of the server's major version, then PATH."""
     candidates = []
-    if os.environ.get("FERRY_PG_BINDIR"):
-        candidates.append(Path(os.environ["FERRY_PG_BINDIR"]) / name)
+    bindir = settings.pg_bindir()
+    if bindir:
+        candidates.append(bindir / name)
     if server_major:
         candidates.append(Path(f"/usr/lib/postgresql/{server_major}/bin/{name}"))
     for cand in candidates:

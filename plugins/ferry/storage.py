@@ -42,7 +42,9 @@ class Stored:
 
 def root() -> str:
     """Where Ferry keeps its own files: ``$FERRY_STORAGE_URL`` or ``s3://ferry-artifacts``."""
-    return (os.environ.get("FERRY_STORAGE_URL") or DEFAULT_ROOT).rstrip("/")
+    from ferry import settings
+
+    return settings.storage_root()
 
 
 def join(base: str, *parts: str) -> str:

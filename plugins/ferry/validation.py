@@ -11,7 +11,6 @@ Import this module inside tasks only: it loads great_expectations (≈5 s) lazil
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,13 +63,13 @@ def quiet() -> None:
 
 
 def _context():
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     quiet()
     import great_expectations as gx
+    from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
 
     quiet()  # GX may reconfigure its loggers on import
-
-    ctx = gx.get_context(mode="ephemeral")
+    config = DataContextConfig(analytics_enabled=False, store_backend_defaults=InMemoryStoreBackendDefaults())
+    ctx = gx.get_context(mode="ephemeral", project_config=config)
     try:  # no tqdm bars in task logs
         from great_expectations.data_context.types.base import ProgressBarsConfig
 

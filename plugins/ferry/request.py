@@ -1,0 +1,148 @@
+"""Typed run requests: each DAG's params declared once, as one frozen pydantic model per family.
+
+A family declares its request like this (``ferry/<family>/request.py``)::
+
+    class EtlRequest(Request):
+        batch_size: int = param(10000, "Rows per batch.", minimum=1)
+        source: Literal["direct", "s3"] = param("direct", "Read the source directly, or a dump from S3.")
+        s3_key: str | None = param(None, "The dump's key. Empty: the newest.")
+
+- the DAG file's ``params=EtlRequest.params()``: one Airflow ``Param`` per field, its JSON schema (type, enum,
+  bounds, format) derived from the field's type and constraints, so the trigger form and the code never
+  disagree about allowed values;
+- each task's ``EtlRequest.from_context(context)``: the form's values validated once more (the REST API and
+  ``airflow dags trigger`` skip the form), empty optional values (``""``, ``[]``, ``{}``) read as ``None``
+  (= the documented default), keys nobody declared refused with the list of accepted ones, and every bad
+  value named in one ``RequestError``.
+
+In Airflow's trigger form a param whose schema does not admit ``null`` is *required*: an optional field is
+typed ``X | None`` with a ``None`` default, which gives ``type: ["null", X]``.
+Imported by DAG files at parse time: keep it light (pydantic and ``airflow.sdk`` only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ferry.errors import FerryError
+
+#: Pydantic constraint -> the JSON-schema keyword the form and Airflow's validation use.
+_CONSTRAINTS = {
+    "minimum": "ge",
+    "maximum": "le",
+    "min_length": "min_length",
+    "max_length": "max_length",
+    "pattern": "pattern",
+    "min_items": "min_length",
+    "max_items": "max_length",
+}
+_EMPTY = ("", [], {})
+_SHOWN = 80  # characters of a refused value quoted in an error (never a whole 10,000-character string)
+
+
+class RequestError(FerryError):
+    """One or more params are invalid; the message names each one, what was expected and what was given."""
+
+
+def param(default: Any, description: str, *, form: Mapping[str, Any] | None = None, **constraints: Any) -> Any:
+    """A request field that is also a trigger-form ``Param``: its default, its description, its constraints
+    (``minimum``, ``maximum``, ``min_length``, ``max_length``, ``pattern``, ``min_items``, ``max_items``),
+    enforced both by Airflow's form and by the request; ``form`` adds form-only JSON schema (``format``)."""
+    unknown = set(constraints) - set(_CONSTRAINTS)
+    if unknown:
+        raise TypeError(f"param(): unknown constraint(s) {sorted(unknown)}; known: {sorted(_CONSTRAINTS)}")
+    kwargs = {_CONSTRAINTS[k]: v for k, v in constraints.items() if v is not None}
+    return Field(default, description=description, json_schema_extra=dict(form or {}), **kwargs)
+
+
+def _form_schema(prop: dict[str, Any]) -> dict[str, Any]:
+    """Pydantic's JSON schema of one field as the trigger form wants it: ``X | None`` as ``type: [null, X]``,
+    arrays of allowed values as a multi-select (``examples`` + ``uniqueItems``), no ``title``/``default``."""
+    prop = {k: v for k, v in prop.items() if k not in ("title", "default")}
+    branches = prop.pop("anyOf", None)
+    if branches:
+        inner = [b for b in branches if b.get("type") != "null"]
+        if len(inner) != 1:
+            raise TypeError(f"a param is one type or that type | None, not {branches}")
+        prop = {**inner[0], **prop, "type": ["null", inner[0]["type"]]}
+    items = prop.get("items") or {}
+    if "enum" in items:  # the form renders a multi-select only when the schema lists examples
+        prop.setdefault("examples", list(items["enum"]))
+        prop.setdefault("uniqueItems", True)
+    if prop.get("type") == "object" or "null" in prop.get("type", []) and "object" in prop["type"]:
+        prop.pop("additionalProperties", None)
+    return prop
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + f"... ({len(text)} characters)"
+
+
+class Request(BaseModel):
+    """Base of every family's run request: frozen, unknown keys refused, empty optional values = ``None``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_default(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        out = dict(data)
+        for name, field in cls.model_fields.items():
+            if name in out and _is_empty(out[name]) and field.default is None:
+                out[name] = None
+        return out
+
+    @classmethod
+    def params(cls, **overrides: Any) -> dict[str, Any]:
+        """The DAG's ``params``: one ``Param`` per field (``overrides`` replace a field's default)."""
+        from airflow.sdk import Param
+
+        props = cls.model_json_schema(mode="validation")["properties"]
+        out = {}
+        for name, field in cls.model_fields.items():
+            default = overrides.get(name, field.default)
+            out[name] = Param(_jsonable(default), **_form_schema(props[name]))
+        return out
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> Self:
+        """The request of a task's Airflow context (its ``params``)."""
+        return cls.of(context["params"])
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any] | None) -> Self:
+        """The request of a params mapping (the trigger form's values), validated."""
+        values = dict(params or {})
+        unknown = sorted(set(values) - set(cls.model_fields))
+        if unknown:
+            raise RequestError(
+                f"unknown param(s) {', '.join(unknown)}: {cls.__name__} accepts {', '.join(cls.model_fields)}"
+            )
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            lines = [
+                f"param {'.'.join(str(p) for p in e['loc']) or '(all)'}: {e['msg']} (given {_shown(e.get('input'))})"
+                for e in exc.errors(include_url=False)
+            ]
+            raise RequestError(f"{cls.__name__}: " + "; ".join(lines)) from None
+
+    def as_params(self) -> dict[str, Any]:
+        """The request as plain JSON values (for audit records and XCom)."""
+        return self.model_dump(mode="json")
+
+
+def _is_empty(value: Any) -> bool:
+    return any(value == e and type(value) is type(e) for e in _EMPTY)
+
+
+def _jsonable(value: Any) -> Any:
+    from enum import Enum
+
+    return value.value if isinstance(value, Enum) else value
