@@ -728,6 +728,8 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "FERRY_STORAGE_URL": str(home.parent / "storage"),
+        # path params (mappings, CSVs, local backup folders) may point into the stack's folders and the temp dir
+        "FERRY_ALLOWED_DIRS": os.pathsep.join([str(home.parent), tempfile.gettempdir()]),
         # OpenLineage: every task's START/COMPLETE events, with inputs and outputs, as JSON lines in one file
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "ferry",
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(

@@ -23,9 +23,9 @@ Imported by DAG files at parse time: keep it light (pydantic and ``airflow.sdk``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from ferry.errors import FerryError
 
@@ -146,3 +146,82 @@ def _jsonable(value: Any) -> Any:
     from enum import Enum
 
     return value.value if isinstance(value, Enum) else value
+
+
+# ----------------------------------------------------------------------------- params from an untrusted form
+# Ferry trusts its DAG authors and the bundle; it does not trust what a trigger form (or the REST API) sends.
+
+#: MongoDB's reserved databases: never a source or target of a Ferry run.
+SYSTEM_DATABASES = ("admin", "local", "config")
+_DB_FORBIDDEN = set('/\\. "$*<>:|?\0')
+MAX_TEXT = 4096
+
+
+def _mongo_database(name: str) -> str:
+    bad = sorted(set(name) & _DB_FORBIDDEN)
+    if bad:
+        raise ValueError(f"a MongoDB database name may not contain {' '.join(repr(c) for c in bad)}")
+    if name.lower() in SYSTEM_DATABASES:
+        raise ValueError(f"{name!r} is a MongoDB system database ({', '.join(SYSTEM_DATABASES)} are refused)")
+    return name
+
+
+def _mongo_collection(name: str) -> str:
+    if "$" in name or "\0" in name:
+        raise ValueError("a MongoDB collection name may not contain '$' or NUL")
+    if name.startswith("system.") or name.startswith("."):
+        raise ValueError("a collection name may not start with 'system.' or '.'")
+    return name
+
+
+def _bundle_path(value: str) -> str:
+    """A file path inside ``include/`` or an allowed folder, after ``..`` and symlinks are resolved."""
+    from ferry import settings
+
+    if "\0" in value:
+        raise ValueError("a path may not contain NUL")
+    path = settings.repo_path(value).resolve()
+    allowed = settings.allowed_dirs()
+    if not any(path == d or d in path.parents for d in allowed):
+        raise ValueError(
+            "path resolves outside the allowed folders (the bundle's include/, a local FERRY_STORAGE_URL, "
+            "FERRY_ALLOWED_DIRS)"
+        )
+    return value
+
+
+def _bucket(name: str) -> str:
+    from fnmatch import fnmatchcase
+
+    from ferry import settings
+
+    if not any(fnmatchcase(name, pattern) for pattern in settings.allowed_buckets()):
+        raise ValueError(
+            f"bucket {name!r} is not allowed (FERRY_ALLOWED_BUCKETS: {settings.get('FERRY_ALLOWED_BUCKETS')})"
+        )
+    return name
+
+
+def _location(url: str) -> str:
+    """An S3 URL into an allowed bucket, or a local folder inside an allowed folder."""
+    if url.startswith("s3://"):
+        _bucket(url[5:].partition("/")[0])
+        return url
+    if "://" in url and not url.startswith("file://"):
+        raise ValueError("a location is s3://bucket/prefix or a local folder")
+    _bundle_path(url[7:] if url.startswith("file://") else url)
+    return url
+
+
+#: Bounded free text (labels, names shown in reports).
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+#: A MongoDB database name by MongoDB's rules, never admin/local/config; short enough for Ferry's suffixes.
+MongoDatabase = Annotated[str, StringConstraints(min_length=1, max_length=40), AfterValidator(_mongo_database)]
+#: A MongoDB collection name by MongoDB's rules.
+MongoCollection = Annotated[str, StringConstraints(min_length=1, max_length=120), AfterValidator(_mongo_collection)]
+#: A file path param (mapping, config, CSV folder or glob): inside the bundle's include/ or an allowed folder.
+BundlePath = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT), AfterValidator(_bundle_path)]
+#: An S3 bucket name param: one of FERRY_ALLOWED_BUCKETS.
+Bucket = Annotated[str, StringConstraints(min_length=3, max_length=63), AfterValidator(_bucket)]
+#: Where files go (``*_url`` params): an allowed bucket's S3 URL or an allowed local folder.
+Location = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT), AfterValidator(_location)]

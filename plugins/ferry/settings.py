@@ -37,6 +37,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FERRY_SALES_RULES", "include/sales/rules.yaml", "the sales rules file"),
     Setting("FERRY_SALES_API_PROFILES", "include/sales/api_profiles.yaml", "the sales HTTP API profiles file"),
     Setting("FERRY_PROMOTION_CONFIG", "include/promotion.yaml", "the promotion config file"),
+    Setting(
+        "FERRY_ALLOWED_DIRS",
+        "",
+        "folders (`:`-separated) a path param may point into besides the bundle's `include/` and a local "
+        "FERRY_STORAGE_URL (e.g. `/srv/ferry/inbox`)",
+    ),
+    Setting(
+        "FERRY_ALLOWED_BUCKETS",
+        "ferry-*",
+        "S3 buckets (`,`-separated names or `*` patterns) an S3 URL or bucket param may name",
+    ),
 )
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
 
@@ -92,6 +103,21 @@ def etl_schedule() -> str | None:
 
 def sales_start_date() -> dt.datetime:
     return dt.datetime.fromisoformat(get("FERRY_SALES_START_DATE")).replace(tzinfo=dt.UTC)
+
+
+def allowed_dirs() -> list[Path]:
+    """Where path params may point: ``include/``, a local storage root, and ``FERRY_ALLOWED_DIRS``."""
+    dirs = [REPO / "include"]
+    root = storage_root()
+    if not root.startswith("s3://"):
+        dirs.append(Path(root[7:] if root.startswith("file://") else root))
+    dirs += [Path(p) for p in get("FERRY_ALLOWED_DIRS").split(os.pathsep) if p]
+    return [d.resolve() for d in dirs]
+
+
+def allowed_buckets() -> list[str]:
+    """Bucket names or ``fnmatch`` patterns an S3 param may name (``FERRY_ALLOWED_BUCKETS``)."""
+    return [b.strip() for b in get("FERRY_ALLOWED_BUCKETS").split(",") if b.strip()]
 
 
 def file_setting(name: str) -> Path:
