@@ -39,7 +39,7 @@ _CONSTRAINTS = {
     "min_items": "min_length",
     "max_items": "max_length",
 }
-_EMPTY = ("", [], {})
+_EMPTY: tuple[Any, ...] = ("", [], {})
 _SHOWN = 80  # characters of a refused value quoted in an error (never a whole 10,000-character string)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.etl.jsonschema import bson_type, collection_schema
@@ -442,8 +442,8 @@ def _shape_impact(coll: str, old: Shape, new: Shape, prefix: str = "") -> list[I
         changed = _field_change(before[name], f)
         if changed:
             out.append(Impact(coll, path, changed[0], changed[1], f"{_kinds_text(before[name])} -> {_kinds_text(f)}"))
-        elif f.shape is not None and before[name].shape is not None:
-            out += _shape_impact(coll, before[name].shape, replace(f.shape), path + ("[]." if f.many else "."))
+        elif f.shape is not None and (old_shape := before[name].shape) is not None:
+            out += _shape_impact(coll, old_shape, f.shape, path + ("[]." if f.many else "."))
     return out
 
 
