@@ -13,11 +13,11 @@ untouched) → **publish** (swap staging in, only when every collection loaded a
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from airflow.sdk import AssetAlias, Param, dag, task
 
+from ferry import settings
 from ferry.dagdefaults import default_args
 from ferry.etl.policy import OPTIONS as REVIEW_OPTIONS
 from ferry.operators.schema_change import SchemaChangeDetectOperator, SchemaReviewOperator
@@ -28,7 +28,7 @@ LONG = {"execution_timeout": timedelta(hours=6)}
 
 @dag(
     dag_id="production_etl",
-    schedule=os.environ.get("FERRY_ETL_SCHEDULE") or None,
+    schedule=settings.etl_schedule(),
     catchup=False,
     max_active_runs=1,
     tags=["ferry", "etl", "postgres", "mongodb"],

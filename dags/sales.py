@@ -16,11 +16,11 @@ Tasks opening the DuckDB file share the one-slot pool `ferry_duckdb`. See `docs/
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, Param, dag, task
 
+from ferry import settings
 from ferry.dagdefaults import default_args
 from ferry.params import optional, optional_date
 from ferry.sales import ASSET_URI
@@ -43,7 +43,7 @@ def backup_params() -> dict:
 
 DUCKDB = {"pool": "ferry_duckdb"}  # one DuckDB writer at a time: `airflow pools set ferry_duckdb 1 "DuckDB"`
 # Catchup fills every day from here (one run, one API pull, per day): set FERRY_SALES_START_DATE (YYYY-MM-DD).
-SYNC_START = datetime.fromisoformat(os.environ.get("FERRY_SALES_START_DATE", "2026-11-01")).replace(tzinfo=UTC)
+SYNC_START = settings.sales_start_date()
 
 
 @dag(

@@ -98,7 +98,7 @@ def pg_bindir() -> Path | None:
 
 
 def etl_schedule() -> str | None:
-    return os.environ.get("FERRY_ETL_SCHEDULE") or None
+    return get("FERRY_ETL_SCHEDULE") or None
 
 
 def sales_start_date() -> dt.datetime:

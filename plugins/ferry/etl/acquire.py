@@ -7,7 +7,6 @@ time; their embedded rows are fetched per batch with ``= ANY(keys)``.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import tempfile
 import uuid
@@ -18,6 +17,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from ferry import settings
 from ferry.errors import FerryError
 
 log = logging.getLogger(__name__)
@@ -210,9 +210,8 @@ def restore_dump(s3, bucket: str, key: str, scratch, server_major: int) -> dict:
         size = path.stat().st_size
         exe = pg_tool("pg_restore", server_major)
         info, password = conninfo(scratch)
-        env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
-        if password:
-            env["PGPASSWORD"] = password  # not in argv, where `ps` shows it to every user
+        # the password in the environment, not in argv, where `ps` shows it to every user
+        env = settings.child_env(PGCONNECT_TIMEOUT="10", **({"PGPASSWORD": password} if password else {}))
         res = subprocess.run(
             [exe, "--no-owner", "--no-acl", "--exit-on-error", "-d", info, str(path)],
             capture_output=True,

@@ -21,10 +21,10 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from psycopg import sql
 
+from ferry import settings
 from ferry.errors import FerryError
 
 #: how often the holder shows it is alive; the server ends its transaction after IDLE of silence
@@ -46,10 +46,7 @@ def start(conninfo: str, password: str | None, run_id: str, admin, *, max_second
     ``admin`` is any connection to the same server (used to end an earlier holder)."""
     app = application_name(run_id)
     stop(admin, run_id)
-    path = [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
-    if password:
-        env["PGPASSWORD"] = password
+    env = settings.child_env(**({"PGPASSWORD": password} if password else {}))
     proc = subprocess.Popen(
         [sys.executable, "-m", "ferry.etl.snapshot", app, str(max_seconds)],
         stdin=subprocess.PIPE,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ferry import settings
 from ferry.errors import FerryError
 
-DEFAULT_PATH = Path(__file__).resolve().parents[3] / "include" / "promotion.yaml"
+DEFAULT_PATH = settings.include("promotion.yaml")
 TYPE_NAMES = {"str", "int", "float", "bool", "datetime", "ObjectId", "dict", "list", "Decimal128"}
 LOOKUPS = {"auto", "in", "scan"}
 
@@ -52,7 +52,7 @@ def load(path: str | Path | None = None) -> PromotionConfig:
     """Read and check the config (``$FERRY_PROMOTION_CONFIG`` or ``include/promotion.yaml``)."""
     import yaml
 
-    path = Path(path or os.environ.get("FERRY_PROMOTION_CONFIG") or DEFAULT_PATH)
+    path = Path(path or settings.file_setting("FERRY_PROMOTION_CONFIG"))
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -25,12 +24,13 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from ferry import settings
 from ferry.errors import FerryError
 from ferry.sales import COLUMNS
 
 log = logging.getLogger(__name__)
 
-PROFILES_FILE = Path(__file__).resolve().parents[3] / "include" / "sales" / "api_profiles.yaml"
+PROFILES_FILE = settings.include("sales", "api_profiles.yaml")
 DEFAULT_PROFILE = "ferry_v2"
 QUERY_STYLES = ("date", "days", "since_until")
 SHAPES = ("array", "envelope")
@@ -66,7 +66,7 @@ class Profile:
 
 
 def profiles_file() -> Path:
-    return Path(os.environ.get("FERRY_SALES_API_PROFILES") or PROFILES_FILE)
+    return settings.file_setting("FERRY_SALES_API_PROFILES")
 
 
 def load_profiles(path: str | Path | None = None) -> dict[str, Profile]:

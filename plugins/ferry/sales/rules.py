@@ -8,15 +8,15 @@ check and the Great Expectations sample use the same definitions.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ferry import settings
 from ferry.errors import FerryError
 from ferry.sales import COLUMNS
 
-RULES_FILE = Path(__file__).resolve().parents[3] / "include" / "sales" / "rules.yaml"
+RULES_FILE = settings.include("sales", "rules.yaml")
 BUSINESS = [c for c in COLUMNS if c != "order_id"]
 _SQL_COL = {c: ("sale_date" if c == "date" else c) for c in COLUMNS}
 _OPS = {"min": ">=", "max": "<=", "gt": ">", "lt": "<"}
@@ -105,7 +105,7 @@ class Rules:
 
 
 def rules_file(path: str | Path | None = None) -> Path:
-    return Path(path or os.environ.get("FERRY_SALES_RULES") or RULES_FILE)
+    return Path(path) if path else settings.file_setting("FERRY_SALES_RULES")
 
 
 def load(path: str | Path | None = None) -> Rules:
