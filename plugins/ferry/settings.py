@@ -36,6 +36,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FERRY_SALES_START_DATE", "2026-11-01", "first day nightly_sales_sync catches up from"),
     Setting("FERRY_SALES_RULES", "include/sales/rules.yaml", "the sales rules file"),
     Setting("FERRY_SALES_API_PROFILES", "include/sales/api_profiles.yaml", "the sales HTTP API profiles file"),
+    Setting("FERRY_ALERT_EMAIL", "", "alert e-mail recipients (`,`-separated) sent through connection `ferry_smtp`"),
     Setting("FERRY_PROMOTION_CONFIG", "include/promotion.yaml", "the promotion config file"),
     Setting(
         "FERRY_ALLOWED_DIRS",
@@ -118,6 +119,10 @@ def allowed_dirs() -> list[Path]:
 def allowed_buckets() -> list[str]:
     """Bucket names or ``fnmatch`` patterns an S3 param may name (``FERRY_ALLOWED_BUCKETS``)."""
     return [b.strip() for b in get("FERRY_ALLOWED_BUCKETS").split(",") if b.strip()]
+
+
+def alert_recipients() -> list[str]:
+    return [a.strip() for a in get("FERRY_ALERT_EMAIL").split(",") if a.strip()]
 
 
 def file_setting(name: str) -> Path:
