@@ -10,6 +10,8 @@ import pytest
 
 from ferry import alerts
 from ferry.dagdefaults import default_args
+from ferry_dev.mailbox import Mailbox, free_port, smtp_conn_json
+from ferry_dev.mailbox import body as mailbox_body
 from tests.sales.conftest import Webhook
 
 
@@ -83,46 +85,12 @@ def test_alerts_carry_a_short_redacted_excerpt_not_data(hook):
 # --- e-mail: a real local SMTP server (aiosmtpd), Airflow's SMTP provider in the code -------------------
 
 
-class _Mailbox:
-    def __init__(self):
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's handler name
-        from email import message_from_bytes, policy
-
-        self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content, policy=policy.default)))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _smtp_conn(port: int) -> str:
-    extra = {"from_email": "ferry@example.test", "disable_tls": True, "disable_ssl": True, "timeout": 5}
-    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {**extra, "retry_limit": 0}})
-
-
 @pytest.fixture
 def mailbox(monkeypatch):
-    from aiosmtpd.controller import Controller
-
-    box = _Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_FERRY_SMTP", _smtp_conn(controller.port))
-    monkeypatch.setenv("FERRY_ALERT_EMAIL", "oncall@example.test, data@example.test")
-    yield box
-    controller.stop()
-
-
-def _body(message) -> str:
-    part = message.get_body(preferencelist=("html", "plain"))
-    return part.get_content()
+    with Mailbox() as box:
+        monkeypatch.setenv("AIRFLOW_CONN_FERRY_SMTP", box.conn_json())
+        monkeypatch.setenv("FERRY_ALERT_EMAIL", "oncall@example.test, data@example.test")
+        yield box
 
 
 def test_a_failing_task_sends_one_email_and_one_webhook_call(mailbox, hook, monkeypatch):
@@ -137,7 +105,7 @@ def test_a_failing_task_sends_one_email_and_one_webhook_call(mailbox, hook, monk
     rcpt, msg = mailbox.messages[0]
     assert sorted(rcpt) == ["data@example.test", "oncall@example.test"]
     assert msg["Subject"] == "Ferry task failed: d.t (r1)" and msg["From"] == "ferry@example.test"
-    body = _body(msg)
+    body = mailbox_body(msg)
     assert "ValueError: row 7: bad region" in body and "http://airflow/log" in body
     assert "Traceback detail line" not in body and secret not in body and secret not in str(msg)
 
@@ -152,7 +120,7 @@ def test_email_without_recipients_or_connection_is_skipped(mailbox, monkeypatch)
 
 
 def test_a_down_smtp_server_does_not_hide_the_failure(monkeypatch, hook, caplog):
-    monkeypatch.setenv("AIRFLOW_CONN_FERRY_SMTP", _smtp_conn(_free_port()))  # nothing listens there
+    monkeypatch.setenv("AIRFLOW_CONN_FERRY_SMTP", smtp_conn_json(free_port()))  # nothing listens there
     monkeypatch.setenv("FERRY_ALERT_EMAIL", "oncall@example.test")
     caplog.set_level(logging.INFO)
     alerts.on_failure(_context(ValueError("row 7: bad region")))  # never raises
