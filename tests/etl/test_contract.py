@@ -105,6 +105,42 @@ def test_a_breaking_change_old_zod_rejects_new_documents(demo_pg, mongo_local, m
     assert not old[0]["ok"] and old[0]["issues"][0]["path"] == "balance"
     assert new[0]["ok"]
 
+    _check_the_store(first["planned"], second["planned"], str(tmp_path / "storage"))
+
+
+def _check_the_store(first: dict, second: dict, root: str):
+    """Versions by URL: staged (idempotent) without moving ``latest``, pointed, compared, pointed back."""
+    from ferry import storage
+    from ferry.etl import contract_store as cs
+
+    one = cs.stage("shop", first["effective_mapping"], first["snapshot"], schema_version=1, root=root)
+    assert cs.latest("shop", root=root) is None  # staging never moves the pointer
+    assert cs.stage("shop", first["effective_mapping"], first["snapshot"], schema_version=1, root=root) == one
+    cs.point("shop", one.version, root=root)
+    two = cs.stage("shop", second["effective_mapping"], second["snapshot"], schema_version=2, root=root)
+    assert two.version != one.version and two.version.startswith("s2-")
+    assert cs.latest("shop", root=root)["version"] == one.version
+    impacts, rows = cs.compare(cs.manifest("shop", one.version, root=root), two)
+    by_file = {r["artifact"]: r for r in rows}
+    assert by_file["jsonschema/accounts.schema.json"] == {
+        "artifact": "jsonschema/accounts.schema.json",
+        "changed": "yes",
+        "consumers": "BREAKING",
+    }
+    assert by_file["jsonschema/campaigns.schema.json"]["changed"] == "no"
+    assert by_file["zod.ts"]["consumers"] == "BREAKING"
+    assert cs.point("shop", two.version, root=root)["version"] == two.version
+    assert cs.versions("shop", root=root) == [one.version, two.version]
+    cs.point("shop", one.version, root=root)  # a rollback puts the old contract back
+    pointed = cs.latest("shop", root=root)
+    assert storage.read_text(storage.join(pointed["url"], "zod.ts"), s3=None) == contract_files(first, one.version)
+
+
+def contract_files(planned: dict, version: str) -> str:
+    from ferry.etl import contract
+
+    return contract.render(planned["effective_mapping"], planned["snapshot"], "Ferry shop", version)["zod.ts"]
+
 
 def test_the_model_round_trips_through_json():
     from ferry.etl import contract
