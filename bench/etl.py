@@ -47,7 +47,7 @@ def _effective(conn) -> dict:
 
 
 def _seed(pg, db: str, rows: int) -> dict:
-    from ferry.etl import demodata
+    from ferry_dev import etl_demodata as demodata
 
     pg.create_database(db, drop=True)
     with pg.connect(db) as conn:
@@ -63,7 +63,8 @@ def _incremental(pg, client, db: str, target: str, batch: int, change: str | Non
     pre-image version, then the load; returns the time and the counts."""
     import tempfile
 
-    from ferry.etl import backup, load, meta_db
+    from ferry.etl import backup, load
+    from ferry.etl.names import meta_db
 
     with pg.connect(db) as conn:
         if change:
@@ -199,7 +200,7 @@ def main() -> None:
                 conn.commit()
             # incremental: no change, then 1% of every table's rows changed
             from ferry.etl import load as ld
-            from ferry.etl import meta_db as mdb
+            from ferry.etl.names import meta_db as mdb
 
             with pg.connect("bench_etl") as conn:
                 eff = _effective(conn)

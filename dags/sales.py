@@ -23,8 +23,8 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, C
 from ferry import settings
 from ferry.dagdefaults import default_args
 from ferry.params import optional, optional_date
-from ferry.sales import ASSET_URI
 from ferry.sales.dagparams import load_params
+from ferry.sales.store import ASSET_URI
 
 LONG = {"execution_timeout": timedelta(hours=2)}
 

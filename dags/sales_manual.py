@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Asset, dag, task
 
 from ferry.dagdefaults import default_args
-from ferry.sales import ASSET_URI
 from ferry.sales.dagparams import load_params
+from ferry.sales.store import ASSET_URI
 
 SALES_ASSET = Asset(name="ferry_duckdb.sales", uri=ASSET_URI)
 

@@ -92,7 +92,8 @@ def op_etl(spec: dict) -> dict:
     """detect -> plan -> load (staging for full) -> checks -> publish, the domain steps of production_etl."""
     import psycopg
 
-    from ferry.etl import checks, load, meta_db, pipeline, schema
+    from ferry.etl import checks, load, pipeline, schema
+    from ferry.etl.names import meta_db
 
     conn = psycopg.connect(spec["pg_uri"])
     client = _mongo(spec["mongo_uri"])
@@ -178,7 +179,8 @@ def op_sales(spec: dict) -> dict:
 
     import duckdb
 
-    from ferry.sales import ensure_schema, load
+    from ferry.sales import load
+    from ferry.sales.store import ensure_schema
 
     con = duckdb.connect(spec["duckdb"])
     ensure_schema(con)

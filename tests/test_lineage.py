@@ -55,7 +55,7 @@ def test_smoke_run_events_name_every_store_it_wrote(airflow_conns, stack, pg_dat
 def test_etl_run_events_name_source_tables_targets_and_published_files(
     airflow_conns, stack, pg_database, mongo_db_name, s3_bucket
 ):
-    from ferry.etl import demodata
+    from ferry_dev import etl_demodata as demodata
 
     with stack.pg.connect(pg_database) as conn:
         demodata.create_schema(conn)
@@ -85,7 +85,7 @@ def test_etl_asset_events_name_the_published_collections(airflow_conns, stack, p
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
 
-    from ferry.etl import demodata
+    from ferry_dev import etl_demodata as demodata
 
     with stack.pg.connect(pg_database) as conn:
         demodata.create_schema(conn)

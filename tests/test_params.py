@@ -100,7 +100,8 @@ def test_empty_means_the_documented_default():
     from datetime import datetime
 
     from ferry import report, storage
-    from ferry.etl import backup_location, runs
+    from ferry.etl import runs
+    from ferry.etl.names import backup_location
     from ferry.promotion import filters
     from ferry.sales.runs import days_for_run
 

@@ -8,9 +8,10 @@ DB = "bravo-1"
 
 
 def run(ctx) -> list[dict]:
-    from ferry.etl import demodata, meta_db
     from ferry.etl.load import merge
+    from ferry.etl.names import meta_db
     from ferry_dev import dagtest
+    from ferry_dev import etl_demodata as demodata
 
     with ctx.stack.pg.connect(ctx.pg_db) as conn:
         conn.execute("DROP TABLE IF EXISTS campaign_tags, line_items, campaigns, accounts CASCADE")

@@ -204,17 +204,17 @@ def test_pds_lost_mid_way_reports_exactly_what_was_published(stack, atdata_index
 def test_the_index_connection_accepts_the_sqlite_provider(tmp_path, monkeypatch):
     import json
 
-    from ferry import conns
+    from ferry.catalog import connections
 
     db = tmp_path / "index.db"
     monkeypatch.setenv(
         "AIRFLOW_CONN_FERRY_ATDATA_INDEX",
         json.dumps({"conn_type": "sqlite", "host": str(db), "extra": {"provider": "sqlite"}}),
     )
-    ref = conns.atdata_index().publish_schema(FeatureSample, version="1.0.0")
-    assert conns.atdata_index().get_schema(ref)["name"] == "FeatureSample" and db.exists()
+    ref = connections.atdata_index().publish_schema(FeatureSample, version="1.0.0")
+    assert connections.atdata_index().get_schema(ref)["name"] == "FeatureSample" and db.exists()
     monkeypatch.setenv(
         "AIRFLOW_CONN_FERRY_ATDATA_INDEX", json.dumps({"conn_type": "redis", "extra": {"provider": "mysql"}})
     )
     with pytest.raises(Exception, match="provider='mysql' is not redis, sqlite or postgres"):
-        conns.atdata_index()
+        connections.atdata_index()

@@ -59,7 +59,7 @@ def webhook_server():
 
 @pytest.fixture(scope="session")
 def deployment(stack, tmp_path_factory, sales_api_server, webhook_server):
-    from ferry.etl import demodata
+    from ferry_dev import etl_demodata as demodata
 
     stack.pg.create_database(PG_DB, drop=True)
     with stack.pg.connect(PG_DB) as conn:

@@ -145,7 +145,7 @@ def test_promotion_approval_panel_approve_and_reject_by_click(page, deployment, 
 
 
 def test_etl_schema_review_panel_apply_all_by_click(page, deployment, api, stack):
-    from ferry.etl import demodata
+    from ferry_dev import etl_demodata as demodata
 
     db = unique("web_etl")
     conf = {"mongo_db": db, "schema_change_policy": "ask", "batch_size": 50, "push_to_s3": False}

@@ -70,7 +70,7 @@ def etl_target(stack):
 
 def test_etl_schema_review_apply_all_then_abort(api, approver, stack, etl_target):
     from ferry import hashing
-    from ferry.etl import demodata
+    from ferry_dev import etl_demodata as demodata
     from tests.deployment.conftest import PG_DB
 
     pg_db = PG_DB
@@ -134,7 +134,7 @@ def test_etl_review_each_change_through_the_rest_api(cast, rename, new_column, a
     REST by a named user; the decisions are audited with the reviewer's name and the documents follow them."""
     from bson.decimal128 import Decimal128
 
-    from ferry.etl import demodata
+    from ferry_dev import etl_demodata as demodata
     from tests.deployment.conftest import PG_DB
 
     conf = {"mongo_db": etl_target, "schema_change_policy": "ask", "batch_size": 50, "push_to_s3": False}

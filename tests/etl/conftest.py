@@ -12,7 +12,7 @@ MAPPING = "include/etl/demo_mapping.yaml"
 @pytest.fixture
 def demo_pg(pg_conn):
     """``pg_conn`` with the demo schema and a small data set (20 accounts, 60 campaigns, ...)."""
-    from ferry.etl import demodata
+    from ferry_dev import etl_demodata as demodata
 
     demodata.create_schema(pg_conn)
     counts = demodata.seed(pg_conn, accounts=20, campaigns_per=3, items_per=3, tags_per=2)
@@ -21,7 +21,8 @@ def demo_pg(pg_conn):
 
 def detect(conn, client, db: str, source: str = "demo", run_id: str = "t") -> dict:
     """What SchemaChangeDetectOperator does, without Airflow."""
-    from ferry.etl import meta_db, schema
+    from ferry.etl import schema
+    from ferry.etl.names import meta_db
 
     snap = schema.snapshot(conn)
     conn.commit()
@@ -56,7 +57,8 @@ def run_etl(
 ) -> dict:
     """detect -> plan -> backup -> load (staging) -> validate -> publish, as production_etl does (domain
     functions only): a full load is checked in staging before it is published."""
-    from ferry.etl import backup, checks, load, meta_db, pipeline
+    from ferry.etl import backup, checks, load, pipeline
+    from ferry.etl.names import meta_db
 
     detected = detect(conn, client, db, run_id=run_id)
     meta = client[meta_db(db)]

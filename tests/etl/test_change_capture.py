@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ferry import hashing
-from ferry.etl import backup, meta_db
+from ferry.etl import backup
+from ferry.etl.names import meta_db
 from tests.etl.conftest import MAPPING, run_etl
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,10 @@ import logging
 import pytest
 
 from ferry import hashing, locks
-from ferry.etl import RUNS, demodata, load, meta_db
+from ferry.etl import load
+from ferry.etl.names import RUNS, meta_db
 from ferry_dev import dagtest
+from ferry_dev import etl_demodata as demodata
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -9,10 +9,12 @@ import time
 import pytest
 
 from ferry import hashing
-from ferry.etl import demodata, meta_db, snapshot
+from ferry.etl import snapshot
 from ferry.etl.load import merge
+from ferry.etl.names import meta_db
 from ferry.pgtools import pg_tool
 from ferry_dev import dagtest
+from ferry_dev import etl_demodata as demodata
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -8,7 +8,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 def test_demo_step(airflow_conns, stack, pg_database, mongo_local, s3_bucket, tmp_path, monkeypatch):
-    from ferry.etl import meta_db
+    from ferry.etl.names import meta_db
     from ferry_dev.demo import DemoContext
     from ferry_dev.demo import etl as step
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ferry.errors import FerryError
-from ferry.etl import load, meta_db, runs
+from ferry.etl import load, runs
+from ferry.etl.names import meta_db
 from tests.etl.conftest import MAPPING, run_etl
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from ferry import hashing
-from ferry.etl import backup, load, meta_db, pipeline
+from ferry.etl import backup, load, pipeline
+from ferry.etl.names import meta_db
 from tests.etl.conftest import MAPPING, detect, run_etl
 
 pytestmark = pytest.mark.integration

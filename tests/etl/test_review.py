@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from bson.decimal128 import Decimal128
 
-from ferry.etl import load, mapping, meta_db, policy, schema, transform
+from ferry.etl import load, mapping, policy, schema, transform
+from ferry.etl.names import meta_db
 from tests.etl.conftest import run_etl
 from tests.helpers import REVIEW_ALTER as ALTER
 

@@ -69,7 +69,7 @@ class EtlFull(Scenario):
         return self.stack.pg.connect(db)
 
     def setup(self) -> dict:
-        from ferry.etl import demodata
+        from ferry_dev import etl_demodata as demodata
 
         pg_db, mdb = uid("ferry_f"), uid("ferry_f")
         self.stack.pg.create_database(pg_db)

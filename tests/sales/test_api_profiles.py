@@ -11,7 +11,8 @@ import duckdb
 import pytest
 import requests
 
-from ferry.sales import api, ensure_schema, load
+from ferry.sales import api, load
+from ferry.sales.store import ensure_schema
 from tests.sales.conftest import API_KEY, SalesApi, make_records
 
 DAY = date(2024, 3, 5)

@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from ferry.errors import FerryError
-from ferry.sales import ensure_schema, load
+from ferry.sales import load
 from ferry.sales.runs import days_for_run
+from ferry.sales.store import ensure_schema
 from tests.sales.conftest import API_KEY, make_records
 
 MALFORMED = Path(__file__).resolve().parents[2] / "include" / "sales" / "sales_2024-01-15.csv"
@@ -237,7 +238,7 @@ def test_a_failing_gx_gate_rolls_the_swap_back(con, tmp_path, monkeypatch):
 def test_the_sales_asset_is_the_duckdb_sales_table():
     from airflow.sdk import Asset
 
-    from ferry import sales
+    from ferry.sales import store as sales
 
     assert sales.ASSET_URI == "x-duckdb://ferry_duckdb/main/sales"  # the connection that locates the file, the table
     assert Asset(name="ferry_duckdb.sales", uri=sales.ASSET_URI).uri == sales.ASSET_URI  # Airflow keeps it as is

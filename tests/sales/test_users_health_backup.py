@@ -8,7 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ferry.sales import backup, ensure_schema, health, load
+from ferry.sales import backup, health, load
+from ferry.sales.store import ensure_schema
 from ferry.sales.users import UsersInputError, import_users, verify_password
 from tests.sales.conftest import make_records
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from ferry import audit, conns, lineage, params, report
+from ferry.catalog import connections
 from ferry.errors import FerryError, fails_fast
 from ferry.mongo import db_name
 
@@ -75,8 +76,8 @@ def promote_atmosphere(**ctx) -> list[dict]:
     _, target_db = _dbs(p)
     overrides, dry_run = _common(p)
     bucket = p.get("target_bucket") if p["copy_data"] else None
-    index = conns.atdata_index()
-    atmo, pds_url = conns.atproto()
+    index = connections.atdata_index()
+    atmo, pds_url = connections.atproto()
     kw = {"names": list(p.get("datasets") or []), "overrides": overrides, "target_bucket": bucket}
     if dry_run:
         rows = atmosphere.promote(index, atmo, **kw, dry_run=True)["rows"]

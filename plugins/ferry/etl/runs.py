@@ -19,7 +19,7 @@ from typing import Any
 
 from ferry import audit, conns, lineage, locks, report, storage
 from ferry.errors import FerryError, fails_fast
-from ferry.etl import RUNS, backup_location, meta_db, target_db
+from ferry.etl.names import RUNS, backup_location, meta_db, target_db
 
 log = logging.getLogger("ferry.etl")
 

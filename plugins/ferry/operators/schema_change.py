@@ -34,7 +34,8 @@ class SchemaChangeDetectOperator(BaseOperator):
 
     def execute(self, context):
         from ferry import conns, report
-        from ferry.etl import meta_db, schema
+        from ferry.etl import schema
+        from ferry.etl.names import meta_db
 
         with conns.pg_connect(self.pg_conn_id, self.database or None) as conn:
             snap = schema.snapshot(conn, self.pg_schema)
@@ -88,8 +89,7 @@ class SchemaReviewOperator(HITLOperator):
         self.detect_task_id = detect_task_id
 
     def execute(self, context):
-        from airflow.sdk import Param
-        from airflow.sdk.definitions.param import ParamsDict
+        from airflow.sdk import Param, ParamsDict  # type: ignore[attr-defined]  # public, lazily exported
 
         from ferry.etl import policy
 

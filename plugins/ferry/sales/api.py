@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from ferry import settings
 from ferry.errors import FerryError
-from ferry.sales import COLUMNS
+from ferry.sales.store import COLUMNS
 
 log = logging.getLogger(__name__)
 

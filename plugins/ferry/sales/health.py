@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from ferry.sales import COLUMNS
 from ferry.sales import rules as rules_mod
+from ferry.sales.store import COLUMNS
 
 EXPECTED_TYPES = {("sale_date" if c == "date" else c): t for c, t in COLUMNS.items()}
 

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ferry.errors import FerryError
-from ferry.sales import COLUMNS, api, ensure_schema
+from ferry.sales import api
 from ferry.sales import rules as rules_mod
 from ferry.sales.rules import Rules
+from ferry.sales.store import COLUMNS, ensure_schema
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ferry import settings
 from ferry.errors import FerryError
-from ferry.sales import COLUMNS
+from ferry.sales.store import COLUMNS
 
 RULES_FILE = settings.include("sales", "rules.yaml")
 BUSINESS = [c for c in COLUMNS if c != "order_id"]

@@ -129,8 +129,9 @@ def load_one_day(
     api_conn_id: str,
 ) -> dict:
     from ferry import alerts
-    from ferry.sales import api, connect, ensure_schema, load
+    from ferry.sales import api, load
     from ferry.sales import rules as rules_mod
+    from ferry.sales.store import connect, ensure_schema
     from ferry.validation import ValidationFailed  # (GX itself is imported only when the gate runs)
 
     day, run_id = date.fromisoformat(day_s), run.run_id
@@ -218,7 +219,7 @@ def summary(results: list[dict], **ctx) -> list[dict]:
 @fails_fast
 def import_users(**ctx) -> dict:
     """Users CSV -> ``users`` with bcrypt hashes; rejected and duplicate rows reported, never written."""
-    from ferry.sales import connect
+    from ferry.sales.store import connect
     from ferry.sales.users import import_users as run_import
 
     params = ctx["params"]
@@ -247,8 +248,9 @@ def import_users(**ctx) -> dict:
 @fails_fast
 def health(**ctx) -> list[dict]:
     """Gaps, nulls, types, business rules, duplicate order ids: a table; any FAIL fails the task."""
-    from ferry.sales import connect, rules
     from ferry.sales import health as checks_mod
+    from ferry.sales import rules
+    from ferry.sales.store import connect
 
     params, path = ctx["params"], duckdb_file()
     loaded = sorted(
@@ -300,7 +302,7 @@ def _s3(params: dict):
 def backup(**ctx) -> dict:
     """Verified Parquet export of the DuckDB file, to the local folder and S3."""
     from ferry.sales import backup as bk
-    from ferry.sales import connect
+    from ferry.sales.store import connect
 
     params, path = ctx["params"], duckdb_file()
     if not Path(path).exists():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from ferry import conns, lineage, report, smoke
+from ferry import conns, lineage, report
+from ferry.smoke import checks as smoke
 
 log = logging.getLogger("ferry.smoke")
 

@@ -6,10 +6,11 @@ import datetime as dt
 import json
 import random
 from decimal import Decimal
-from pathlib import Path
 
-SCHEMA_SQL = Path(__file__).resolve().parents[3] / "include" / "etl" / "demo_schema.sql"
-MAPPING = Path(__file__).resolve().parents[3] / "include" / "etl" / "demo_mapping.yaml"
+from ferry import settings
+
+SCHEMA_SQL = settings.include("etl", "demo_schema.sql")
+MAPPING = settings.include("etl", "demo_mapping.yaml")
 
 REGIONS = ["emea", "amer", "apac", None]
 STATUSES = ["draft", "live", "paused", "done"]
