@@ -104,6 +104,7 @@ def production_etl():
     )
     detected = detect.output
     planned = task(runs.plan, trigger_rule="none_failed_min_one_success")(detected)
+    contracted = task(runs.contract)(planned)
     acquired >> detect
     task.branch(runs.route)(detected) >> [review, planned]
     review >> planned
@@ -119,7 +120,7 @@ def production_etl():
     task(runs.validate, **LONG)(acquired, planned, loaded) >> published
     pushed = task(runs.push_s3, outlets=[AssetAlias(runs.PUBLISHED_ALIAS)], **LONG)(planned, loaded)
     done = task(runs.finish, trigger_rule="all_done")()
-    published >> pushed >> done
+    published >> task(runs.publish_contract)(contracted) >> pushed >> done
     done >> task(runs.release)(acquired).as_teardown(setups=acquired)
 
 

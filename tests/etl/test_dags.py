@@ -70,6 +70,14 @@ def test_production_etl_and_rollback_end_to_end(
         "sample checksum (15 docs)",
     ]
 
+    # the consumer contract: staged by URL, published after the data, every artifact new
+    from ferry.etl import contract_store as cs
+
+    c1 = dagtest.xcom(dr, "contract")
+    assert c1["previous"] is None and cs.latest(mongo_db_name)["version"] == c1["version"]
+    assert {r["artifact"] for r in c1["artifacts"]} >= {"openapi.json", "types.d.ts", "zod.ts"}
+    assert run1["contract"]["version"] == c1["version"]
+
     # 2. a safe schema change, incremental: the new column joins the documents, nothing else is rewritten
     with stack.pg.connect(pg_database) as conn:
         conn.execute("ALTER TABLE accounts ADD COLUMN tier text; UPDATE accounts SET tier = 'gold' WHERE id = 2")
@@ -82,6 +90,13 @@ def test_production_etl_and_rollback_end_to_end(
     assert planned["schemas"]["accounts"]["properties"]["tier"]["bsonType"] == ["string", "null"]
     opts = mongo_local[mongo_db_name].command("listCollections", filter={"name": "accounts"})["cursor"]["firstBatch"][0]
     assert "tier" in opts["options"]["validator"]["$jsonSchema"]["properties"]
+    c2 = dagtest.xcom(dr, "contract")  # a nullable field added: the contract changes, additively
+    assert c2["previous"] == c1["version"] != c2["version"] and not c2["breaking"]
+    assert {(r["collection"], r["field"], r["consumers"]) for r in c2["impact"]} == {("accounts", "tier", "additive")}
+    rows = {r["artifact"]: r for r in c2["artifacts"]}
+    assert rows["jsonschema/accounts.schema.json"]["consumers"] == "additive"
+    assert rows["jsonschema/campaigns.schema.json"]["changed"] == "no"
+    assert cs.latest(mongo_db_name)["version"] == c2["version"]
 
     # 3. source=s3: a real pg_dump -Fc in the bucket, restored into a scratch database; nothing changed
     with stack.pg.connect(pg_database) as conn:
@@ -131,3 +146,5 @@ def test_production_etl_and_rollback_end_to_end(
     assert hashing.db_digest(db, ["accounts", "campaigns"]) == {k: state1[k] for k in ("accounts", "campaigns")}
     restored = dagtest.xcom(dr, "restore")
     assert restored["version"] == v2 and restored["backup_before"] not in listed
+    # the rollback put back the contract the restored data was published under
+    assert restored["contract"] == c1["version"] == cs.latest(mongo_db_name)["version"]

@@ -238,6 +238,7 @@ def list_versions(meta_db, db: str | None = None) -> list[dict]:
                 "kind": v.get("kind", "full"),
                 "run_id": v.get("run_id", ""),
                 "location": v["location"],
+                "contract": v.get("contract") or "",
                 "restored_at": (v.get("restored_at") or ""),
             }
         )

@@ -193,6 +193,46 @@ def plan(detected: dict, **ctx) -> dict:
     }
 
 
+@fails_fast
+def contract(planned: dict, **ctx) -> dict:
+    """Stage this run's consumer contract (JSON Schema, $jsonSchema, OpenAPI, TypeScript, Zod; by URL, one
+    folder per version) and compare it with the published one: the log's table says per artifact whether it
+    changed and whether the change breaks consumers. ``latest.json`` moves in ``publish_contract``."""
+    from ferry.etl import contract_store as cs
+    from ferry.etl import schema
+
+    p = ctx["params"]
+    detected = ctx["ti"].xcom_pull(task_ids="detect_schema") or {}
+    with conns.mongo_client(MONGO) as client:
+        snap = client[meta_db(p["mongo_db"])][schema.SNAPSHOTS].find_one({"_id": detected["snapshot_id"]})
+    staged = cs.stage(p["mongo_db"], effective_mapping(planned), snap["snapshot"], schema_version=snap["version"])
+    pointer = cs.latest(p["mongo_db"])
+    previous = cs.manifest(p["mongo_db"], pointer["version"]) if pointer else None
+    impacts, artifacts = cs.compare(previous, staged)
+    was = pointer["version"] if pointer else "(none)"
+    report.log_table(log, f"contract {staged.version} (published: {was}) at {staged.url}", artifacts)
+    if impacts:
+        report.log_table(log, "contract changes for consumers", [i.row() for i in impacts])
+    return {
+        "version": staged.version,
+        "url": staged.url,
+        "previous": pointer["version"] if pointer else None,
+        "artifacts": artifacts,
+        "impact": [i.row() for i in impacts],
+        "breaking": any(i.breaking for i in impacts),
+    }
+
+
+@fails_fast
+def publish_contract(contracted: dict, **ctx) -> dict:
+    """Point ``contracts/<db>/latest.json`` at this run's contract, once its data is published."""
+    from ferry.etl import contract_store as cs
+
+    pointer = cs.point(ctx["params"]["mongo_db"], contracted["version"])
+    log.info("contract %s published: %s (was %s)", pointer["version"], pointer["url"], contracted["previous"])
+    return pointer
+
+
 def effective_mapping(planned: dict) -> dict:
     """The effective mapping ``plan`` chose, with its fields in their order (see ``plan``)."""
     raw = planned.get("effective_mapping_json")
@@ -239,6 +279,7 @@ def backup(acquired: dict, planned: dict, **ctx) -> dict:
             run_id=ctx["run_id"],
             note="before production_etl load",
         )
+        _note_contract(meta, rec["_id"], p["mongo_db"])
         lineage.report(
             client,
             inputs=[lineage.mongo(client, planned["target_db"], c) for c in rec["collections"]],
@@ -270,6 +311,15 @@ def backup(acquired: dict, planned: dict, **ctx) -> dict:
         "documents": rec["documents"],
         "snapshot": snap["snapshot"],
     }
+
+
+def _note_contract(meta, version: str, db: str) -> None:
+    """A backup keeps the contract its data was published under, so restoring it puts that contract back."""
+    from ferry.etl import backup as bk
+    from ferry.etl import contract_store as cs
+
+    pointer = cs.latest(db)
+    meta[bk.VERSIONS].update_one({"_id": version}, {"$set": {"contract": pointer["version"] if pointer else None}})
 
 
 def collections(planned: dict, **ctx) -> list[str]:
@@ -459,6 +509,7 @@ def finish(**ctx) -> dict:
         changes=detected["changes"] if detected else None,
         decision=decision,
         backup_version=backed_up["version"] if backed_up else None,
+        contract=ti.xcom_pull(task_ids="contract"),
         target_db=loaded["db"] if loaded else (planned or {}).get("target_db"),
         staging_kept=loaded["staging"] if loaded and loaded["staging"] and states.get("publish") != "success" else None,
     )
@@ -523,6 +574,10 @@ def _restore(client, meta, rec: dict, p: dict, ctx) -> dict:
         logger=log,
     )
     res = bk.restore(client, meta, p["version"], logger=log)
+    if rec.get("contract"):  # the contract the restored data was published under
+        from ferry.etl import contract_store as cs
+
+        res["contract"] = cs.point(p["mongo_db"], rec["contract"])["version"]
     lineage.report(
         client,
         inputs=[lineage.url(rec["location"])],
