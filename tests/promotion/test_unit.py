@@ -107,6 +107,19 @@ def test_guards():
         )
 
 
+def test_one_confirmation_rule_for_every_production_write():
+    from ferry.promotion.guards import require_confirmation
+
+    require_confirmation("the rollback", "clausea", "clausea")
+    for given in ("", "Clausea", "clausea ", "prod"):
+        with pytest.raises(PromotionRefused) as err:
+            require_confirmation("the rollback", given, "clausea")
+        assert str(err.value) == (
+            f"the rollback writes to production database 'clausea': set confirm to exactly 'clausea' "
+            f"(got {given!r}); nothing was written"
+        )
+
+
 def test_branch_after_planning():
     assert next_tasks("summary", True) == [] and next_tasks("dry_run", False) == []
     assert next_tasks("execute", False) == ["execute"]

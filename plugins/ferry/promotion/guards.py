@@ -33,9 +33,15 @@ def check_guards(
             f"source and target are the same deployment ({', '.join(sorted(source & target))}) and the same "
             f"database {target_db!r}: refusing to promote a database onto itself"
         )
-    if mode == "execute" and confirm != target_db:
+    if mode == "execute":
+        require_confirmation("mode=execute", confirm, target_db)
+
+
+def require_confirmation(action: str, confirm: str, target_db: str) -> None:
+    """The one confirmation rule of a production write: ``confirm`` is exactly the target database's name."""
+    if confirm != target_db:
         raise PromotionRefused(
-            f"mode=execute writes to production database {target_db!r}: set confirm to exactly {target_db!r} "
+            f"{action} writes to production database {target_db!r}: set confirm to exactly {target_db!r} "
             f"(got {confirm!r}); nothing was written"
         )
 

@@ -79,7 +79,12 @@ def check(**ctx) -> dict:
         source_db=source_db,
         target_db=target_db,
     )
-    return {"collections": collections, "filter_applied": any(queries.values()), "target_db": target_db}
+    return {
+        "collections": collections,
+        "filter_applied": any(queries.values()),
+        "target_db": target_db,
+        "confirmed": p["mode"] == "execute",  # check_guards refused an execute without the confirmation
+    }
 
 
 @fails_fast
@@ -138,14 +143,14 @@ def _approval(ctx) -> dict:
 
 @fails_fast
 def execute(**ctx) -> dict:
-    """Confirm again (before connecting), then validate, back up, write, audit."""
+    """Validate, back up, write, audit; only after ``check`` passed the confirmation (never connects otherwise)."""
     from ferry.promotion import config
     from ferry.promotion import execute as ex
 
     p = ctx["params"]
     source_db, target_db = _dbs(p)
-    if (p.get("confirm") or "") != target_db:  # never connect for writes without it
-        raise FerryError(f"mode=execute needs confirm={target_db!r} (got {p.get('confirm')!r}); nothing was written")
+    if not (ctx["ti"].xcom_pull(task_ids="check") or {}).get("confirmed"):  # the decision check made, once
+        raise FerryError(f"execute runs only after check confirmed mode=execute on {target_db!r}; nothing was written")
     cfg = config.load()
     collections = _collections(p)
     queries = _queries(p, collections, cfg)
@@ -218,6 +223,7 @@ def outcome(**ctx) -> dict:
 def rollback(**ctx) -> list[dict]:
     """Undo one promotion exactly; without ``promotion_id`` list the recent promotions (writes nothing)."""
     from ferry.promotion import config
+    from ferry.promotion.guards import require_confirmation
     from ferry.promotion.rollback import recent
     from ferry.promotion.rollback import rollback as undo
 
@@ -229,8 +235,7 @@ def rollback(**ctx) -> list[dict]:
             rows = recent(cfg, prod[target_db])
         report.log_table(log, f"Recent promotions into {target_db} (set promotion_id to undo one)", rows)
         return rows
-    if (p.get("confirm") or "") != target_db:
-        raise FerryError(f"rollback writes to production database {target_db!r}: set confirm to exactly {target_db!r}")
+    require_confirmation("the rollback", p.get("confirm") or "", target_db)
     with conns.mongo_client(conns.MONGO_PROD) as prod:
         rows = undo(cfg, prod[target_db], p["promotion_id"], owner=ctx["run_id"])
     report.log_table(log, f"Rollback of {p['promotion_id']}", rows)
