@@ -20,6 +20,7 @@ from airflow.sdk import AssetAlias, Param, dag, task
 from ferry import settings
 from ferry.dagdefaults import default_args
 from ferry.etl.policy import OPTIONS as REVIEW_OPTIONS
+from ferry.etl.policy import POLICIES
 from ferry.operators.schema_change import SchemaChangeDetectOperator, SchemaReviewOperator
 from ferry.params import optional
 
@@ -57,7 +58,7 @@ LONG = {"execution_timeout": timedelta(hours=6)}
         ),
         "schema_change_policy": Param(
             "auto_safe",
-            enum=["auto_safe", "apply_all", "abort", "ask"],
+            enum=list(POLICIES),
             description="auto_safe: apply safe changes, stop on breaking ones before any write.",
         ),
         "refresh_strategy": Param(
