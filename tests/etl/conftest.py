@@ -62,7 +62,7 @@ def run_etl(
 
     detected = detect(conn, client, db, run_id=run_id)
     meta = client[meta_db(db)]
-    planned = pipeline.plan(meta, mapping, detected, policy, chosen, responder, params_input=params_input)
+    planned = pipeline.plan(meta, mapping, detected, policy, pipeline.Answer(chosen, responder, params_input))
     make = backup.open_delta if strategy == "incremental" else backup.create
     rec = make(client, db, meta, str(tmp_path / "backups"), run_id=run_id)
     res = load.load(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from ferry.errors import FerryError
 from ferry.etl import acquire, mapping, policy, schema
@@ -14,23 +15,62 @@ class Aborted(FerryError):
     """Schema changes stopped the run before any write to the target."""
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The reviewer's answer to ``review_schema_changes`` (Airflow's HITL XCom), when there was a review."""
+
+    chosen: list[str] | None = None
+    responder: str | None = None
+    params_input: dict | None = None
+
+    @classmethod
+    def of(cls, xcom: dict | None) -> Answer:
+        xcom = xcom or {}
+        return cls(
+            xcom.get("chosen_options"), (xcom.get("responded_by_user") or {}).get("name"), xcom.get("params_input")
+        )
+
+
 def plan(
     meta_db,
     mapping_path: str,
     detected: dict,
     policy_name: str,
-    chosen: list[str] | None = None,
-    responder: str | None = None,
-    logger: logging.Logger = log,
+    answer: Answer | None = None,
+    *,
     new_tables: str | None = None,
-    params_input: dict | None = None,
+    logger: logging.Logger = log,
 ) -> dict:
     """Decide about ``detected`` (the operator's XCom), build the effective mapping, record both.
 
     Raises ``Aborted`` (after recording the decision) when the run must stop; nothing was written
     to the target by then.
     """
+    answer = answer or Answer()
     m = mapping.load(mapping_path)
+    current, eff = _current_and_base(meta_db, m, mapping_path, detected)
+    changes = [{**c, "affects_documents": mapping.affects_documents(eff, c)} for c in detected["changes"]]
+    decision = policy.decide(policy_name, changes, answer.chosen, answer.responder, answer.params_input)
+    status = policy.STATUS[decision["action"]]
+    logger.info("schema decision: %s (%s)", decision["action"], decision["reason"])
+    if decision["action"] == "abort":
+        schema.record_decision(meta_db, current["_id"], status, decision, None)
+        raise Aborted(f"production_etl stopped before any write: {decision['reason']}\n{schema.markdown(changes)}")
+    eff, applied = _evolve(eff, changes, decision, current["snapshot"], new_tables or m["defaults"]["new_tables"])
+    mapping.check_columns(eff, current["snapshot"])
+    eff = acquire.add_join_keys(eff, current["snapshot"])
+    decision["mapping_changes"] = applied
+    schema.record_decision(meta_db, current["_id"], status, decision, eff)
+    if applied:
+        from ferry.report import table
+
+        logger.info("effective mapping extended:\n%s", table(applied))
+    return {"decision": decision, "effective_mapping": eff, "snapshot": current["snapshot"]}
+
+
+def _current_and_base(meta_db, m: dict, mapping_path: str, detected: dict) -> tuple[dict, dict]:
+    """The snapshot just taken, and the effective mapping of the accepted one before it (reused when the
+    mapping file did not change)."""
     snaps = meta_db[schema.SNAPSHOTS]
     current = snaps.find_one({"_id": detected["snapshot_id"]})
     base = (
@@ -44,39 +84,27 @@ def plan(
             f"{current['snapshot']['schema']!r}: set the pg_schema param to match"
         )
     if base is not None and base.get("effective_mapping") and base["effective_mapping"].get("hash") == m["hash"]:
-        eff = base["effective_mapping"]
-    else:
-        eff = mapping.resolve(m, (base or current)["snapshot"])
-    changes = [{**c, "affects_documents": mapping.affects_documents(eff, c)} for c in detected["changes"]]
-    decision = policy.decide(policy_name, changes, chosen, responder, params_input)
-    status = policy.STATUS[decision["action"]]
-    logger.info("schema decision: %s (%s)", decision["action"], decision["reason"])
-    if decision["action"] == "abort":
-        schema.record_decision(meta_db, current["_id"], status, decision, None)
-        raise Aborted(f"production_etl stopped before any write: {decision['reason']}\n{schema.markdown(changes)}")
+        return current, base["effective_mapping"]
+    return current, mapping.resolve(m, (base or current)["snapshot"])
+
+
+def _evolve(eff: dict, changes: list[dict], decision: dict, snapshot: dict, new_tables: str) -> tuple[dict, list]:
+    """The effective mapping after the decision, and the mapping changes applied."""
     applied: list[dict] = []
     if decision["action"] == "review":  # each change as the reviewer decided
         eff, applied = mapping.evolve(eff, changes, apply_breaking=True, reviewed=decision["changes"])
         if any(d["kind"] == "table_added" and d["choice"] == "apply" for d in decision["changes"]):
             picked = [c for c, d in zip(changes, decision["changes"], strict=True) if d["choice"] == "apply"]
-            eff, created = _new_tables(eff, picked, current["snapshot"], new_tables or m["defaults"]["new_tables"])
+            eff, created = _new_tables(eff, picked, snapshot, new_tables)
             applied += created
     if decision["action"] in ("apply_safe", "apply_all"):
         # breaking changes that leave documents alone are applied under auto_safe too (e.g. a dropped
         # column nothing reads leaves the mapping as it is)
         inert = [c for c in changes if c["class"] == "safe" or not c["affects_documents"]]
         eff, applied = mapping.evolve(eff, changes if decision["action"] == "apply_all" else inert, apply_breaking=True)
-        eff, created = _new_tables(eff, changes, current["snapshot"], new_tables or m["defaults"]["new_tables"])
+        eff, created = _new_tables(eff, changes, snapshot, new_tables)
         applied += created
-    mapping.check_columns(eff, current["snapshot"])
-    eff = acquire.add_join_keys(eff, current["snapshot"])
-    decision["mapping_changes"] = applied
-    schema.record_decision(meta_db, current["_id"], status, decision, eff)
-    if applied:
-        from ferry.report import table
-
-        logger.info("effective mapping extended:\n%s", table(applied))
-    return {"decision": decision, "effective_mapping": eff, "snapshot": current["snapshot"]}
+    return eff, applied
 
 
 def _new_tables(eff: dict, changes: list[dict], snapshot: dict, mode: str) -> tuple[dict, list[dict]]:

@@ -160,18 +160,15 @@ def plan(detected: dict, **ctx) -> dict:
     from ferry.etl import jsonschema, pipeline
 
     p = ctx["params"]
-    answer = ctx["ti"].xcom_pull(task_ids="review_schema_changes") or {}
-    responder = (answer.get("responded_by_user") or {}).get("name")
+    answer = pipeline.Answer.of(ctx["ti"].xcom_pull(task_ids="review_schema_changes"))
     with conns.mongo_client(MONGO) as client:
         out = pipeline.plan(
             client[meta_db(p["mongo_db"])],
             mapping_path(p["mapping"]),
             detected,
             p["schema_change_policy"],
-            answer.get("chosen_options"),
-            responder,
+            answer,
             new_tables=p.get("new_tables"),
-            params_input=answer.get("params_input"),
         )
     schemas = jsonschema.all_schemas(out["effective_mapping"], out["snapshot"])
     files = [
