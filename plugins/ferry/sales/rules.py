@@ -108,10 +108,10 @@ def rules_file(path: str | Path | None = None) -> Path:
     return Path(path) if path else settings.file_setting("FERRY_SALES_RULES")
 
 
-def load(path: str | Path | None = None) -> Rules:
+def _read(p: Path) -> dict:
+    """The rules file as a mapping with only known keys and an integer version (else ``RulesError``)."""
     import yaml
 
-    p = rules_file(path)
     try:
         doc = yaml.safe_load(p.read_text())
     except OSError as exc:
@@ -125,6 +125,28 @@ def load(path: str | Path | None = None) -> Rules:
         raise RulesError(f"{p}: unknown keys {sorted(unknown)}")
     if not isinstance(doc.get("version"), int):
         raise RulesError(f"{p}: version: an integer is required (bump it when a rule changes)")
+    return doc
+
+
+def _keys(p: Path, doc: dict) -> tuple[str | None, list[str], list[str]]:
+    """``key.natural``, ``key.fingerprint`` and ``track_new_values``, checked."""
+    key = doc.get("key") or {}
+    fp = key.get("fingerprint") or list(BUSINESS)
+    bad = [c for c in fp if c not in COLUMNS]
+    if bad:
+        raise RulesError(f"{p}: key.fingerprint: {bad} are not columns ({', '.join(COLUMNS)})")
+    natural = key.get("natural", "order_id")
+    if natural not in (None, "order_id"):
+        raise RulesError(f"{p}: key.natural: only order_id (or null: always fingerprint) is supported")
+    track = list(doc.get("track_new_values") or [])
+    if any(c not in COLUMNS for c in track):
+        raise RulesError(f"{p}: track_new_values: {track} must be columns ({', '.join(COLUMNS)})")
+    return natural, list(fp), track
+
+
+def load(path: str | Path | None = None) -> Rules:
+    p = rules_file(path)
+    doc = _read(p)
     names: set[str] = set()
 
     def rule(i: int, section: str, r: Any, needs: tuple[str, ...]) -> dict[str, Any]:
@@ -150,24 +172,14 @@ def load(path: str | Path | None = None) -> Rules:
     total = doc.get("total")
     if total is not None and not isinstance((total or {}).get("tolerance"), int | float):
         raise RulesError(f"{p}: total.tolerance must be a number")
-    key = doc.get("key") or {}
-    fp = key.get("fingerprint") or list(BUSINESS)
-    bad = [c for c in fp if c not in COLUMNS]
-    if bad:
-        raise RulesError(f"{p}: key.fingerprint: {bad} are not columns ({', '.join(COLUMNS)})")
-    natural = key.get("natural", "order_id")
-    if natural not in (None, "order_id"):
-        raise RulesError(f"{p}: key.natural: only order_id (or null: always fingerprint) is supported")
-    track = list(doc.get("track_new_values") or [])
-    if any(c not in COLUMNS for c in track):
-        raise RulesError(f"{p}: track_new_values: {track} must be columns ({', '.join(COLUMNS)})")
+    natural, fp, track = _keys(p, doc)
     return Rules(
         version=doc["version"],
         allowed=allowed,
         ranges=ranges,
         total=total,
         natural_key=natural,
-        fingerprint=list(fp),
+        fingerprint=fp,
         track_new_values=track,
         path=str(p),
     )
