@@ -67,6 +67,12 @@ LONG = {"execution_timeout": timedelta(hours=6)}
             description="full: staging database, checked, then swapped in; incremental: upsert "
             "changed documents; dated_copy: a new <db>-YYYYMMDD database.",
         ),
+        "also_publish_to": optional(
+            "array",
+            "Further databases on ferry_mongo_local that get the same published load (a second copy, a test "
+            "copy), each with its own lock, backup and contract. Empty: none.",
+            items={"type": "string"},
+        ),
         "batch_size": Param(10000, type="integer", minimum=1, description="Rows per batch."),
         "new_tables": optional("string", "report | create (a collection per new table). Empty: the mapping's."),
         "backup_url": optional(
@@ -121,7 +127,9 @@ def production_etl():
     task(runs.validate, **LONG)(acquired, planned, loaded) >> published
     pushed = task(runs.push_s3, outlets=[AssetAlias(runs.PUBLISHED_ALIAS)], **LONG)(planned, loaded)
     done = task(runs.finish, trigger_rule="all_done")()
-    published >> task(runs.publish_contract)(contracted) >> pushed >> done
+    contract_out = task(runs.publish_contract)(contracted)
+    published >> contract_out >> pushed >> done
+    contract_out >> task(runs.publish_parallel, **LONG)(loaded) >> done
     done >> task(runs.release)(acquired).as_teardown(setups=acquired)
 
 

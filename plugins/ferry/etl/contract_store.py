@@ -86,6 +86,16 @@ def point(db: str, version: str, *, root: str | None = None, s3=None) -> dict:
     return pointer
 
 
+def copy_version(from_db: str, to_db: str, version: str, *, root: str | None = None, s3=None) -> dict:
+    """Publish contract ``version`` of ``from_db`` as ``to_db``'s too (a parallel database: same documents,
+    same contract): its files copied byte for byte, then ``to_db``'s pointer moved."""
+    man = manifest(from_db, version, root=root, s3=s3)
+    src, dst = storage.join(base_url(from_db, root), version), storage.join(base_url(to_db, root), version)
+    for name in [*man["files"], MANIFEST]:
+        storage.put_bytes(storage.join(dst, name), storage.read_bytes(storage.join(src, name), s3=s3), s3=s3)
+    return point(to_db, version, root=root, s3=s3)
+
+
 def versions(db: str, *, root: str | None = None, s3=None) -> list[str]:
     """Complete contract versions of ``db`` (those with a manifest), oldest first by schema version."""
     found = [o["url"] for o in storage.listing(base_url(db, root) + "/", s3=s3) if o["url"].endswith("/" + MANIFEST)]

@@ -441,6 +441,59 @@ def publish(loaded, **ctx) -> dict:
 
 
 @fails_fast
+def publish_parallel(loaded, **ctx) -> list[dict]:
+    """``also_publish_to``: the published target to each listed database (lock, backup, staging, check, swap),
+    and its contract; a table of each database's result. Fails after trying all when one failed."""
+    from ferry.etl import backup as bk
+    from ferry.etl import contract_store as cs
+    from ferry.etl import load as ld
+    from ferry.etl import parallel
+
+    p = ctx["params"]
+    targets = parallel_targets(p)
+    if not targets:
+        return []
+    loaded = ld.merge(loaded)
+    names = sorted(loaded["collections"])
+    with conns.mongo_client(MONGO) as client:
+        meta = client[meta_db(p["mongo_db"])]
+        steps = parallel.Steps(
+            lock=lambda db: _lock(client, p, db, ctx),
+            backup=lambda db: bk.create(
+                client, db, meta, backup_location(p.get("backup_url")), run_id=ctx["run_id"], note="before parallel"
+            )["_id"],
+        )
+        rows = parallel.publish_all(client, loaded["db"], targets, names, steps)
+    contracted = ctx["ti"].xcom_pull(task_ids="contract")
+    for row in rows:
+        if contracted and not row["result"].startswith("FAILED"):
+            cs.copy_version(p["mongo_db"], row["database"], contracted["version"])
+    report.log_table(log, f"also_publish_to: {loaded['db']} -> {', '.join(targets)}", rows)
+    failed = [r["database"] for r in rows if r["result"].startswith("FAILED")]
+    if failed:
+        raise FerryError(f"also_publish_to failed for {failed} (the others are published; a rerun finishes these)")
+    return rows
+
+
+def parallel_targets(p: dict) -> list[str]:
+    """The ``also_publish_to`` databases (``USE_DEV_MONGO_DB`` applies), each checked like ``mongo_db``."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from ferry.request import MongoDatabase
+
+    out = []
+    for name in p.get("also_publish_to") or []:
+        try:
+            TypeAdapter(MongoDatabase).validate_python(name)
+        except ValidationError as exc:
+            raise FerryError(f"also_publish_to: {name!r}: {exc.errors()[0]['msg']}") from exc
+        if name == p["mongo_db"]:
+            raise FerryError(f"also_publish_to: {name!r} is mongo_db itself")
+        out.append(target_db(name))
+    return out
+
+
+@fails_fast
 def push_s3(planned: dict, loaded, **ctx) -> dict | None:
     """Processed data as JSON lines + manifest under ``s3://<bucket>/processed/<db>/<run>``."""
     from ferry.etl import load as ld
