@@ -129,7 +129,21 @@ def op_etl(spec: dict) -> dict:
     if res["staging"]:
         load.publish(client, res["staging"], db, list(res["collections"]))
     conn.close()
+    if spec.get("also"):
+        _publish_parallel(client, db, spec["also"], sorted(res["collections"]))
     return {"collections": {k: v["documents"] for k, v in res["collections"].items()}}
+
+
+def _publish_parallel(client, db: str, also: list[str], names: list[str]) -> None:
+    """production_etl's ``publish_parallel`` without Airflow (no lock or backup: one writer here)."""
+    from contextlib import nullcontext
+
+    from ferry.etl import parallel
+
+    rows = parallel.publish_all(client, db, also, names, parallel.Steps(lambda _db: nullcontext(), lambda _db: ""))
+    failed = [r for r in rows if r["result"].startswith("FAILED")]
+    if failed:
+        raise RuntimeError(f"also_publish_to failed: {failed}")
 
 
 def _promotion_cfg(spec: dict):

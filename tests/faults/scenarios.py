@@ -169,6 +169,28 @@ class EtlIncremental(EtlFull):
         return spec
 
 
+class EtlParallel(EtlFull):
+    """A full load that also publishes to two parallel databases (``also_publish_to``); the fault may hit the
+    load, the publish or either copy; every database must end equal to a clean run's."""
+
+    name = "etl_parallel"
+
+    def setup(self) -> dict:
+        spec = super().setup()
+        return {**spec, "also": [spec["db"] + "-a", spec["db"] + "-test"]}
+
+    def outcome(self, spec: dict) -> dict:
+        out = super().outcome(spec)
+        with self.stack.mongo_client("local") as c:
+            from ferry.etl import load
+
+            for db in spec["also"]:
+                copy = faults.mongo_digest(c[db], skip_prefix=("_ferry", "system.", "notes"))
+                out.update({f"{db[len(spec['db']) :]} {k}": v for k, v in copy.items()})
+                out[f"{db[len(spec['db']) :]} staging left"] = load.staging_db(db) in c.list_database_names()
+        return out
+
+
 # --------------------------------------------------------------------------- promotion
 
 
@@ -463,6 +485,7 @@ def all_scenarios(stack, tmp: Path) -> dict[str, Scenario]:
     out: list[Scenario] = [
         EtlFull(stack, tmp),
         EtlIncremental(stack, tmp),
+        EtlParallel(stack, tmp),
         Promote(stack, tmp, "skip"),
         Promote(stack, tmp, "update_if_newer"),
         Rollback(stack, tmp),
@@ -475,6 +498,7 @@ def all_scenarios(stack, tmp: Path) -> dict[str, Scenario]:
 NAMES = [
     "etl_full",
     "etl_incremental",
+    "etl_parallel",
     "promotion_skip",
     "promotion_update_if_newer",
     "promotion_rollback",
