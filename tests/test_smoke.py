@@ -36,3 +36,33 @@ def test_smoke_dag_lands_one_record_per_store_and_is_idempotent(
     assert [r[0] for r in rows] == ["k1"]
     assert [s["store"] for s in json.loads(rows[0][1])] == ["postgres", "mongo", "s3"]
     assert dagtest.xcom(dr, "duckdb")[-1]["rows"] == 1
+
+
+def test_an_unknown_conf_key_fails_the_run_before_any_write(
+    airflow_conns, stack, pg_database, mongo_local, s3, duckdb_path, mongo_db_name
+):
+    conf = {"run_key": "typo", "mongo_db": mongo_db_name, "bucket": "ferry-smoke-typo", "dryrun": True}
+    dr = dagtest.run_dag("ferry_smoke", conf, check=False)
+    states = dagtest.task_states(dr)
+    assert dr.state == "failed" and states["postgres"] == "failed"
+    assert {s for t, s in states.items() if t != "postgres"} <= {"upstream_failed"}
+    with stack.pg.connect(pg_database) as conn:  # nothing written anywhere
+        assert conn.execute("SELECT to_regclass('ferry_smoke')").fetchone()[0] is None
+    assert mongo_db_name not in mongo_local.list_database_names()
+    assert "ferry-smoke-typo" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert not duckdb_path.exists()
+
+
+def test_unknown_conf_keys_are_named_with_the_accepted_ones():
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ferry.params import refuse_unknown_conf
+
+    dag = SimpleNamespace(dag_id="d", params={"dry_run": True, "mode": "summary"})
+    ctx = {"task": SimpleNamespace(is_teardown=False), "dag": dag, "dag_run": SimpleNamespace(conf={"dryrun": 1})}
+    with pytest.raises(AirflowFailException, match=r"unknown param\(s\) 'dryrun'.*accepted: dry_run, mode"):
+        refuse_unknown_conf(ctx)
+    refuse_unknown_conf({**ctx, "dag_run": SimpleNamespace(conf={"dry_run": False})})
+    refuse_unknown_conf({**ctx, "task": SimpleNamespace(is_teardown=True)})  # teardowns still release

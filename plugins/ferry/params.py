@@ -57,3 +57,25 @@ def truthy(value: Any, name: str) -> bool:
 def given(value: Any) -> bool:
     """Whether an optional param was filled in (``None``, ``""`` and ``[]`` mean "not given")."""
     return value not in (None, "", [], {})
+
+
+def unknown_conf_keys(conf: Any, params: Any) -> list[str]:
+    """Keys of a run's ``conf`` that are not params of its DAG (a misspelled ``dryrun`` is not ``dry_run``)."""
+    return sorted(set(conf or {}) - set(params or {}))
+
+
+def refuse_unknown_conf(context: Any) -> None:
+    """``pre_execute`` of every Ferry task (``ferry.dagdefaults``): a run whose ``conf`` names a key its DAG
+    does not have fails at its first task, before any read or write, naming the key and the accepted ones.
+    Airflow itself ignores such keys silently. Teardowns run anyway (they release what a setup took)."""
+    task, dag_run, dag = context.get("task"), context.get("dag_run"), context.get("dag")
+    if getattr(task, "is_teardown", False) or dag_run is None or dag is None:
+        return
+    unknown = unknown_conf_keys(getattr(dag_run, "conf", None), dag.params)
+    if unknown:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"{dag.dag_id}: unknown param(s) {', '.join(map(repr, unknown))} in the run's conf; accepted: "
+            f"{', '.join(sorted(dag.params))}. Nothing was read or written."
+        )
