@@ -39,7 +39,13 @@ def test_a_failed_check_leaves_the_target_untouched_and_keeps_staging(seeded, st
     staging = mongo_local[load.staging_db(seeded["mongo_db"])]
     assert staging.accounts.count_documents({}) == 11  # kept for inspection
     run = mongo_local[meta_db(seeded["mongo_db"])][RUNS].find_one({"_id": dr.run_id})
-    assert run["outcome"] == "failed" and run["failed_tasks"] == ["publish", "publish_contract", "publish_parallel", "push_s3", "validate"]
+    assert run["outcome"] == "failed" and run["failed_tasks"] == [
+        "publish",
+        "publish_contract",
+        "publish_parallel",
+        "push_s3",
+        "validate",
+    ]
     assert run["staging_kept"] == staging.name
     assert mongo_local[meta_db(seeded["mongo_db"])][locks.LOCKS].count_documents({}) == 0  # the teardown released it
 
