@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import AssetAlias, Param, dag, task
+from airflow.sdk import AssetAlias, dag, task
 
 from ferry import settings
 from ferry.dagdefaults import default_args
 from ferry.etl.policy import OPTIONS as REVIEW_OPTIONS
-from ferry.etl.policy import POLICIES
+from ferry.etl.request import EtlRequest, RollbackRequest
 from ferry.operators.schema_change import SchemaChangeDetectOperator, SchemaReviewOperator
-from ferry.params import optional
 
 LONG = {"execution_timeout": timedelta(hours=6)}
 
@@ -35,64 +34,14 @@ LONG = {"execution_timeout": timedelta(hours=6)}
     tags=["ferry", "etl", "postgres", "mongodb"],
     default_args=default_args(),
     doc_md=__doc__,
-    params={
-        "mapping": Param(
-            "include/etl/demo_mapping.yaml",
-            type="string",
-            description="Mapping file (YAML; relative paths are from the repository root).",
-        ),
-        "source": Param(
-            "direct", enum=["direct", "s3"], description="Read ferry_pg_prod directly, or restore a pg_dump from S3."
-        ),
-        "pg_schema": Param(
-            "public",
-            type="string",
-            description="PostgreSQL schema to snapshot (must match the mapping's source.schema).",
-        ),
-        "source_name": optional("string", "Snapshot lineage name. Empty: the mapping file's name."),
-        "s3_key": optional("string", "source=s3: the dump's key. Empty: the newest dump under s3_prefix."),
-        "s3_prefix": Param("postgres-exports/", type="string", description="source=s3: where dumps are."),
-        "bucket": Param("ferry-etl", type="string", description="S3 bucket of dumps and published data."),
-        "mongo_db": Param(
-            "bravo-1", type="string", description="Target database on ferry_mongo_local (USE_DEV_MONGO_DB adds _dev)."
-        ),
-        "schema_change_policy": Param(
-            "auto_safe",
-            enum=list(POLICIES),
-            description="auto_safe: apply safe changes, stop on breaking ones before any write.",
-        ),
-        "refresh_strategy": Param(
-            "full",
-            enum=["full", "incremental", "dated_copy"],
-            description="full: staging database, checked, then swapped in; incremental: upsert "
-            "changed documents; dated_copy: a new <db>-YYYYMMDD database.",
-        ),
-        "also_publish_to": optional(
-            "array",
-            "Further databases on ferry_mongo_local that get the same published load (a second copy, a test "
-            "copy), each with its own lock, backup and contract. Empty: none.",
-            items={"type": "string"},
-        ),
-        "batch_size": Param(10000, type="integer", minimum=1, description="Rows per batch."),
-        "new_tables": optional("string", "report | create (a collection per new table). Empty: the mapping's."),
-        "backup_url": optional(
-            "string",
-            "Where backups go (s3://bucket/prefix or a folder). Empty: "
-            "$FERRY_STORAGE_URL/etl-backups (object storage, seen by every worker).",
-        ),
-        "apply_validators": Param(False, type="boolean", description="Set each collection's $jsonSchema validator."),
-        "push_to_s3": Param(
-            True, type="boolean", description="Publish JSON lines + manifest to s3://bucket/processed/..."
-        ),
-        "validate_sample": Param(50, type="integer", minimum=0, description="Documents checked by checksum."),
-    },
+    params=EtlRequest.params(),
 )
 def production_etl():
     from ferry.etl import runs
 
     acquired = task(runs.acquire, **LONG)()
     detect = SchemaChangeDetectOperator(
-        task_id="detect_schema",
+        task_id=runs.DETECT,
         pg_conn_id="ferry_pg_prod",
         mongo_conn_id="ferry_mongo_local",
         database="{{ ti.xcom_pull(task_ids='acquire')['database'] }}",
@@ -101,7 +50,7 @@ def production_etl():
         source_name="{{ params.source_name or (params.mapping.rsplit('/', 1)[-1].rsplit('.', 1)[0]) }}",
     )
     review = SchemaReviewOperator(
-        task_id="review_schema_changes",
+        task_id=runs.REVIEW,
         subject="production_etl: schema changes in {{ params.source_name or params.mapping }}",
         body="{{ ti.xcom_pull(task_ids='detect_schema')['markdown'] }}",
         options=REVIEW_OPTIONS,
@@ -146,13 +95,7 @@ production_etl()
     doc_md="### Roll back production_etl\n\nLists the backups of `mongo_db`; with `version`, backs up the current "
     "state and restores that version exactly (content hash checked). An unknown version is refused with the "
     "valid ones. See `docs/etl.md`.",
-    params={
-        "mongo_db": Param("bravo-1", type="string", description="Database on ferry_mongo_local."),
-        "version": optional(
-            "string", "Backup version to restore (e.g. 2026-11-22-001). Empty: only list the versions."
-        ),
-        "backup_url": optional("string", "Where the pre-rollback backup goes. Empty: as production_etl."),
-    },
+    params=RollbackRequest.params(),
 )
 def production_etl_rollback():
     from ferry.etl import runs

@@ -105,7 +105,7 @@ def test_empty_means_the_documented_default():
     from ferry.promotion import filters
     from ferry.sales.runs import days_for_run
 
-    assert runs.source_name({"mapping": "include/etl/demo_mapping.yaml", "source_name": None}) == "demo_mapping"
+    assert runs.EtlRequest.of({"source_name": None}).lineage_name == "demo_mapping"
     assert backup_location(None) == storage.join(storage.root(), "etl-backups")
     assert filters.parse(None, ["companies"]) == {"companies": {}}
     start = datetime(2024, 1, 15, 2, tzinfo=UTC)

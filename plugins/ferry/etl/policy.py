@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
-POLICIES = ("auto_safe", "apply_all", "abort", "ask")
+#: ``schema_change_policy``: the run request's type (``ferry.etl.request``) and the values checked here.
+Policy = Literal["auto_safe", "apply_all", "abort", "ask"]
+POLICIES: tuple[str, ...] = get_args(Policy)
 APPLY_ALL, SKIP, ABORT, REVIEW = "Apply all", "Skip schema updates", "Abort", "Review each change"
 OPTIONS = [APPLY_ALL, SKIP, ABORT, REVIEW]
 

@@ -1,7 +1,8 @@
 """What each task of ``production_etl`` and ``production_etl_rollback`` does (``dags/etl.py`` only declares).
 
 Each function is a task's callable: upstream results as arguments, the Airflow context as keyword
-arguments (``params``, ``run_id``, ``ti``, ``dag_run``). It opens its connections through the provider hooks
+arguments (``params``, ``run_id``, ``ti``, ``dag_run``); the params are read once per task as a typed
+``EtlRequest`` / ``RollbackRequest`` (``ferry.etl.request``). It opens its connections through the provider hooks
 (``ferry.conns``) and calls the domain modules. ``FerryError``s
 (bad mapping, refused change, failed check) fail the task without retries (``fails_fast``).
 
@@ -14,31 +15,21 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from ferry import audit, conns, lineage, locks, report, storage
 from ferry.errors import FerryError, fails_fast
-from ferry.etl.names import RUNS, backup_location, meta_db, target_db
+from ferry.etl.names import RUNS, meta_db
+from ferry.etl.request import EtlRequest, RollbackRequest
 
 log = logging.getLogger("ferry.etl")
 
 PG, MONGO, S3 = conns.PG_PROD, conns.MONGO_LOCAL, conns.S3
-REPO = Path(__file__).resolve().parents[3]
 FAMILY = "etl"
 #: Asset aliases of production_etl's outlets: the target collections it changed, the manifests it published.
 TARGET_ALIAS, PUBLISHED_ALIAS = "ferry_etl_target", "ferry_etl_published"
-
-
-def mapping_path(value: str) -> str:
-    """A mapping path as given, or relative to the repository (bundle) root."""
-    path = Path(value)
-    return str(path if path.is_absolute() else REPO / path)
-
-
-def source_name(params: dict) -> str:
-    """Snapshot lineage name: the ``source_name`` param, else the mapping file's stem."""
-    return params.get("source_name") or Path(params["mapping"]).stem
+#: Task ids other tasks read results of (``dags/etl.py`` names its tasks with these).
+ACQUIRE, DETECT, REVIEW, PLAN, CONTRACT = "acquire", "detect_schema", "review_schema_changes", "plan", "contract"
 
 
 def scratch_name(run_id: str) -> str:
@@ -46,12 +37,12 @@ def scratch_name(run_id: str) -> str:
     return "ferry_etl_scratch_" + storage.safe_name(run_id).replace("-", "_").replace(".", "_")[-40:].lower()
 
 
-def load_target(params: dict, ctx: Any) -> str:
+def load_target(r: EtlRequest, ctx: Any) -> str:
     """The database this run loads: ``mongo_db`` (``_dev`` under USE_DEV_MONGO_DB), or its dated copy."""
     from ferry.etl import load
 
-    db = target_db(params["mongo_db"])
-    if load.strategy_name(params["refresh_strategy"]) == "dated_copy":
+    db = r.target
+    if r.refresh_strategy == "dated_copy":
         day = ctx.get("logical_date") or ctx["dag_run"].run_after
         db = load.dated_db(db, day.strftime("%Y%m%d"))
     return db
@@ -65,17 +56,17 @@ def acquire(**ctx) -> dict:
     """``source=direct``: nothing to do. ``source=s3``: restore the newest (or named) dump into a scratch database."""
     from ferry.etl import acquire as acq
 
-    p = ctx["params"]
-    if p["source"] == "direct":
+    r = EtlRequest.from_context(ctx)
+    if r.source == "direct":
         return {"source": "direct", "database": ""}
     s3 = conns.s3_client(S3)
-    key = acq.newest_dump(s3, p["bucket"], p["s3_prefix"], p.get("s3_key") or "")
+    key = acq.newest_dump(s3, r.bucket, r.s3_prefix, r.s3_key or "")
     scratch = scratch_name(ctx["run_id"])
     with conns.pg_connect(PG, autocommit=True) as admin:
         major = acq.create_scratch(admin, scratch)
     try:
         with conns.pg_connect(PG, scratch) as conn:
-            info = acq.restore_dump(s3, p["bucket"], key, conn, major)
+            info = acq.restore_dump(s3, r.bucket, key, conn, major)
     except BaseException:
         release({"source": "s3", "database": scratch})  # the teardown only runs after a successful acquire
         raise
@@ -104,22 +95,20 @@ def release(acquired: dict | None = None, **ctx) -> None:
                 log.info("released %s", lock["_id"])
 
 
-def _lock(client, params: dict, target: str, ctx):
+def _lock(client, r: EtlRequest, target: str, ctx):
     """The target's lock for this run (taken by its first write, renewed by every writing task, released by
     the teardown): an ETL run and an ETL rollback of one database never interleave."""
-    return locks.hold(
-        client[meta_db(params["mongo_db"])], f"etl:{target}", owner=ctx["run_id"], dag_id=ctx["dag_run"].dag_id
-    )
+    return locks.hold(client[r.meta], f"etl:{target}", owner=ctx["run_id"], dag_id=ctx["dag_run"].dag_id)
 
 
-def recover(client, params: dict, run_id: str) -> list[dict]:
+def recover(client, meta: str, run_id: str) -> list[dict]:
     """What a crashed run left (found by the next run holding the lock): runs still marked running are marked
     interrupted, their source snapshots released and their scratch PostgreSQL databases dropped. Logs what it
     found."""
     from ferry.etl import acquire as acq
     from ferry.etl import snapshot
 
-    runs = client[meta_db(params["mongo_db"])][RUNS]
+    runs = client[meta][RUNS]
     found = []
     for r in runs.find({"outcome": "running", "_id": {"$ne": run_id}}):
         scratch = (r.get("source") or {}).get("database")
@@ -146,11 +135,8 @@ def route(detected: dict, **ctx) -> str:
     """Branch: the human review when ``schema_change_policy=ask`` meets changes, else straight to ``plan``."""
     from ferry.etl import policy
 
-    return (
-        "review_schema_changes"
-        if policy.needs_human(ctx["params"]["schema_change_policy"], detected["changes"])
-        else "plan"
-    )
+    human = policy.needs_human(EtlRequest.from_context(ctx).schema_change_policy, detected["changes"])
+    return REVIEW if human else PLAN
 
 
 @fails_fast
@@ -159,16 +145,11 @@ def plan(detected: dict, **ctx) -> dict:
     write the JSON Schemas and the effective mapping as reports."""
     from ferry.etl import jsonschema, pipeline
 
-    p = ctx["params"]
-    answer = pipeline.Answer.of(ctx["ti"].xcom_pull(task_ids="review_schema_changes"))
+    r = EtlRequest.from_context(ctx)
+    answer = pipeline.Answer.of(ctx["ti"].xcom_pull(task_ids=REVIEW))
     with conns.mongo_client(MONGO) as client:
         out = pipeline.plan(
-            client[meta_db(p["mongo_db"])],
-            mapping_path(p["mapping"]),
-            detected,
-            p["schema_change_policy"],
-            answer,
-            new_tables=p.get("new_tables"),
+            client[r.meta], r.mapping_file, detected, r.schema_change_policy, answer, new_tables=r.new_tables
         )
     schemas = jsonschema.all_schemas(out["effective_mapping"], out["snapshot"])
     files = [
@@ -183,7 +164,7 @@ def plan(detected: dict, **ctx) -> dict:
         "effective_mapping": out["effective_mapping"],
         "schemas": schemas,
         "schema_files": files,
-        "target_db": load_target(p, ctx),
+        "target_db": load_target(r, ctx),
         # what the tasks use: an XCom on a PostgreSQL metadata DB is jsonb, which reorders object keys (by
         # length), and the order of a mapping's fields is the order of each document's fields
         "effective_mapping_json": json.dumps(out["effective_mapping"], default=str),
@@ -198,13 +179,13 @@ def contract(planned: dict, **ctx) -> dict:
     from ferry.etl import contract_store as cs
     from ferry.etl import schema
 
-    p = ctx["params"]
-    detected = ctx["ti"].xcom_pull(task_ids="detect_schema") or {}
+    r = EtlRequest.from_context(ctx)
+    detected = ctx["ti"].xcom_pull(task_ids=DETECT) or {}
     with conns.mongo_client(MONGO) as client:
-        snap = client[meta_db(p["mongo_db"])][schema.SNAPSHOTS].find_one({"_id": detected["snapshot_id"]})
-    staged = cs.stage(p["mongo_db"], effective_mapping(planned), snap["snapshot"], schema_version=snap["version"])
-    pointer = cs.latest(p["mongo_db"])
-    previous = cs.manifest(p["mongo_db"], pointer["version"]) if pointer else None
+        snap = client[r.meta][schema.SNAPSHOTS].find_one({"_id": detected["snapshot_id"]})
+    staged = cs.stage(r.mongo_db, effective_mapping(planned), snap["snapshot"], schema_version=snap["version"])
+    pointer = cs.latest(r.mongo_db)
+    previous = cs.manifest(r.mongo_db, pointer["version"]) if pointer else None
     impacts, artifacts = cs.compare(previous, staged)
     was = pointer["version"] if pointer else "(none)"
     report.log_table(log, f"contract {staged.version} (published: {was}) at {staged.url}", artifacts)
@@ -225,7 +206,7 @@ def publish_contract(contracted: dict, **ctx) -> dict:
     """Point ``contracts/<db>/latest.json`` at this run's contract, once its data is published."""
     from ferry.etl import contract_store as cs
 
-    pointer = cs.point(ctx["params"]["mongo_db"], contracted["version"])
+    pointer = cs.point(EtlRequest.from_context(ctx).mongo_db, contracted["version"])
     log.info("contract %s published: %s (was %s)", pointer["version"], pointer["url"], contracted["previous"])
     return pointer
 
@@ -236,16 +217,16 @@ def effective_mapping(planned: dict) -> dict:
     return json.loads(raw) if raw else planned["effective_mapping"]
 
 
-def _review_decision(ti, params: dict, detected: dict | None) -> dict | None:
+def _review_decision(ti, r: EtlRequest, detected: dict | None) -> dict | None:
     """The reviewer's answer when ``plan`` did not get to record it (an abort): who decided what."""
     from ferry.etl import policy
 
-    answer = ti.xcom_pull(task_ids="review_schema_changes") or {}
+    answer = ti.xcom_pull(task_ids=REVIEW) or {}
     if not answer or not detected:
         return None
     responder = (answer.get("responded_by_user") or {}).get("name")
     decided = policy.decide(
-        params["schema_change_policy"],
+        r.schema_change_policy,
         detected["changes"],
         answer.get("chosen_options"),
         responder,
@@ -256,58 +237,62 @@ def _review_decision(ti, params: dict, detected: dict | None) -> dict | None:
 
 @fails_fast
 def backup(acquired: dict, planned: dict, **ctx) -> dict:
-    """Versioned backup of the target database, verified where it landed, before any write; then the staging
-    database is cleared (full, dated copy) and the source snapshot every load task reads is exported."""
-    from ferry.etl import backup as bk
-    from ferry.etl import snapshot
-
-    p = ctx["params"]
-    with conns.mongo_client(MONGO) as client, _lock(client, p, planned["target_db"], ctx):
-        meta = client[meta_db(p["mongo_db"])]
-        recover(client, p, ctx["run_id"])
-        from ferry.etl import load as ld
-
-        make = bk.open_delta if ld.strategy_name(p["refresh_strategy"]) == "incremental" else bk.create
-        rec = make(  # incremental: the load adds the pre-images of what it changes; full: the whole target
-            client,
-            planned["target_db"],
-            meta,
-            backup_location(p.get("backup_url")),
-            run_id=ctx["run_id"],
-            note="before production_etl load",
-        )
-        _note_contract(meta, rec["_id"], p["mongo_db"])
-        lineage.report(
-            client,
-            inputs=[lineage.mongo(client, planned["target_db"], c) for c in rec["collections"]],
-            outputs=[lineage.url(rec["location"])],
-        )
+    """Under the target's lock: close what a crashed run left, take the versioned backup (verified where it
+    landed) before any write, record the run's intent, clear the staging database (full, dated copy); then
+    export the source snapshot every load task reads."""
+    r = EtlRequest.from_context(ctx)
+    target = planned["target_db"]
+    with conns.mongo_client(MONGO) as client, _lock(client, r, target, ctx):
+        meta = client[r.meta]
+        recover(client, r.meta, ctx["run_id"])
+        rec = _backup_target(client, meta, r, target, ctx["run_id"])
         audit.to_mongo(
             meta[RUNS],
             audit.Run.of(ctx).record(  # intent: found and closed by the next run if this one dies
                 family=FAMILY,
                 outcome="running",
-                params=p,
+                params=r.as_params(),
                 status="running",
-                target_db=planned["target_db"],
+                target_db=target,
                 backup_version=rec["_id"],
-                source=ctx["ti"].xcom_pull(task_ids="acquire"),
+                source=ctx["ti"].xcom_pull(task_ids=ACQUIRE),
             ),
         )
-        if ld.strategy_name(p["refresh_strategy"]) != "incremental":
-            left = ld.clear_staging(client, planned["target_db"])
+        if not r.incremental:
+            from ferry.etl import load as ld
+
+            left = ld.clear_staging(client, target)
             if left:
-                log.warning("found staging of %s left by an earlier run (%s): dropped", planned["target_db"], left)
+                log.warning("found staging of %s left by an earlier run (%s): dropped", target, left)
+    snap = _export_snapshot(acquired, ctx["run_id"])
+    return {"version": rec["_id"], "location": rec["location"], "documents": rec["documents"], "snapshot": snap}
+
+
+def _backup_target(client, meta, r: EtlRequest, target: str, run_id: str) -> dict:
+    """The backup version of ``target`` (incremental: opened empty, the load adds the pre-images of what it
+    changes; else the whole target), with the contract it is published under and its lineage."""
+    from ferry.etl import backup as bk
+
+    make = bk.open_delta if r.incremental else bk.create
+    rec = make(client, target, meta, r.backups, run_id=run_id, note="before production_etl load")
+    _note_contract(meta, rec["_id"], r.mongo_db)
+    lineage.report(
+        client,
+        inputs=[lineage.mongo(client, target, c) for c in rec["collections"]],
+        outputs=[lineage.url(rec["location"])],
+    )
+    return rec
+
+
+def _export_snapshot(acquired: dict, run_id: str) -> str:
+    """Export the source snapshot (held open by a holder until ``release``) every load and check reads."""
+    from ferry.etl import snapshot
+
     with conns.pg_connect(PG, acquired["database"] or None, autocommit=True) as conn:
         conninfo, password = conns.pg_conninfo(conn)
-        snap = snapshot.start(conninfo, password, ctx["run_id"], conn)
+        snap = snapshot.start(conninfo, password, run_id, conn)
     log.info("source snapshot %s exported (held by backend %s until release)", snap["snapshot"], snap["backend_pid"])
-    return {
-        "version": rec["_id"],
-        "location": rec["location"],
-        "documents": rec["documents"],
-        "snapshot": snap["snapshot"],
-    }
+    return snap["snapshot"]
 
 
 def _note_contract(meta, version: str, db: str) -> None:
@@ -331,13 +316,13 @@ def load(acquired: dict, planned: dict, backed_up: dict, collection: str | None 
     from ferry.etl import jsonschema, snapshot
     from ferry.etl import load as ld
 
-    p = ctx["params"]
+    r = EtlRequest.from_context(ctx)
     names = [collection] if collection else None
     eff = effective_mapping(planned)
     with (
         conns.pg_connect(PG, acquired["database"] or None) as conn,
         conns.mongo_client(MONGO) as client,
-        _lock(client, p, planned["target_db"], ctx),
+        _lock(client, r, planned["target_db"], ctx),
     ):
         snapshot.use(conn, backed_up.get("snapshot"))
         res = ld.load(
@@ -345,17 +330,17 @@ def load(acquired: dict, planned: dict, backed_up: dict, collection: str | None 
             client,
             planned["target_db"],
             eff,
-            strategy=p["refresh_strategy"],
-            batch_size=p["batch_size"],
+            strategy=r.refresh_strategy,
+            batch_size=r.batch_size,
             publish_now=False,
-            meta_db=client[meta_db(p["mongo_db"])],
+            meta_db=client[r.meta],
             run_id=ctx["run_id"],
             logger=log,
             backup_version=backed_up["version"],
             collections=names,
         )
         res["snapshot"] = backed_up.get("snapshot")
-        if p["apply_validators"]:
+        if r.apply_validators:
             schemas = {k: v for k, v in planned["schemas"].items() if names is None or k in names}
             res["validators"] = jsonschema.apply_validators(client[res["staging"] or res["db"]], schemas)
         tables = {
@@ -408,7 +393,7 @@ def validate(acquired: dict, planned: dict, loaded, **ctx) -> list[dict]:
     from ferry.etl import checks, snapshot
     from ferry.etl import load as ld
 
-    p = ctx["params"]
+    r = EtlRequest.from_context(ctx)
     loaded = ld.merge(loaded)
     quarantined = {k: v["quarantined"] for k, v in loaded["collections"].items()}
     with conns.pg_connect(PG, acquired["database"] or None) as conn, conns.mongo_client(MONGO) as client:
@@ -419,7 +404,7 @@ def validate(acquired: dict, planned: dict, loaded, **ctx) -> list[dict]:
             loaded["staging"] or loaded["db"],
             effective_mapping(planned),
             quarantined=quarantined,
-            sample=p["validate_sample"],
+            sample=r.validate_sample,
             logger=log,
         )
 
@@ -433,7 +418,7 @@ def publish(loaded, **ctx) -> dict:
     loaded = ld.merge(loaded)
     if not loaded["staging"]:
         return {"db": loaded["db"], "published": False}
-    with conns.mongo_client(MONGO) as client, _lock(client, ctx["params"], loaded["db"], ctx):
+    with conns.mongo_client(MONGO) as client, _lock(client, EtlRequest.from_context(ctx), loaded["db"], ctx):
         ld.publish(client, loaded["staging"], loaded["db"], list(loaded["collections"]))
         lineage.emit(ctx, TARGET_ALIAS, [lineage.mongo(client, loaded["db"], c) for c in loaded["collections"]])
     log.info("published %s -> %s (%d collection(s))", loaded["staging"], loaded["db"], len(loaded["collections"]))
@@ -449,48 +434,30 @@ def publish_parallel(loaded, **ctx) -> list[dict]:
     from ferry.etl import load as ld
     from ferry.etl import parallel
 
-    p = ctx["params"]
-    targets = parallel_targets(p)
+    r = EtlRequest.from_context(ctx)
+    targets = r.parallel
     if not targets:
         return []
     loaded = ld.merge(loaded)
     names = sorted(loaded["collections"])
     with conns.mongo_client(MONGO) as client:
-        meta = client[meta_db(p["mongo_db"])]
+        meta = client[r.meta]
         steps = parallel.Steps(
-            lock=lambda db: _lock(client, p, db, ctx),
-            backup=lambda db: bk.create(
-                client, db, meta, backup_location(p.get("backup_url")), run_id=ctx["run_id"], note="before parallel"
-            )["_id"],
+            lock=lambda db: _lock(client, r, db, ctx),
+            backup=lambda db: bk.create(client, db, meta, r.backups, run_id=ctx["run_id"], note="before parallel")[
+                "_id"
+            ],
         )
         rows = parallel.publish_all(client, loaded["db"], targets, names, steps)
-    contracted = ctx["ti"].xcom_pull(task_ids="contract")
+    contracted = ctx["ti"].xcom_pull(task_ids=CONTRACT)
     for row in rows:
         if contracted and not row["result"].startswith("FAILED"):
-            cs.copy_version(p["mongo_db"], row["database"], contracted["version"])
+            cs.copy_version(r.mongo_db, row["database"], contracted["version"])
     report.log_table(log, f"also_publish_to: {loaded['db']} -> {', '.join(targets)}", rows)
     failed = [r["database"] for r in rows if r["result"].startswith("FAILED")]
     if failed:
         raise FerryError(f"also_publish_to failed for {failed} (the others are published; a rerun finishes these)")
     return rows
-
-
-def parallel_targets(p: dict) -> list[str]:
-    """The ``also_publish_to`` databases (``USE_DEV_MONGO_DB`` applies), each checked like ``mongo_db``."""
-    from pydantic import TypeAdapter, ValidationError
-
-    from ferry.request import MongoDatabase
-
-    out = []
-    for name in p.get("also_publish_to") or []:
-        try:
-            TypeAdapter(MongoDatabase).validate_python(name)
-        except ValidationError as exc:
-            raise FerryError(f"also_publish_to: {name!r}: {exc.errors()[0]['msg']}") from exc
-        if name == p["mongo_db"]:
-            raise FerryError(f"also_publish_to: {name!r} is mongo_db itself")
-        out.append(target_db(name))
-    return out
 
 
 @fails_fast
@@ -499,8 +466,8 @@ def push_s3(planned: dict, loaded, **ctx) -> dict | None:
     from ferry.etl import load as ld
     from ferry.etl import publish as pub
 
-    p = ctx["params"]
-    if not p["push_to_s3"]:
+    r = EtlRequest.from_context(ctx)
+    if not r.push_to_s3:
         return None
     loaded = ld.merge(loaded)
     with conns.mongo_client(MONGO) as client:
@@ -509,25 +476,25 @@ def push_s3(planned: dict, loaded, **ctx) -> dict | None:
             loaded["db"],
             list(loaded["collections"]),
             conns.s3_client(S3),
-            p["bucket"],
+            r.bucket,
             f"processed/{loaded['db']}/{storage.safe_name(ctx['run_id'])}",
             extra={"run_id": ctx["run_id"], "decision": planned["decision"]},
         )
         lineage.report(
             client,
             inputs=[lineage.mongo(client, loaded["db"], c) for c in loaded["collections"]],
-            outputs=[lineage.s3(p["bucket"], out["manifest"])],
+            outputs=[lineage.s3(r.bucket, out["manifest"])],
         )
-        lineage.emit(ctx, PUBLISHED_ALIAS, [lineage.s3(p["bucket"], out["manifest"])])
+        lineage.emit(ctx, PUBLISHED_ALIAS, [lineage.s3(r.bucket, out["manifest"])])
     return out
 
 
 def finish(**ctx) -> dict:
     """The run's audit record (success or failed, with every step's outcome); fails the run if a step failed."""
     ti, dr = ctx["ti"], ctx["dag_run"]
-    p = ctx["params"]
-    pulled = {t: ti.xcom_pull(task_ids=t) for t in ("acquire", "detect_schema", "plan", "backup", "load")}
-    detected, planned, backed_up, loaded = (pulled[t] for t in ("detect_schema", "plan", "backup", "load"))
+    r = EtlRequest.from_context(ctx)
+    pulled = {t: ti.xcom_pull(task_ids=t) for t in (ACQUIRE, DETECT, PLAN, "backup", "load")}
+    detected, planned, backed_up, loaded = (pulled[t] for t in (DETECT, PLAN, "backup", "load"))
     parts = loaded if isinstance(loaded, list) else [loaded]  # one result per mapped load task that succeeded
     if any(parts):
         from ferry.etl import load as ld
@@ -538,16 +505,16 @@ def finish(**ctx) -> dict:
     raw = ti.get_task_states(dag_id=dr.dag_id, run_ids=[dr.run_id])
     states = raw.get(dr.run_id, raw)
     failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
-    decision = planned["decision"] if planned else _review_decision(ti, p, detected)
+    decision = planned["decision"] if planned else _review_decision(ti, r, detected)
     rec = audit.Run.of(ctx).record(
         family=FAMILY,
         outcome="failed" if failed else "success",
-        params=p,
+        params=r.as_params(),
         started_at=dr.start_date,
         counts=loaded["collections"] if loaded else None,
         status="failed" if failed else "success",
         failed_tasks=failed,
-        source={"kind": p["source"], **(pulled["acquire"] or {})},
+        source={"kind": r.source, **(pulled[ACQUIRE] or {})},
         snapshot={
             "id": detected["snapshot_id"],
             "version": detected["version"],
@@ -559,16 +526,16 @@ def finish(**ctx) -> dict:
         changes=detected["changes"] if detected else None,
         decision=decision,
         backup_version=backed_up["version"] if backed_up else None,
-        contract=ti.xcom_pull(task_ids="contract"),
+        contract=ti.xcom_pull(task_ids=CONTRACT),
         target_db=loaded["db"] if loaded else (planned or {}).get("target_db"),
         staging_kept=loaded["staging"] if loaded and loaded["staging"] and states.get("publish") != "success" else None,
     )
     with conns.mongo_client(MONGO) as client:
-        audit.to_mongo(client[meta_db(p["mongo_db"])][RUNS], rec)
+        audit.to_mongo(client[r.meta][RUNS], rec)
         if loaded and not failed:  # the next incremental run reads what changed since this one
             from ferry.etl import load as ld
 
-            ld.save_state(client[meta_db(p["mongo_db"])], loaded)
+            ld.save_state(client[r.meta], loaded)
     if failed:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -583,10 +550,10 @@ def list_versions(**ctx) -> list[dict]:
     """The backup versions of ``mongo_db``, as a table in the log."""
     from ferry.etl import backup as bk
 
-    p = ctx["params"]
+    r = RollbackRequest.from_context(ctx)
     with conns.mongo_client(MONGO) as client:
-        rows = bk.list_versions(client[meta_db(p["mongo_db"])])
-    report.log_table(log, f"backup versions of {target_db(p['mongo_db'])}", rows)
+        rows = bk.list_versions(client[r.meta])
+    report.log_table(log, f"backup versions of {r.target}", rows)
     return rows
 
 
@@ -595,39 +562,40 @@ def restore(versions: list[dict], **ctx) -> dict | None:
     """Restore ``version`` exactly (after backing up the current state); no version = list only."""
     from ferry.etl import backup as bk
 
-    p = ctx["params"]
-    if not p.get("version"):
+    r = RollbackRequest.from_context(ctx)
+    if not r.version:
         log.info("no version given: listed %d backup(s), nothing restored", len(versions))
         return None
     valid = [v["version"] for v in versions]
-    if p["version"] not in valid:
-        raise FerryError(f"unknown version {p['version']!r}; valid versions: {', '.join(valid) or '(none)'}")
+    if r.version not in valid:
+        raise FerryError(f"unknown version {r.version!r}; valid versions: {', '.join(valid) or '(none)'}")
     run_id = ctx["run_id"]
     with conns.mongo_client(MONGO) as client:
-        meta = client[meta_db(p["mongo_db"])]
-        rec = meta[bk.VERSIONS].find_one({"_id": p["version"]})
+        meta = client[r.meta]
+        rec = meta[bk.VERSIONS].find_one({"_id": r.version})
         with locks.hold(meta, f"etl:{rec['db']}", owner=run_id, dag_id=ctx["dag_run"].dag_id, release_at_end=True):
-            return _restore(client, meta, rec, p, ctx)
+            return _restore(client, meta, rec, r, ctx)
 
 
-def _restore(client, meta, rec: dict, p: dict, ctx) -> dict:
+def _restore(client, meta, rec: dict, r: RollbackRequest, ctx) -> dict:
     from ferry.etl import backup as bk
 
+    version = rec["_id"]
     run_id = ctx["run_id"]
     before = bk.create(
         client,
         rec["db"],
         meta,
-        backup_location(p.get("backup_url")),
+        r.backups,
         run_id=run_id,
-        note=f"before rollback to {p['version']}",
+        note=f"before rollback to {version}",
         logger=log,
     )
-    res = bk.restore(client, meta, p["version"], logger=log)
+    res = bk.restore(client, meta, version, logger=log)
     if rec.get("contract"):  # the contract the restored data was published under
         from ferry.etl import contract_store as cs
 
-        res["contract"] = cs.point(p["mongo_db"], rec["contract"])["version"]
+        res["contract"] = cs.point(r.mongo_db, rec["contract"])["version"]
     lineage.report(
         client,
         inputs=[lineage.url(rec["location"])],
@@ -638,7 +606,7 @@ def _restore(client, meta, rec: dict, p: dict, ctx) -> dict:
         audit.Run.of(ctx).record(
             family=FAMILY,
             outcome="success",
-            params=p,
+            params=r.as_params(),
             counts=res["collections"],
             status="success",
             restored=res,
