@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     import pymongo
 
     from ferry.promotion import config
-    from ferry.promotion.execute import execute
+    from ferry.promotion.execute import Attempt, Selection, execute
     from ferry.promotion.sink import ReportSink
     from ferry_dev.devstack import DevStack
 
@@ -104,12 +104,8 @@ def main(argv=None) -> int:
                 cfg,
                 local[src],
                 prod[fdb],
-                ["companies"],
-                {},
-                "skip",
-                promotion_id=f"bench-{r}",
-                sink=ReportSink(Path(tmp) / "reports"),
-                triggered_by="bench",
+                Selection(["companies"]),
+                Attempt(f"bench-{r}", ReportSink(Path(tmp) / "reports"), triggered_by="bench"),
             )
             ferry_s.append(time.perf_counter() - t)
             ferry_rt.append(lrec.n + prec.n)

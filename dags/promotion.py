@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import AssetAlias, Param, dag, task
+from airflow.sdk import AssetAlias, dag, task
 
 from ferry.dagdefaults import default_args
 from ferry.operators.approval import RecordedApprovalOperator
-from ferry.params import choices, optional
-from ferry.promotion.runs import COLLECTIONS
+from ferry.promotion.request import PromotionRequest, RollbackRequest
 
 LONG = {"execution_timeout": timedelta(hours=4)}
 
@@ -35,30 +34,7 @@ LONG = {"execution_timeout": timedelta(hours=4)}
     tags=["ferry", "promotion", "mongodb"],
     default_args=default_args(),
     doc_md=__doc__,
-    params={
-        "collections": choices(COLLECTIONS, "Collections to promote (written parents first).", min_items=1),
-        "mode": Param("dry_run", type="string", enum=["summary", "dry_run", "execute"], description="What to do."),
-        "confirm": optional("string", "For mode=execute: type the target database name. Empty: nothing is written."),
-        "filter": optional(
-            "object",
-            'Which local documents, e.g. {"domain": "a.com"}, or one per collection: '
-            '{"companies": {...}}. Empty: all. $where / $function / $accumulator are refused.',
-        ),
-        "on_conflict": Param(
-            "skip",
-            type="string",
-            enum=["skip", "update_if_newer", "overwrite"],
-            description="When production already has the natural key.",
-        ),
-        "require_approval": Param(False, type="boolean", description="Ask a human to approve before writing."),
-        "source_db": Param("clausea", type="string", description="Database on ferry_mongo_local."),
-        "target_db": Param("clausea", type="string", description="Database on ferry_mongo_prod."),
-        "report_url": optional(
-            "string",
-            "Where plans and outcomes go (s3://bucket/prefix or a folder). "
-            "Empty: $FERRY_STORAGE_URL/reports/promotion/<run id>.",
-        ),
-    },
+    params=PromotionRequest.params(),
 )
 def prod_promotion():
     from ferry.promotion import runs
@@ -66,7 +42,7 @@ def prod_promotion():
     planned = task(runs.plan, **LONG)(task(runs.check)())
     gate = task.branch(runs.gate)(planned)
     approve = RecordedApprovalOperator(
-        task_id="approve",
+        task_id=runs.APPROVE,
         subject="Promote to production database {{ params.target_db }}?",
         body="{{ ti.xcom_pull(task_ids='plan')['table'] }}\n\n"
         "Plan report: {{ ti.xcom_pull(task_ids='plan')['report'] }}",
@@ -91,11 +67,7 @@ prod_promotion()
     tags=["ferry", "promotion", "mongodb"],
     default_args=default_args(retries=0),
     doc_md=__doc__,
-    params={
-        "promotion_id": optional("string", "The prod_promotion run id to undo. Empty: list recent promotions."),
-        "target_db": Param("clausea", type="string", description="Database on ferry_mongo_prod."),
-        "confirm": optional("string", "Type the target database name to confirm the rollback."),
-    },
+    params=RollbackRequest.params(),
 )
 def prod_promotion_rollback():
     from ferry.promotion import runs

@@ -167,13 +167,8 @@ def op_promote(spec: dict) -> dict:
         cfg,
         local,
         prod,
-        cols,
-        {c: {} for c in cols},
-        spec["on_conflict"],
-        promotion_id=spec["promotion_id"],
-        sink=ReportSink(Path(spec["reports"])),
-        params={},
-        triggered_by="faults",
+        ex.Selection(cols, {c: {} for c in cols}, spec["on_conflict"]),
+        ex.Attempt(spec["promotion_id"], ReportSink(Path(spec["reports"])), params={}, triggered_by="faults"),
     )
     return {"outcome": res["outcome"]}
 

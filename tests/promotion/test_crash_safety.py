@@ -18,20 +18,10 @@ pytestmark = pytest.mark.integration
 ALL = ["companies", "documents", "meta_summaries"]
 
 
-def _execute(cfg, local_db, prod_db, sink, pid, **kw):
-    return ex.execute(
-        cfg,
-        local_db,
-        prod_db,
-        ALL,
-        {c: {} for c in ALL},
-        kw.pop("on_conflict", "skip"),
-        promotion_id=pid,
-        sink=sink,
-        params={},
-        triggered_by="test",
-        **kw,
-    )
+def _execute(cfg, local_db, prod_db, sink, pid, on_conflict="skip", lookup=None, **kw):
+    selection = ex.Selection(ALL, {c: {} for c in ALL}, on_conflict)
+    run = ex.Attempt(pid, sink, params={}, triggered_by="test", **kw)
+    return ex.execute(cfg, local_db, prod_db, selection, run, lookup=lookup)
 
 
 def test_rollback_of_a_promotion_interrupted_before_confirming_its_upserts_deletes_every_insert(dbs, cfg, sink):

@@ -17,20 +17,10 @@ pytestmark = pytest.mark.integration
 ALL = ["companies", "documents", "meta_summaries"]
 
 
-def _run(cfg, local_db, prod_db, sink, pid="p1", on_conflict="skip", collections=ALL, queries=None, **kw):
-    return ex.execute(
-        cfg,
-        local_db,
-        prod_db,
-        collections,
-        queries or {},
-        on_conflict,
-        promotion_id=pid,
-        sink=sink,
-        params={"collections": collections},
-        triggered_by="test",
-        **kw,
-    )
+def _run(cfg, local_db, prod_db, sink, pid="p1", on_conflict="skip", collections=ALL, queries=None, lookup=None, **kw):
+    selection = ex.Selection(collections, queries or {}, on_conflict)
+    run = ex.Attempt(pid, sink, params={"collections": collections}, triggered_by="test", **kw)
+    return ex.execute(cfg, local_db, prod_db, selection, run, lookup=lookup)
 
 
 @pytest.mark.parametrize("lookup", ["in", "scan"])

@@ -260,78 +260,49 @@ def _write_collection(
     return out
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What to promote: the collections (written parents first), a query per collection, the conflict rule."""
+
+    collections: list[str]
+    queries: dict[str, dict] = field(default_factory=dict)
+    on_conflict: str = "skip"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Who promotes, as which run: the audit record's identity (``_id`` = ``promotion_id``) and where reports go."""
+
+    promotion_id: str
+    sink: ReportSink
+    params: dict | None = None
+    triggered_by: str | None = None
+    attempt: int = 1
+    approval: dict | None = None
+    dag_id: str = "prod_promotion"
+
+
 def execute(
-    cfg: PromotionConfig,
-    local_db,
-    prod_db,
-    collections: list[str],
-    queries: dict[str, dict],
-    on_conflict: str,
-    *,
-    promotion_id: str,
-    sink: ReportSink,
-    params: dict | None = None,
-    triggered_by: str | None = None,
-    attempt: int = 1,
-    lookup: str | None = None,
-    approval: dict | None = None,
-    dag_id: str = "prod_promotion",
+    cfg: PromotionConfig, local_db, prod_db, selection: Selection, run: Attempt, *, lookup: str | None = None
 ) -> dict:
-    """Promote ``collections`` (parents first). Returns counts, failures and report/backup locations.
+    """Promote ``selection`` (parents first). Returns counts, failures and report/backup locations.
 
     The audit record (``ferry.audit`` shape, ``_id`` = ``promotion_id``) is written before the first write
     with outcome ``running``, and completed at the end; ``approval`` (who approved, when) goes into it.
     """
-    from ferry import audit as audit_rec
     from ferry import locks
 
+    pid = run.promotion_id
     audit = durable(prod_db[cfg.audit_collection])
-    with locks.hold(prod_db, lock_name(prod_db), owner=promotion_id, dag_id=dag_id, release_at_end=True):
-        recover(cfg, prod_db, promotion_id)
-        now = datetime.now(UTC)
-        audit_rec.to_mongo(
-            audit,
-            audit_rec.record(
-                id=promotion_id,
-                family="promotion",
-                dag_id=dag_id,
-                run_id=promotion_id,
-                who=triggered_by or "unknown",
-                outcome="running",
-                params=params,
-                started_at=now,
-                status="running",
-                triggered_by=triggered_by,
-                attempt=attempt,
-                **(approval or {}),
-                backup_location=f"{prod_db.name}.{cfg.backups_collection} (promotion_id={promotion_id})",
-            ),
-        )
-        parents: dict[str, dict[Any, ParentRef]] = {}
-        outcomes, all_actions, summaries = [], [], []
-        failures: list[dict] = []
-        for spec in cfg.ordered(collections):
-            plan = plan_collection(
-                spec, cfg, local_db, prod_db, queries.get(spec.name, {}), on_conflict, parents, lookup=lookup
-            )
-            summaries.append(plan.summary_row())
-            writes = [a for a in plan.actions if a.action in ("insert", "update", "overwrite")]
-            for i, reason in validate_actions(spec, writes).items():
-                writes[i].action, writes[i].reason = "reject", reason
-            outcomes.append(_write_collection(cfg, prod_db, promotion_id, attempt, plan, failures))
-            refs = parent_refs(plan)
-            for a in plan.actions:
-                if a.action == "failed":
-                    refs[hashable(a.local_id)] = ParentRef(
-                        None, f"parent {spec.name} {a.key} failed to write: {a.reason}"
-                    )
-            parents.setdefault(spec.name, {}).update(refs)
-            all_actions.extend(plan.actions)
-        rejects = [a.report() for a in all_actions if a.action == "reject"]
-        report = sink.write("execute.jsonl", (a.report() for a in all_actions))
+    with locks.hold(prod_db, lock_name(prod_db), owner=pid, dag_id=run.dag_id, release_at_end=True):
+        recover(cfg, prod_db, pid)
+        _open_audit(audit, cfg, prod_db, run)
+        summaries, outcomes, actions, failures = _promote(cfg, local_db, prod_db, selection, run, lookup)
+        rejects = [a.report() for a in actions if a.action == "reject"]
+        report = run.sink.write("execute.jsonl", (a.report() for a in actions))
         status = "failed" if failures or rejects else "succeeded"
         result = {
-            "promotion_id": promotion_id,
+            "promotion_id": pid,
             "status": status,
             "plan": summaries,
             "outcome": [o.row() for o in outcomes],
@@ -340,24 +311,77 @@ def execute(
             "report": report,
             "backup": f"{prod_db.name}.{cfg.backups_collection}",
         }
-        audit.update_one(
-            {"_id": promotion_id},
-            {
-                "$set": {
-                    "status": status,
-                    "outcome": "success" if status == "succeeded" else "failed",
-                    "finished_at": datetime.now(UTC),
-                    "counts": result["outcome"],
-                    "plan": summaries,
-                    "report_location": report,
-                    "failures": failures[:500],
-                    "failure_count": len(failures),
-                    "rejects": rejects[:500],
-                    "reject_count": len(rejects),
-                }
-            },
-        )
+        _close_audit(audit, result)
         return result
+
+
+def _open_audit(audit, cfg: PromotionConfig, prod_db, run: Attempt) -> None:
+    """The intent: the run's audit record with outcome ``running``, before the first write."""
+    from ferry import audit as audit_rec
+
+    audit_rec.to_mongo(
+        audit,
+        audit_rec.record(
+            id=run.promotion_id,
+            family="promotion",
+            dag_id=run.dag_id,
+            run_id=run.promotion_id,
+            who=run.triggered_by or "unknown",
+            outcome="running",
+            params=run.params,
+            started_at=datetime.now(UTC),
+            status="running",
+            triggered_by=run.triggered_by,
+            attempt=run.attempt,
+            **(run.approval or {}),
+            backup_location=f"{prod_db.name}.{cfg.backups_collection} (promotion_id={run.promotion_id})",
+        ),
+    )
+
+
+def _promote(cfg: PromotionConfig, local_db, prod_db, selection: Selection, run: Attempt, lookup: str | None):
+    """Plan, validate and write each collection, parents first; a child of a parent that failed to write is
+    rejected. Returns (summary rows, outcomes, every action, failed writes)."""
+    parents: dict[str, dict[Any, ParentRef]] = {}
+    outcomes, actions, summaries = [], [], []
+    failures: list[dict] = []
+    for spec in cfg.ordered(selection.collections):
+        query = selection.queries.get(spec.name, {})
+        plan = plan_collection(spec, cfg, local_db, prod_db, query, selection.on_conflict, parents, lookup=lookup)
+        summaries.append(plan.summary_row())
+        writes = [a for a in plan.actions if a.action in ("insert", "update", "overwrite")]
+        for i, reason in validate_actions(spec, writes).items():
+            writes[i].action, writes[i].reason = "reject", reason
+        outcomes.append(_write_collection(cfg, prod_db, run.promotion_id, run.attempt, plan, failures))
+        refs = parent_refs(plan)
+        for a in plan.actions:
+            if a.action == "failed":
+                refs[hashable(a.local_id)] = ParentRef(None, f"parent {spec.name} {a.key} failed to write: {a.reason}")
+        parents.setdefault(spec.name, {}).update(refs)
+        actions.extend(plan.actions)
+    return summaries, outcomes, actions, failures
+
+
+def _close_audit(audit, result: dict) -> None:
+    """The audit record completed: status, counts, the plan, the report, failures and rejects (first 500)."""
+    failures, rejects = result["failures"], result["rejects"]
+    audit.update_one(
+        {"_id": result["promotion_id"]},
+        {
+            "$set": {
+                "status": result["status"],
+                "outcome": "success" if result["status"] == "succeeded" else "failed",
+                "finished_at": datetime.now(UTC),
+                "counts": result["outcome"],
+                "plan": result["plan"],
+                "report_location": result["report"],
+                "failures": failures[:500],
+                "failure_count": len(failures),
+                "rejects": rejects[:500],
+                "reject_count": len(rejects),
+            }
+        },
+    )
 
 
 def lock_name(prod_db) -> str:

@@ -12,28 +12,15 @@ from typing import Any
 
 from ferry import audit, conns, lineage, report
 from ferry.errors import FerryError, fails_fast
-from ferry.mongo import db_name
+from ferry.promotion.request import PromotionRequest, RollbackRequest
 
 log = logging.getLogger("ferry.promotion")
 
-COLLECTIONS = ["companies", "documents", "meta_summaries"]
 FAMILY = "promotion"
 #: Asset alias of prod_promotion's outlet: the production collections a promotion wrote.
 TARGET_ALIAS = "ferry_promotion_target"
-
-
-def _dbs(params: dict) -> tuple[str, str]:
-    return db_name(params["source_db"]), db_name(params["target_db"])
-
-
-def _collections(params: dict) -> list[str]:
-    return list(params.get("collections") or COLLECTIONS)
-
-
-def _queries(params: dict, collections: list[str], cfg) -> dict[str, dict]:
-    from ferry.promotion import filters
-
-    return filters.parse(params.get("filter"), collections, known=list(cfg.collections))
+#: Task ids other tasks read results of (``dags/promotion.py`` names its tasks with these).
+CHECK, PLAN, APPROVE, EXECUTE = "check", "plan", "approve", "execute"
 
 
 def _deployment(conn_id: str) -> frozenset[str]:
@@ -45,17 +32,6 @@ def _deployment(conn_id: str) -> frozenset[str]:
     return deployment(c.host, c.port)
 
 
-def _sink(params: dict, run_id: str):
-    """Where plans and outcomes go: ``report_url`` (a prefix), else the run's report folder in storage."""
-    from ferry import storage
-    from ferry.promotion.sink import ReportSink
-
-    base = params.get("report_url") or report.location(FAMILY, run_id)
-    if params.get("report_url"):
-        base = storage.join(base, storage.safe_name(run_id))
-    return ReportSink(base)
-
-
 # --------------------------------------------------------------------------- prod_promotion
 
 
@@ -65,25 +41,23 @@ def check(**ctx) -> dict:
     from ferry.promotion import config
     from ferry.promotion.guards import check_guards
 
-    p = ctx["params"]
+    r = PromotionRequest.from_context(ctx)
     cfg = config.load()
-    collections = _collections(p)
-    source_db, target_db = _dbs(p)
-    queries = _queries(p, collections, cfg)
-    cfg.ordered(collections)
+    queries = r.queries(cfg)
+    cfg.ordered(r.names)
     check_guards(
-        mode=p["mode"],
-        confirm=p.get("confirm") or "",
+        mode=r.mode,
+        confirm=r.confirm or "",
         source=_deployment(conns.MONGO_LOCAL),
         target=_deployment(conns.MONGO_PROD),
-        source_db=source_db,
-        target_db=target_db,
+        source_db=r.source,
+        target_db=r.target,
     )
     return {
-        "collections": collections,
+        "collections": r.names,
         "filter_applied": any(queries.values()),
-        "target_db": target_db,
-        "confirmed": p["mode"] == "execute",  # check_guards refused an execute without the confirmation
+        "target_db": r.target,
+        "confirmed": r.mode == "execute",  # check_guards refused an execute without the confirmation
     }
 
 
@@ -94,29 +68,21 @@ def plan(checked: dict, **ctx) -> dict:
     from ferry.promotion.plan import plan_all
     from ferry.promotion.sink import SUMMARY_HEADERS, dry_run, summary
 
-    p = ctx["params"]
+    r = PromotionRequest.from_context(ctx)
     cfg = config.load()
-    source_db, target_db = _dbs(p)
-    queries = _queries(p, checked["collections"], cfg)
+    queries, names = r.queries(cfg), checked["collections"]
     with conns.mongo_client(conns.MONGO_LOCAL) as local, conns.mongo_client(conns.MONGO_PROD) as prod:
-        if p["mode"] == "summary":
-            plans = plan_all(cfg, local[source_db], prod[target_db], checked["collections"], queries, p["on_conflict"])
-            out: dict[str, Any] = {"summary": summary(plans), "report": None}
+        src, dst = local[r.source], prod[r.target]
+        if r.mode == "summary":
+            out: dict[str, Any] = {"summary": summary(plan_all(cfg, src, dst, names, queries, r.on_conflict))}
+            out["report"] = None
         else:
-            out = dry_run(
-                cfg,
-                local[source_db],
-                prod[target_db],
-                checked["collections"],
-                queries,
-                p["on_conflict"],
-                _sink(p, ctx["run_id"]),
-            )
-    title = f"Promotion {p['mode']}: {source_db} → {target_db} (on_conflict={p['on_conflict']})"
+            out = dry_run(cfg, src, dst, names, queries, r.on_conflict, r.sink(FAMILY, ctx["run_id"]))
+    title = f"Promotion {r.mode}: {r.source} → {r.target} (on_conflict={r.on_conflict})"
     out["table"] = report.log_table(log, title, out["summary"], SUMMARY_HEADERS)
     if out["report"]:
         log.info("Per-document plan: %s", out["report"])
-    out["mode"] = p["mode"]
+    out["mode"] = r.mode
     return out
 
 
@@ -124,13 +90,17 @@ def gate(planned: dict, **ctx) -> list[str]:
     """Branch: nothing (summary / dry_run), the approval step, or execute."""
     from ferry.promotion.guards import next_tasks
 
-    return next_tasks(ctx["params"]["mode"], ctx["params"]["require_approval"])
+    r = PromotionRequest.from_context(ctx)
+    return next_tasks(r.mode, r.require_approval)
 
 
 def _approval(ctx) -> dict:
     """Who answered the approval step and when (empty when no approval was asked)."""
     # the approve task's own record of the answer (a "Reject" skips downstream before any return value lands)
-    answer = ctx["ti"].xcom_pull(task_ids="approve", key="answer") or ctx["ti"].xcom_pull(task_ids="approve") or {}
+    from ferry.operators.approval import ANSWER_KEY
+
+    ti = ctx["ti"]
+    answer = ti.xcom_pull(task_ids=APPROVE, key=ANSWER_KEY) or ti.xcom_pull(task_ids=APPROVE) or {}
     if not answer:
         return {}
     user = answer.get("responded_by_user") or {}
@@ -147,30 +117,24 @@ def execute(**ctx) -> dict:
     from ferry.promotion import config
     from ferry.promotion import execute as ex
 
-    p = ctx["params"]
-    source_db, target_db = _dbs(p)
-    if not (ctx["ti"].xcom_pull(task_ids="check") or {}).get("confirmed"):  # the decision check made, once
+    r = PromotionRequest.from_context(ctx)
+    target_db = r.target
+    if not (ctx["ti"].xcom_pull(task_ids=CHECK) or {}).get("confirmed"):  # the decision check made, once
         raise FerryError(f"execute runs only after check confirmed mode=execute on {target_db!r}; nothing was written")
     cfg = config.load()
-    collections = _collections(p)
-    queries = _queries(p, collections, cfg)
     promotion_id = ctx["run_id"]
+    selection = ex.Selection(r.names, r.queries(cfg), r.on_conflict)
+    run = ex.Attempt(
+        promotion_id,
+        r.sink(FAMILY, promotion_id),
+        params=r.as_params(),
+        triggered_by=audit.who(ctx),
+        attempt=ctx["ti"].try_number,
+        approval=_approval(ctx),
+    )
     with conns.mongo_client(conns.MONGO_LOCAL) as local, conns.mongo_client(conns.MONGO_PROD) as prod:
-        res = ex.execute(
-            cfg,
-            local[source_db],
-            prod[target_db],
-            collections,
-            queries,
-            p["on_conflict"],
-            promotion_id=promotion_id,
-            sink=_sink(p, promotion_id),
-            params=dict(p),
-            triggered_by=audit.who(ctx),
-            attempt=ctx["ti"].try_number,
-            approval=_approval(ctx),
-        )
-        lineage.mongo_written(ctx, TARGET_ALIAS, local, source_db, prod, target_db, collections)
+        res = ex.execute(cfg, local[r.source], prod[target_db], selection, run)
+        lineage.mongo_written(ctx, TARGET_ALIAS, local, r.source, prod, target_db, r.names)
     report.log_table(log, f"Promotion {promotion_id} → {target_db}: outcome", res["outcome"])
     log.info("Report: %s; backups: %s (promotion_id=%s)", res["report"], res["backup"], promotion_id)
     if res["failures"] or res["rejects"]:
@@ -189,17 +153,17 @@ def outcome(**ctx) -> dict:
     with that message; a failed execute fails the run too (this task is the last one)."""
     from ferry.promotion import config
 
-    p = ctx["params"]
+    r = PromotionRequest.from_context(ctx)
     dr = ctx["dag_run"]
     raw = ctx["ti"].get_task_states(dag_id=dr.dag_id, run_ids=[dr.run_id])
     states = raw.get(dr.run_id, raw)
     approval = _approval(ctx)
     if approval.get("approval") == "Reject":
-        _, target_db = _dbs(p)
+        target_db = r.target
         rec = audit.Run.of(ctx).record(
             family=FAMILY,
             outcome="rejected",
-            params=p,
+            params=r.as_params(),
             status="rejected",
             triggered_by=audit.who(ctx),
             rejected_by=approval["approved_by"],
@@ -211,9 +175,9 @@ def outcome(**ctx) -> dict:
             f"promotion {ctx['run_id']} was rejected by {approval['approved_by']} at "
             f"{approval['approved_at']}: nothing was written to {target_db} (audit status 'rejected')"
         )
-    if states.get("execute") in ("failed", "upstream_failed"):
-        raise FerryError(f"promotion {ctx['run_id']}: execute {states['execute']} (see its log and the audit record)")
-    return {"mode": p["mode"], "execute": states.get("execute"), **approval}
+    if states.get(EXECUTE) in ("failed", "upstream_failed"):
+        raise FerryError(f"promotion {ctx['run_id']}: execute {states[EXECUTE]} (see its log and the audit record)")
+    return {"mode": r.mode, "execute": states.get(EXECUTE), **approval}
 
 
 # --------------------------------------------------------------------------- prod_promotion_rollback
@@ -227,16 +191,16 @@ def rollback(**ctx) -> list[dict]:
     from ferry.promotion.rollback import recent
     from ferry.promotion.rollback import rollback as undo
 
-    p = ctx["params"]
-    target_db = db_name(p["target_db"])
+    r = RollbackRequest.from_context(ctx)
+    target_db = r.target
     cfg = config.load()
-    if not p.get("promotion_id"):
+    if not r.promotion_id:
         with conns.mongo_client(conns.MONGO_PROD) as prod:
             rows = recent(cfg, prod[target_db])
         report.log_table(log, f"Recent promotions into {target_db} (set promotion_id to undo one)", rows)
         return rows
-    require_confirmation("the rollback", p.get("confirm") or "", target_db)
+    require_confirmation("the rollback", r.confirm or "", target_db)
     with conns.mongo_client(conns.MONGO_PROD) as prod:
-        rows = undo(cfg, prod[target_db], p["promotion_id"], owner=ctx["run_id"])
-    report.log_table(log, f"Rollback of {p['promotion_id']}", rows)
+        rows = undo(cfg, prod[target_db], r.promotion_id, owner=ctx["run_id"])
+    report.log_table(log, f"Rollback of {r.promotion_id}", rows)
     return rows
