@@ -74,9 +74,8 @@ def _incremental(pg, client, db: str, target: str, batch: int, change: str | Non
         meta = client[meta_db(target)]
         t = time.perf_counter()
         rec = backup.open_delta(client, target, meta, tempfile.mkdtemp(prefix="ferry-bench-delta-"))
-        res = load.load(
-            conn, client, target, eff, strategy="incremental", batch_size=batch, meta_db=meta, backup_version=rec["_id"]
-        )
+        opts = load.Options(strategy="incremental", batch_size=batch, meta_db=meta, backup_version=rec["_id"])
+        res = load.load(conn, client, target, eff, opts)
         load.save_state(meta, res)
         return time.perf_counter() - t, res
 
@@ -118,7 +117,7 @@ def child(pg_uri: str, mongo_uri: str, target: str, batch: int) -> None:
 
     with psycopg.connect(pg_uri) as conn, pymongo.MongoClient(mongo_uri) as client:
         eff = _effective(conn)
-        load.load(conn, client, target, eff, strategy="full", batch_size=batch)
+        load.load(conn, client, target, eff, load.Options(strategy="full", batch_size=batch))
         client.drop_database(target)
     print(json.dumps({"maxrss_kib": _peak_rss_kib()}))
 
@@ -168,7 +167,7 @@ def main() -> None:
                 eff = _effective(conn)
                 # Ferry
                 t = time.perf_counter()
-                res = load.load(conn, client, "bench_ferry", eff, strategy="full", batch_size=args.batch_size)
+                res = load.load(conn, client, "bench_ferry", eff, load.Options(batch_size=args.batch_size))
                 ferry_s = time.perf_counter() - t
                 docs_n = sum(c["documents"] for c in res["collections"].values())
                 # prebuilt documents (not timed), then raw insert_many of them

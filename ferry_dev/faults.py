@@ -111,17 +111,10 @@ def op_etl(spec: dict) -> dict:
     detected.update(changes=changes, summary=schema.summary(changes))
     planned = pipeline.plan(meta, str(REPO / spec["mapping"]), detected, "auto_safe")
     eff = planned["effective_mapping"]
-    res = load.load(
-        conn,
-        client,
-        db,
-        eff,
-        strategy=spec["strategy"],
-        batch_size=spec["batch_size"],
-        meta_db=meta,
-        run_id=run_id,
-        publish_now=False,
+    opts = load.Options(
+        strategy=spec["strategy"], batch_size=spec["batch_size"], publish_now=False, meta_db=meta, run_id=run_id
     )
+    res = load.load(conn, client, db, eff, opts)
     conn.commit()
     quarantined = {k: v["quarantined"] for k, v in res["collections"].items()}
     checks.run(conn, client, res["staging"] or db, eff, quarantined=quarantined, sample=20)

@@ -28,7 +28,6 @@ KNOWN_LONG = {
     "devclone/clone.py:clone_database": 77,
     "devclone/runs.py:drift_check": 74,
     "etl/checks.py:measure": 80,
-    "etl/load.py:load": 137,
     "etl/mapping.py:parse": 102,
     "promotion/config.py:parse": 71,
     "promotion/execute.py:_write_collection": 84,
@@ -40,7 +39,6 @@ KNOWN_LONG = {
 }
 KNOWN_WIDE = {
     "devclone/runs.py:drift_check": 9,
-    "etl/load.py:load": 15,
     "etl/load.py:_dirty_batches": 9,
     "promotion/plan.py:plan_collection": 9,
     "sales/api.py:fetch_day": 11,

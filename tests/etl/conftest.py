@@ -19,6 +19,22 @@ def demo_pg(pg_conn):
     return SimpleNamespace(conn=pg_conn, counts=counts)
 
 
+class InjectedFailure(RuntimeError):
+    """A crash between two batches (``fail_after``)."""
+
+
+def fail_after(batches: int | None):
+    """A ``load.Options.after_batch`` hook that raises ``InjectedFailure`` once ``batches`` were written."""
+    if batches is None:
+        return None
+
+    def hook(done: int) -> None:
+        if done >= batches:
+            raise InjectedFailure(f"injected failure after {done} batch(es)")
+
+    return hook
+
+
 def detect(conn, client, db: str, source: str = "demo", run_id: str = "t") -> dict:
     """What SchemaChangeDetectOperator does, without Airflow."""
     from ferry.etl import schema
@@ -65,19 +81,16 @@ def run_etl(
     planned = pipeline.plan(meta, mapping, detected, policy, pipeline.Answer(chosen, responder, params_input))
     make = backup.open_delta if strategy == "incremental" else backup.create
     rec = make(client, db, meta, str(tmp_path / "backups"), run_id=run_id)
-    res = load.load(
-        conn,
-        client,
-        db,
-        planned["effective_mapping"],
+    opts = load.Options(
         strategy=strategy,
         batch_size=batch_size,
+        publish_now=False,
         meta_db=meta,
         run_id=run_id,
-        fail_after_batches=fail_after_batches,
-        publish_now=False,
         backup_version=rec["_id"],
+        after_batch=fail_after(fail_after_batches),
     )
+    res = load.load(conn, client, db, planned["effective_mapping"], opts)
     conn.commit()
     quarantined = {k: v["quarantined"] for k, v in res["collections"].items()}
     rows = checks.run(

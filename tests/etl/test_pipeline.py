@@ -8,7 +8,9 @@ import pytest
 from ferry import hashing
 from ferry.etl import backup, load, pipeline
 from ferry.etl.names import meta_db
-from tests.etl.conftest import MAPPING, detect, run_etl
+from tests.etl.conftest import MAPPING, InjectedFailure, detect, run_etl
+
+INCREMENTAL = load.Options(strategy="incremental")
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +166,7 @@ def test_crash_midway_then_rerun_equals_a_clean_run(strategy, demo_pg, mongo_loc
     )
     conn.commit()
     before = hashing.db_digest(mongo_local[db])
-    with pytest.raises(load.InjectedFailure):
+    with pytest.raises(InjectedFailure):
         run_etl(conn, mongo_local, db, tmp_path, strategy=strategy, batch_size=7, fail_after_batches=4)
     conn.rollback()
     if strategy == "full":  # readers still see the previous complete data
@@ -234,7 +236,8 @@ def test_dated_copy_strategy_loads_a_dated_database_and_keeps_the_previous(
     )
     target = load.dated_db(mongo_db_name, "2026-11-22")
     assert target == f"{mongo_db_name}-20261122"
-    res = load.load(conn, mongo_local, target, planned["effective_mapping"], strategy="dated_copy", batch_size=25)
+    opts = load.Options(strategy="dated_copy", batch_size=25)
+    res = load.load(conn, mongo_local, target, planned["effective_mapping"], opts)
     assert res["collections"]["accounts"]["written"] == 20
     assert mongo_local[target].accounts.find_one({"_id": 1})["accountName"] == "v2"
     assert hashing.db_digest(mongo_local[mongo_db_name]) == before
@@ -252,10 +255,10 @@ def test_incremental_flags_source_deletes_when_configured(demo_pg, mongo_local, 
     eff = copy.deepcopy(planned["effective_mapping"])
     eff["defaults"]["on_source_delete"] = "flag"
     eff["collections"] = eff["collections"][:1]  # accounts only
-    load.load(conn, mongo_local, mongo_db_name, eff, strategy="incremental")
+    load.load(conn, mongo_local, mongo_db_name, eff, INCREMENTAL)
     conn.execute("UPDATE campaigns SET account_id = 1 WHERE account_id = 5; DELETE FROM accounts WHERE id = 5")
     conn.commit()
-    res = load.load(conn, mongo_local, mongo_db_name, eff, strategy="incremental")
+    res = load.load(conn, mongo_local, mongo_db_name, eff, INCREMENTAL)
     assert res["collections"]["accounts"]["flagged"] == 1 and res["collections"]["accounts"]["deleted"] == 0
     assert mongo_local[mongo_db_name].accounts.find_one({"_id": 5})["_ferry_deleted"] is True
     assert checks.measure(conn, mongo_local, mongo_db_name, eff, sample=5)[0] == {
@@ -264,10 +267,10 @@ def test_incremental_flags_source_deletes_when_configured(demo_pg, mongo_local, 
         "expected": 19,
         "actual": 19,
     }  # flagged docs are not live
-    again = load.load(conn, mongo_local, mongo_db_name, eff, strategy="incremental")
+    again = load.load(conn, mongo_local, mongo_db_name, eff, INCREMENTAL)
     assert again["collections"]["accounts"]["flagged"] == 0 and again["collections"]["accounts"]["written"] == 0
     conn.execute("INSERT INTO accounts (id, name, created_at) VALUES (5, 'Back', now())")
     conn.commit()
-    back = load.load(conn, mongo_local, mongo_db_name, eff, strategy="incremental")
+    back = load.load(conn, mongo_local, mongo_db_name, eff, INCREMENTAL)
     assert back["collections"]["accounts"]["written"] == 1
     assert "_ferry_deleted" not in mongo_local[mongo_db_name].accounts.find_one({"_id": 5})

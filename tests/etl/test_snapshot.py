@@ -40,7 +40,9 @@ def test_tasks_read_one_snapshot_while_the_source_changes(stack, pg_database, de
     for name in [c["name"] for c in eff["collections"]]:  # as the mapped load tasks do, one connection each
         with psycopg.connect(conninfo) as conn:
             snapshot.use(conn, held["snapshot"])
-            results.append(load.load(conn, mongo_local, mongo_db_name, eff, collections=[name], publish_now=False))
+            results.append(
+                load.load(conn, mongo_local, mongo_db_name, eff, load.Options(collections=[name], publish_now=False))
+            )
     merged = load.merge(results)
     assert {k: v["documents"] for k, v in merged["collections"].items()} == {
         "accounts": demo_pg.counts["accounts"],

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from pymongo import DeleteMany, ReplaceOne, UpdateMany
 
@@ -36,8 +38,37 @@ class PublishDiffers(FerryError):
     """A published collection does not hold what was checked in staging (counted right after the swap)."""
 
 
-class InjectedFailure(RuntimeError):
-    """Raised by ``fail_after_batches`` (tests of crash recovery)."""
+@dataclass(frozen=True)
+class Options:
+    """How ``load`` runs: the strategy and batch size, which collections, and where its bookkeeping goes.
+
+    ``meta_db`` (the bookkeeping database) holds the change-capture state and the quarantine; ``run_id``
+    labels quarantined rows; ``backup_version`` (an incremental's delta version) receives the pre-images of
+    what it changes; ``s3`` stores large delta parts; ``chunk`` bounds ``$in`` lookups. ``after_batch`` is
+    called with the number of batches written so far, after each batch's write completed (crash tests)."""
+
+    strategy: str = "full"
+    batch_size: int = 10000
+    collections: list[str] | None = None
+    publish_now: bool = True
+    meta_db: Any = None
+    run_id: str = ""
+    backup_version: str | None = None
+    logger: logging.Logger = log
+    s3: Any = None
+    chunk: int = acquire.LOOKUP_CHUNK
+    after_batch: Callable[[int], None] | None = field(default=None, compare=False)
+
+
+class Written(NamedTuple):
+    """What one batch's write did (``_Writer``): documents written of those given, ids added (count, key-hash
+    sum: change capture's delete check) and pre-images saved."""
+
+    written: int
+    given: int
+    added: int = 0
+    added_hash: int = 0
+    saved: int = 0
 
 
 def strategy_name(strategy: str) -> str:
@@ -57,26 +88,9 @@ def dated_db(db: str, day: str) -> str:
     return f"{db}-{day.replace('-', '')}"
 
 
-def load(
-    conn,
-    client,
-    db: str,
-    eff: dict,
-    *,
-    strategy: str = "full",
-    batch_size: int = 10000,
-    meta_db=None,
-    run_id: str = "",
-    fail_after_batches: int | None = None,
-    publish_now: bool = True,
-    logger: logging.Logger = log,
-    backup_version: str | None = None,
-    s3=None,
-    chunk: int = acquire.LOOKUP_CHUNK,
-    collections: list[str] | None = None,
-) -> dict:
-    """Load every collection of the effective mapping ``eff`` (or only those named in ``collections``: one
-    task per collection, see ``merge``) from ``conn`` (psycopg) into ``client[db]``.
+def load(conn, client, db: str, eff: dict, opts: Options | None = None) -> dict:
+    """Load every collection of the effective mapping ``eff`` (or only those named in ``opts.collections``:
+    one task per collection, see ``merge``) from ``conn`` (psycopg) into ``client[db]``.
 
     ``full`` / ``dated_copy`` load ``<db>__ferry_staging``; with ``publish_now=False`` it is left for the
     caller to check and ``publish`` (what production_etl does). ``incremental`` reads only what changed
@@ -87,113 +101,145 @@ def load(
     ``collections``, a full load replaces only those staging collections (the caller clears the staging
     database once, before the first of them: ``clear_staging``).
     """
-    from ferry.report import Progress
-
-    strategy = strategy_name(strategy)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    schema = eff["source"]["schema"]
-    numeric = eff["defaults"]["numeric"]
+    opts = opts or Options()
+    strategy = strategy_name(opts.strategy)
+    if opts.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {opts.batch_size}")
     full = strategy != "incremental"
     staging = client[staging_db(db)]
-    picked = [c for c in eff["collections"] if collections is None or c["name"] in collections]
-    unknown = sorted(set(collections or ()) - {c["name"] for c in picked})
+    picked = [c for c in eff["collections"] if opts.collections is None or c["name"] in opts.collections]
+    unknown = sorted(set(opts.collections or ()) - {c["name"] for c in picked})
     if unknown:
         raise FerryError(f"no collection {', '.join(unknown)} in the effective mapping")
-    if full and collections is None:
+    if full and opts.collections is None:
         client.drop_database(staging.name)  # leftovers of a crashed or rejected run
     elif full:
-        for name in collections or ():  # an earlier attempt of this task
+        for name in opts.collections or ():  # an earlier attempt of this task
             staging.drop_collection(name)
-    source_id = acquire.source_identity(conn)
+    job = _Job(conn, client, db, eff, opts, full, acquire.source_identity(conn))
+    result: dict[str, Any] = {
+        "db": db,
+        "staging": staging.name if full else None,
+        "strategy": strategy,
+        "collections": {},
+        "quarantined": 0,
+        "state": {},
+    }
     # the writer thread is shut down (waiting for its last write) when the block ends, also on an error
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ferry-etl-writer") as writer:
-        batches_done = 0
-        result: dict[str, Any] = {
-            "db": db,
-            "staging": staging.name if full else None,
-            "strategy": strategy,
-            "collections": {},
-            "quarantined": 0,
-            "state": {},
-        }
         for coll in picked:
-            name = coll["name"]
-            now = _capture_state(conn, schema, coll, eff, db, source_id)  # before reading: conservative
-            prev = meta_db[STATE].find_one({"_id": now["_id"]}) if (meta_db is not None and not full) else None
-            capture = _capture_valid(prev, now)
-            total = now["keys"][0]
-            counts = {
-                "source_rows": total,
-                "read": 0,
-                "documents": 0,
-                "written": 0,
-                "unchanged": 0,
-                "deleted": 0,
-                "flagged": 0,
-                "quarantined": 0,
-                "backed_up": 0,
-                "missing": {r["as"]: 0 for r in coll["relations"] if r["kind"] != "embed_many"},
-                "change_capture": "watermark" if capture else ("full read" if not full else "-"),
-            }
-            new_keys = [0, 0]  # count and key-hash sum of the ids this run adds (change capture's delete check)
-            processed: set = set()
-            progress = Progress(logger, f"{coll['table']} -> {db}.{name}", total)
-            target = staging[name] if full else client[db][name]
-            ctx = _Writer(target, meta_db, backup_version, name, s3, chunk)
-            pending = None  # one write in flight while the next batch is read and transformed
-
-            source: Any = acquire.batches(conn, schema, coll, batch_size)
-            if capture and prev is not None:
-                source = acquire.changed_batches(conn, schema, coll, prev["marks"], batch_size)
-                source = itertools.chain(
-                    source, _dirty_batches(conn, schema, coll, target, prev, now, numeric, processed, chunk)
-                )
-            for rows, children in source:
-                docs, rejected = build_batch(rows, coll, children, numeric, counts["missing"])
-                if rejected:
-                    _quarantine(meta_db, run_id, rejected, logger)
-                    counts["quarantined"] += len(rejected)
-                if pending is not None:
-                    _account(pending.result(), counts, new_keys)
-                if full:
-                    pending = writer.submit(ctx.insert, docs)
-                else:
-                    ids = {d["_id"] for d in docs}
-                    extra = [k for k in (convert(r[coll["id"]], "auto", numeric) for r in rows) if k not in ids]
-                    pending = writer.submit(ctx.upsert_changed, docs, extra)
-                    if capture:
-                        processed.update(r[coll["id"]] for r in rows)
-                counts["documents"] += len(docs)
-                counts["read"] += len(rows)
-                progress.add(len(rows))
-                batches_done += 1
-                if fail_after_batches is not None and batches_done >= fail_after_batches:
-                    pending.result()
-                    raise InjectedFailure(f"injected failure after {batches_done} batch(es)")
-            if pending is not None:
-                _account(pending.result(), counts, new_keys)
-            progress.log(final=True)
-            if not full:
-                expected = [prev["keys"][0] + new_keys[0], prev["keys"][1] + new_keys[1]] if capture and prev else None
-                if expected != now["keys"]:  # rows may have been deleted: compare the key sets
-                    gone = _gone(conn, schema, coll, target, eff["defaults"]["on_source_delete"], numeric)
-                    d, f, saved = ctx.delete(gone, eff["defaults"]["on_source_delete"])
-                    counts["deleted"], counts["flagged"] = d, f
-                    counts["backed_up"] += saved
-            for rel, n in counts["missing"].items():
-                if n:
-                    logger.warning("%s.%s: %d row(s) without their relation's target row", name, rel, n)
-            result["collections"][name] = counts
+            counts, state = job.collection(coll, writer)
+            result["collections"][coll["name"]] = counts
             result["quarantined"] += counts["quarantined"]
-            result["state"][name] = now
-        if full:
-            for name in result["collections"]:  # an empty source table gives an empty collection
-                if name not in client[staging.name].list_collection_names():
-                    client[staging.name].create_collection(name)
-    if full and publish_now:
+            result["state"][coll["name"]] = state
+    if full:
+        for name in result["collections"]:  # an empty source table gives an empty collection
+            if name not in client[staging.name].list_collection_names():
+                client[staging.name].create_collection(name)
+    if full and opts.publish_now:
         publish(client, staging.name, db, list(result["collections"]))
     return result
+
+
+def _new_counts(total: int, coll: dict, capture: bool, full: bool) -> dict[str, Any]:
+    return {
+        "source_rows": total,
+        "read": 0,
+        "documents": 0,
+        "written": 0,
+        "unchanged": 0,
+        "deleted": 0,
+        "flagged": 0,
+        "quarantined": 0,
+        "backed_up": 0,
+        "missing": {r["as"]: 0 for r in coll["relations"] if r["kind"] != "embed_many"},
+        "change_capture": "watermark" if capture else ("full read" if not full else "-"),
+    }
+
+
+@dataclass
+class _Job:
+    """One ``load`` call: what every collection's load shares."""
+
+    conn: Any
+    client: Any
+    db: str
+    eff: dict
+    opts: Options
+    full: bool
+    source_id: Any
+    batches: int = 0
+
+    def collection(self, coll: dict, writer: ThreadPoolExecutor) -> tuple[dict, dict]:
+        """Read, transform and write one collection (one write in flight while the next batch is read and
+        transformed); an incremental then handles the source's deletions. Returns (counts, capture state)."""
+        from ferry.report import Progress
+
+        opts, schema, name = self.opts, self.eff["source"]["schema"], coll["name"]
+        now = _capture_state(self.conn, schema, coll, self.eff, self.db, self.source_id)  # before reading
+        prev = opts.meta_db[STATE].find_one({"_id": now["_id"]}) if opts.meta_db is not None and not self.full else None
+        capture = _capture_valid(prev, now)
+        counts = _new_counts(now["keys"][0], coll, capture, self.full)
+        new_keys = [0, 0]  # count and key-hash sum of the ids this run adds (change capture's delete check)
+        target = self.client[staging_db(self.db)][name] if self.full else self.client[self.db][name]
+        out = _Writer(target, opts.meta_db, opts.backup_version, name, opts.s3, opts.chunk)
+        progress = Progress(opts.logger, f"{coll['table']} -> {self.db}.{name}", counts["source_rows"])
+        pending = None
+        for rows, docs, extra in self._batches(coll, target, prev if capture else None, now, counts):
+            if pending is not None:
+                _account(pending.result(), counts, new_keys)
+            pending = writer.submit(out.insert, docs) if self.full else writer.submit(out.upsert_changed, docs, extra)
+            progress.add(len(rows))
+            self.batches += 1
+            if opts.after_batch is not None:
+                _account(pending.result(), counts, new_keys)
+                pending = None
+                opts.after_batch(self.batches)
+        if pending is not None:
+            _account(pending.result(), counts, new_keys)
+        progress.log(final=True)
+        if not self.full:
+            self._deletions(coll, target, out, counts, prev if capture else None, now, new_keys)
+        for rel, n in counts["missing"].items():
+            if n:
+                opts.logger.warning("%s.%s: %d row(s) without their relation's target row", name, rel, n)
+        return counts, now
+
+    def _batches(self, coll: dict, target, prev: dict | None, now: dict, counts: dict):
+        """(rows, documents, ids of rows that gave no document) per batch; rejected rows are quarantined."""
+        schema, numeric, opts = self.eff["source"]["schema"], self.eff["defaults"]["numeric"], self.opts
+        processed: set = set()
+        source: Any = acquire.batches(self.conn, schema, coll, opts.batch_size)
+        if prev is not None:
+            source = itertools.chain(
+                acquire.changed_batches(self.conn, schema, coll, prev["marks"], opts.batch_size),
+                _dirty_batches(self.conn, schema, coll, target, prev, now, numeric, processed, opts.chunk),
+            )
+        for rows, children in source:
+            docs, rejected = build_batch(rows, coll, children, numeric, counts["missing"])
+            if rejected:
+                _quarantine(opts.meta_db, opts.run_id, rejected, opts.logger)
+                counts["quarantined"] += len(rejected)
+            extra: list = []
+            if not self.full:
+                ids = {d["_id"] for d in docs}
+                extra = [k for k in (convert(r[coll["id"]], "auto", numeric) for r in rows) if k not in ids]
+                if prev is not None:
+                    processed.update(r[coll["id"]] for r in rows)
+            counts["documents"] += len(docs)
+            counts["read"] += len(rows)
+            yield rows, docs, extra
+
+    def _deletions(self, coll: dict, target, out: _Writer, counts: dict, prev: dict | None, now: dict, new_keys):
+        """Incremental: when the key sets may differ (rows deleted at the source), delete or flag the gone ids."""
+        expected = [prev["keys"][0] + new_keys[0], prev["keys"][1] + new_keys[1]] if prev else None
+        if expected == now["keys"]:
+            return
+        on_delete = self.eff["defaults"]["on_source_delete"]
+        numeric = self.eff["defaults"]["numeric"]
+        gone = _gone(self.conn, self.eff["source"]["schema"], coll, target, on_delete, numeric)
+        counts["deleted"], counts["flagged"], saved = out.delete(gone, on_delete)
+        counts["backed_up"] += saved
 
 
 def clear_staging(client, db: str) -> dict[str, int]:
@@ -220,13 +266,12 @@ def merge(parts) -> dict:
     return out
 
 
-def _account(res: tuple, counts: dict, new_keys: list) -> None:
-    written, n, added, added_hash, saved = res
-    counts["written"] += written
-    counts["unchanged"] += n - written
-    counts["backed_up"] += saved
-    new_keys[0] += added
-    new_keys[1] += added_hash
+def _account(res: Written, counts: dict, new_keys: list) -> None:
+    counts["written"] += res.written
+    counts["unchanged"] += res.given - res.written
+    counts["backed_up"] += res.saved
+    new_keys[0] += res.added
+    new_keys[1] += res.added_hash
 
 
 def _dirty_batches(
@@ -404,7 +449,7 @@ class _Writer:
     def insert(self, docs: list[dict]):
         if docs:
             self.target.insert_many(docs, ordered=False)
-        return len(docs), len(docs), 0, 0, 0
+        return Written(len(docs), len(docs))
 
     def _save_preimages(self, ids: list, existing: set) -> int:
         if self.version is None or self.meta is None or not ids:
@@ -430,7 +475,7 @@ class _Writer:
         saved = self._save_preimages([d["_id"] for d in changed], set(existing))
         for part in self._chunks(changed):
             self.target.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in part], ordered=False)
-        return len(changed), len(docs), len(added), sum(key_hash(k) for k in added), saved
+        return Written(len(changed), len(docs), len(added), sum(key_hash(k) for k in added), saved)
 
     def delete(self, gone: list, on_delete: str) -> tuple[int, int, int]:
         saved = self._save_preimages(gone, set(gone))

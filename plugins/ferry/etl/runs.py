@@ -325,20 +325,17 @@ def load(acquired: dict, planned: dict, backed_up: dict, collection: str | None 
         _lock(client, r, planned["target_db"], ctx),
     ):
         snapshot.use(conn, backed_up.get("snapshot"))
-        res = ld.load(
-            conn,
-            client,
-            planned["target_db"],
-            eff,
+        opts = ld.Options(
             strategy=r.refresh_strategy,
             batch_size=r.batch_size,
+            collections=names,
             publish_now=False,
             meta_db=client[r.meta],
             run_id=ctx["run_id"],
-            logger=log,
             backup_version=backed_up["version"],
-            collections=names,
+            logger=log,
         )
+        res = ld.load(conn, client, planned["target_db"], eff, opts)
         res["snapshot"] = backed_up.get("snapshot")
         if r.apply_validators:
             schemas = {k: v for k, v in planned["schemas"].items() if names is None or k in names}
