@@ -56,8 +56,9 @@ FERRY = """
 import json, sys
 from ferry import audit
 from ferry.sales import runs
-out = runs.load_one_day({day!r}, params={{"source": "csv", "csv_path": {csv!r}, "max_reject_ratio": 0.01,
-                        "gx": {gx!r}}}, run=audit.Run("nightly_sales_sync", "bench"), duckdb_file={db!r},
+from ferry.sales.request import SalesLoadRequest
+req = SalesLoadRequest.of({{"source": "csv", "csv_path": {csv!r}, "max_reject_ratio": 0.01, "gx": {gx!r}}})
+out = runs.load_one_day({day!r}, req, run=audit.Run("nightly_sales_sync", "bench"), duckdb_file={db!r},
                         api_conn_id="ferry_sales_api")
 print(json.dumps(out))
 """

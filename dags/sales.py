@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, CronTriggerTimetable, dag, task
 
 from ferry import settings
 from ferry.dagdefaults import default_args
-from ferry.params import optional, optional_date
-from ferry.sales.dagparams import load_params
+from ferry.sales.request import BackupRequest, HealthRequest, RetentionRequest, SalesLoadRequest, UsersRequest
 from ferry.sales.store import ASSET_URI
 
 LONG = {"execution_timeout": timedelta(hours=2)}
@@ -31,14 +30,6 @@ LONG = {"execution_timeout": timedelta(hours=2)}
 SALES_ASSET = Asset(name="ferry_duckdb.sales", uri=ASSET_URI)
 COMMON = {"tags": ["ferry", "sales"], "doc_md": __doc__}
 SINCE = {"start_date": datetime(2024, 1, 1, tzinfo=UTC), "catchup": False}  # scheduled, no catchup
-
-
-def backup_params() -> dict:
-    return {
-        "backup_dir": optional("string", "Local backup folder. Empty: <duckdb dir>/backups."),
-        "bucket": optional("string", "S3 bucket on ferry_s3. Empty: local only.", default="ferry-backups"),
-        "prefix": Param("duckdb-backups", type="string", description="Key prefix in the bucket."),
-    }
 
 
 DUCKDB = {"pool": "ferry_duckdb"}  # one DuckDB writer at a time: `airflow pools set ferry_duckdb 1 "DuckDB"`
@@ -54,7 +45,7 @@ SYNC_START = settings.sales_start_date()
     max_active_runs=1,
     **COMMON,
     default_args=default_args(),
-    params=load_params(),
+    params=SalesLoadRequest.params(),
 )
 def nightly_sales_sync():
     from ferry.sales import runs
@@ -70,11 +61,7 @@ def nightly_sales_sync():
     catchup=False,
     **COMMON,
     default_args=default_args(retries=0),
-    params={
-        "csv_path": optional("string", "Users CSV: username,email,role,initial_password (required to import)."),
-        "update_existing": Param(False, type="boolean", description="Overwrite existing users (else report them)."),
-        "bcrypt_rounds": Param(12, type="integer", minimum=4, maximum=16, description="bcrypt cost factor."),
-    },
+    params=UsersRequest.params(),
 )
 def import_users():
     from ferry.sales import runs
@@ -89,11 +76,7 @@ def import_users():
     max_active_runs=1,
     **COMMON,
     default_args=default_args(retries=0),
-    params={
-        "days": Param(7, type="integer", minimum=1, description="Check the last N days for gaps."),
-        "end_date": optional_date("Last day to check. Empty: the last day loaded by now (run time - 1 day 3 h)."),
-        "rules_path": optional("string", "Business rules YAML. Empty: include/sales/rules.yaml."),
-    },
+    params=HealthRequest.params(),
 )
 def sales_health_check():
     from ferry.sales import runs
@@ -107,9 +90,7 @@ def sales_health_check():
     **SINCE,
     **COMMON,
     default_args=default_args(),
-    params={
-        **backup_params(),
-    },
+    params=BackupRequest.params(),
 )
 def sales_backup():
     from ferry.sales import runs
@@ -123,11 +104,7 @@ def sales_backup():
     **SINCE,
     **COMMON,
     default_args=default_args(),
-    params={
-        "retention_days": Param(30, type="integer", minimum=1, description="Keep backups younger than this."),
-        **backup_params(),
-        "dry_run": Param(False, type="boolean", description="Only report what would be deleted."),
-    },
+    params=RetentionRequest.params(),
 )
 def sales_backup_retention():
     from ferry.sales import runs

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Asset, dag, task
 
 from ferry.dagdefaults import default_args
-from ferry.sales.dagparams import load_params
+from ferry.sales.request import ManualLoadRequest
 from ferry.sales.store import ASSET_URI
 
 SALES_ASSET = Asset(name="ferry_duckdb.sales", uri=ASSET_URI)
@@ -31,7 +31,7 @@ SALES_ASSET = Asset(name="ferry_duckdb.sales", uri=ASSET_URI)
     tags=["ferry", "sales"],
     doc_md=__doc__,
     default_args=default_args(),
-    params=load_params(manual=True),
+    params=ManualLoadRequest.params(),
 )
 def sales_manual_load():
     from ferry.sales import runs

@@ -15,6 +15,14 @@ from pathlib import Path
 
 from ferry import audit, conns, report
 from ferry.errors import FerryError, fails_fast
+from ferry.sales.request import (
+    BackupRequest,
+    HealthRequest,
+    ManualLoadRequest,
+    RetentionRequest,
+    SalesLoadRequest,
+    UsersRequest,
+)
 
 log = logging.getLogger("ferry.sales")
 FAMILY = "sales"
@@ -57,9 +65,10 @@ def duckdb_file() -> str:
 @fails_fast
 def plan(**ctx) -> list[str]:
     """The days this run loads (its data interval's day, or the manual ``target_date`` and ``days``)."""
+    r = SalesLoadRequest.from_context(ctx)
     days = days_for_run(
-        target_date=ctx["params"].get("target_date"),
-        days=ctx["params"]["days"],
+        target_date=r.target_date,
+        days=r.days,
         data_interval_start=ctx.get("data_interval_start"),
         run_after=ctx["dag_run"].run_after,
     )
@@ -70,9 +79,10 @@ def plan(**ctx) -> list[str]:
 @fails_fast
 def plan_manual(**ctx) -> list[str]:
     """``sales_manual_load``: ``target_date`` (empty: yesterday, UTC) and the ``days`` before it; no data interval."""
+    r = ManualLoadRequest.from_context(ctx)
     days = days_for_run(
-        target_date=ctx["params"].get("target_date"),
-        days=ctx["params"]["days"],
+        target_date=r.target_date,
+        days=r.days,
         data_interval_start=None,
         run_after=ctx["dag_run"].run_after,
     )
@@ -80,13 +90,13 @@ def plan_manual(**ctx) -> list[str]:
     return days
 
 
-def _fetch_api_pages(day: date, params: dict, api_conn_id: str) -> list[tuple[str, list[dict], list[str]]]:
+def _fetch_api_pages(day: date, r: SalesLoadRequest, api_conn_id: str) -> list[tuple[str, list[dict], list[str]]]:
     """All pages of the day, fetched before the DuckDB file is opened for writing (no lock held while waiting).
     The profile (``include/sales/api_profiles.yaml``) is the ``api_profile`` param, else the connection's extra."""
     from ferry.sales import api
 
     session, base_url, conn = conns.http(api_conn_id)
-    prof = api.profile(api.profile_name(params.get("api_profile"), conn.extra_dejson))
+    prof = api.profile(api.profile_name(r.api_profile, conn.extra_dejson))
     session.headers.pop("profile", None)  # HttpHook turns extras into headers: the profile's name is not one
     log.info("sales API %s: profile %s (%s, %s paging)", day, prof.name, prof.response["shape"], prof.paging["style"])
     progress = report.Progress(log, f"sales API {day}")
@@ -98,9 +108,9 @@ def _fetch_api_pages(day: date, params: dict, api_conn_id: str) -> list[tuple[st
             conn.password,
             day,
             prof,
-            page_size=int(params.get("page_size") or 500),
-            attempts=int(params.get("api_attempts") or 5),
-            backoff=float(params.get("api_backoff_seconds") or 0),
+            page_size=r.page_size,
+            attempts=r.api_attempts,
+            backoff=r.api_backoff_seconds,
         ):
             pages.append((src, records, raws))
             progress.add(len(records))
@@ -113,21 +123,19 @@ def load_day(day: str, **ctx) -> dict:
     """Replace one day's partition (and its rejects) in one DuckDB transaction; audited. The asset event it
     emits carries the day, so the health check it triggers looks at that day."""
     out = load_one_day(
-        day, params=ctx["params"], run=audit.Run.of(ctx), duckdb_file=duckdb_file(), api_conn_id=conns.SALES_API
+        day,
+        SalesLoadRequest.from_context(ctx),
+        run=audit.Run.of(ctx),
+        duckdb_file=duckdb_file(),
+        api_conn_id=conns.SALES_API,
     )
     for outlet in getattr(ctx.get("task"), "outlets", None) or []:
         ctx["outlet_events"][outlet].extra = {"day": day, "rows": out["rows"]}
     return out
 
 
-def load_one_day(
-    day_s: str,
-    *,
-    params: dict,
-    run: audit.Run,
-    duckdb_file: str,
-    api_conn_id: str,
-) -> dict:
+def load_one_day(day_s: str, r: SalesLoadRequest, *, run: audit.Run, duckdb_file: str, api_conn_id: str) -> dict:
+    """One day: read it (CSV drop or all API pages) before opening DuckDB, then replace its partition."""
     from ferry import alerts
     from ferry.sales import api, load
     from ferry.sales import rules as rules_mod
@@ -135,7 +143,7 @@ def load_one_day(
     from ferry.validation import ValidationFailed  # (GX itself is imported only when the gate runs)
 
     day, run_id = date.fromisoformat(day_s), run.run_id
-    source = params["source"]
+    source = r.source
     # The API client already retried 5xx/timeouts with exponential backoff: bad input and exhausted retries
     # fail the day at once (alert); a later backfill reloads it.
     fail_fast = (
@@ -149,14 +157,14 @@ def load_one_day(
     files: list[str] = []
     pages: list[tuple[str, list[dict], list[str]]] = []
     try:
-        rules = rules_mod.load(params.get("rules_path"))
+        rules = rules_mod.load(r.rules_path)
         if source == "csv":
-            pattern = (params.get("csv_path") or "").replace("{date}", day_s)
+            pattern = (r.csv_path or "").replace("{date}", day_s)
             if not pattern:
                 raise load.SalesInputError("source=csv needs the csv_path param")
             files = sorted(glob.glob(pattern)) or [pattern]
         else:
-            pages = _fetch_api_pages(day, params, api_conn_id)
+            pages = _fetch_api_pages(day, r, api_conn_id)
     except fail_fast as exc:
         raise FerryError(str(exc)) from exc
 
@@ -175,18 +183,18 @@ def load_one_day(
                 day,
                 run_id=run_id,
                 source=source,
-                max_reject_ratio=float(params.get("max_reject_ratio", 0.01)),
-                gx=gx_due(day, params.get("gx")),
+                max_reject_ratio=r.max_reject_ratio,
+                gx=gx_due(day, r.gx),
                 rules=rules,
             )
         except load.RejectThresholdExceeded as exc:
             _log_rejects(con, day, run_id)
-            _audit(con, day_s, run, params, exc.result.as_dict(), "failed")
+            _audit(con, day_s, run, r.as_params(), exc.result.as_dict(), "failed")
             raise FerryError(str(exc)) from exc
         except fail_fast as exc:
             raise FerryError(str(exc)) from exc
         out = result.as_dict()
-        _audit(con, day_s, run, params, out, "success")
+        _audit(con, day_s, run, r.as_params(), out, "success")
         report.log_table(log, f"Sales partition {day_s} replaced", [out])
         if result.reject_records:
             _log_rejects(con, day, run_id)
@@ -222,19 +230,15 @@ def import_users(**ctx) -> dict:
     from ferry.sales.store import connect
     from ferry.sales.users import import_users as run_import
 
-    params = ctx["params"]
-    if not params.get("csv_path"):
+    r = UsersRequest.from_context(ctx)
+    if not r.csv_path:
         raise FerryError("import_users needs the csv_path param (a users CSV: username,email,role,initial_password)")
     con = connect(duckdb_file())
     try:
-        rep = run_import(
-            con,
-            params["csv_path"],
-            update_existing=bool(params.get("update_existing")),
-            rounds=int(params.get("bcrypt_rounds") or 12),
-        )
+        rep = run_import(con, r.csv_path, update_existing=r.update_existing, rounds=r.bcrypt_rounds)
         audit.to_duckdb(
-            con, audit.Run.of(ctx).record(family=FAMILY, outcome="success", params=params, counts=rep.summary())
+            con,
+            audit.Run.of(ctx).record(family=FAMILY, outcome="success", params=r.as_params(), counts=rep.summary()),
         )
     finally:
         con.close()
@@ -252,15 +256,15 @@ def health(**ctx) -> list[dict]:
     from ferry.sales import rules
     from ferry.sales.store import connect
 
-    params, path = ctx["params"], duckdb_file()
+    r, path = HealthRequest.from_context(ctx), duckdb_file()
     loaded = sorted(
         e.extra["day"]
         for events in (ctx.get("triggering_asset_events") or {}).values()
         for e in events
         if (e.extra or {}).get("day")
     )
-    if params.get("end_date"):
-        end = date.fromisoformat(params["end_date"])
+    if r.end_date:
+        end = date.fromisoformat(r.end_date)
     elif loaded:  # run after loads: check up to the newest day they loaded
         end = date.fromisoformat(loaded[-1])
     else:
@@ -269,10 +273,10 @@ def health(**ctx) -> list[dict]:
         raise FerryError(f"DuckDB file {path} does not exist (connection ferry_duckdb): nothing loaded yet?")
     con = connect(path, read_only=True)
     try:
-        checks, counts = checks_mod.check(con, end, int(params.get("days") or 7), rules.load(params.get("rules_path")))
+        checks, counts = checks_mod.check(con, end, r.days, rules.load(r.rules_path))
     finally:
         con.close()
-    text = report.log_table(log, f"Sales rows per day (last {params.get('days')} days to {end})", counts)
+    text = report.log_table(log, f"Sales rows per day (last {r.days} days to {end})", counts)
     text += "\n\n" + report.log_table(log, "Sales health checks", checks)
     report.publish(FAMILY, ctx["run_id"], "health.md", text + "\n")
     new = [c for c in checks if c["status"] == "NEW"]
@@ -284,17 +288,13 @@ def health(**ctx) -> list[dict]:
     return checks
 
 
-def _backup_root(params: dict, duckdb_file: str) -> Path:
-    return Path(params.get("backup_dir") or Path(duckdb_file).parent / "backups")
-
-
-def _s3(params: dict):
-    if not params.get("bucket"):
+def _s3(r: BackupRequest | RetentionRequest):
+    if not r.bucket:
         return None
     from ferry import storage
 
     s3 = conns.s3_client(conns.S3)
-    storage.ensure_bucket(s3, params["bucket"])
+    storage.ensure_bucket(s3, r.bucket)
     return s3
 
 
@@ -304,17 +304,11 @@ def backup(**ctx) -> dict:
     from ferry.sales import backup as bk
     from ferry.sales.store import connect
 
-    params, path = ctx["params"], duckdb_file()
+    r, path = BackupRequest.from_context(ctx), duckdb_file()
     if not Path(path).exists():
         raise FerryError(f"DuckDB file {path} does not exist (connection ferry_duckdb): nothing to back up")
     connect(path, read_only=True).close()  # wait for a running writer to finish
-    manifest = bk.backup(
-        path,
-        _backup_root(params, path),
-        s3=_s3(params),
-        bucket=params.get("bucket") or "",
-        prefix=params.get("prefix") or "duckdb-backups",
-    )
+    manifest = bk.backup(path, r.root(path), s3=_s3(r), bucket=r.bucket or "", prefix=r.key_prefix)
     report.log_table(
         log,
         f"Backup {manifest['name']} verified (restored counts match)",
@@ -328,14 +322,14 @@ def retention(**ctx) -> list[dict]:
     """Delete backups older than ``retention_days`` locally and in S3, never the newest."""
     from ferry.sales import backup as bk
 
-    params = ctx["params"]
+    r = RetentionRequest.from_context(ctx)
     rows = bk.retention(
-        _backup_root(params, duckdb_file()),
-        retention_days=int(params["retention_days"]),
-        s3=_s3(params),
-        bucket=params.get("bucket") or "",
-        prefix=params.get("prefix") or "duckdb-backups",
-        dry_run=bool(params.get("dry_run")),
+        r.root(duckdb_file()),
+        retention_days=r.retention_days,
+        s3=_s3(r),
+        bucket=r.bucket or "",
+        prefix=r.key_prefix,
+        dry_run=r.dry_run,
     )
-    report.log_table(log, f"Backups older than {params['retention_days']} days", rows)
+    report.log_table(log, f"Backups older than {r.retention_days} days", rows)
     return rows
