@@ -34,7 +34,6 @@ KNOWN_LONG = {
     "sales/api.py:fetch_day": 94,
     "sales/load.py:_rule_rejects": 88,
     "sales/load.py:replace_partition": 93,
-    "sales/runs.py:load_one_day": 75,
     "sales/users.py:import_users": 97,
 }
 KNOWN_WIDE = {

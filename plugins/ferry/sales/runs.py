@@ -142,29 +142,14 @@ def load_one_day(day_s: str, r: SalesLoadRequest, *, run: audit.Run, duckdb_file
     from ferry.sales.store import connect, ensure_schema
     from ferry.validation import ValidationFailed  # (GX itself is imported only when the gate runs)
 
-    day, run_id = date.fromisoformat(day_s), run.run_id
-    source = r.source
+    day, run_id, source = date.fromisoformat(day_s), run.run_id, r.source
     # The API client already retried 5xx/timeouts with exponential backoff: bad input and exhausted retries
     # fail the day at once (alert); a later backfill reloads it.
-    fail_fast = (
-        load.SalesInputError,
-        api.ProfileError,
-        api.SalesApiError,
-        api.SalesApiUnavailable,
-        rules_mod.RulesError,
-        ValidationFailed,
-    )
-    files: list[str] = []
-    pages: list[tuple[str, list[dict], list[str]]] = []
+    fail_fast: tuple[type[Exception], ...] = (load.SalesInputError, api.ProfileError, api.SalesApiError)
+    fail_fast += (api.SalesApiUnavailable, rules_mod.RulesError, ValidationFailed)
     try:
         rules = rules_mod.load(r.rules_path)
-        if source == "csv":
-            pattern = (r.csv_path or "").replace("{date}", day_s)
-            if not pattern:
-                raise load.SalesInputError("source=csv needs the csv_path param")
-            files = sorted(glob.glob(pattern)) or [pattern]
-        else:
-            pages = _fetch_api_pages(day, r, api_conn_id)
+        files, pages = _read_day(day, r, api_conn_id)
     except fail_fast as exc:
         raise FerryError(str(exc)) from exc
 
@@ -203,6 +188,18 @@ def load_one_day(day_s: str, r: SalesLoadRequest, *, run: audit.Run, duckdb_file
         return out
     finally:
         con.close()
+
+
+def _read_day(day: date, r: SalesLoadRequest, api_conn_id: str):
+    """The day's input, before DuckDB is opened: its CSV files (``csv_path`` with ``{date}``), or every API page."""
+    from ferry.sales import load
+
+    if r.source != "csv":
+        return [], _fetch_api_pages(day, r, api_conn_id)
+    pattern = (r.csv_path or "").replace("{date}", day.isoformat())
+    if not pattern:
+        raise load.SalesInputError("source=csv needs the csv_path param")
+    return sorted(glob.glob(pattern)) or [pattern], []
 
 
 def _audit(con, day: str, run: audit.Run, params: dict, counts: dict, outcome: str) -> None:
