@@ -48,6 +48,7 @@ def production_etl():
         mongo_db="{{ params.mongo_db }}",
         pg_schema="{{ params.pg_schema }}",
         source_name="{{ params.source_name or (params.mapping.rsplit('/', 1)[-1].rsplit('.', 1)[0]) }}",
+        mapping="{{ params.mapping }}",
     )
     review = SchemaReviewOperator(
         task_id=runs.REVIEW,

@@ -48,7 +48,7 @@ def plan(
     """
     answer = answer or Answer()
     m = mapping.load(mapping_path)
-    current, eff = _current_and_base(meta_db, m, mapping_path, detected)
+    current, eff = current_and_base(meta_db, m, mapping_path, detected)
     changes = [{**c, "affects_documents": mapping.affects_documents(eff, c)} for c in detected["changes"]]
     decision = policy.decide(policy_name, changes, answer.chosen, answer.responder, answer.params_input)
     status = policy.STATUS[decision["action"]]
@@ -56,7 +56,7 @@ def plan(
     if decision["action"] == "abort":
         schema.record_decision(meta_db, current["_id"], status, decision, None)
         raise Aborted(f"production_etl stopped before any write: {decision['reason']}\n{schema.markdown(changes)}")
-    eff, applied = _evolve(eff, changes, decision, current["snapshot"], new_tables or m["defaults"]["new_tables"])
+    eff, applied = evolve(eff, changes, decision, current["snapshot"], new_tables or m["defaults"]["new_tables"])
     mapping.check_columns(eff, current["snapshot"])
     eff = acquire.add_join_keys(eff, current["snapshot"])
     decision["mapping_changes"] = applied
@@ -68,7 +68,7 @@ def plan(
     return {"decision": decision, "effective_mapping": eff, "snapshot": current["snapshot"]}
 
 
-def _current_and_base(meta_db, m: dict, mapping_path: str, detected: dict) -> tuple[dict, dict]:
+def current_and_base(meta_db, m: dict, mapping_path: str, detected: dict) -> tuple[dict, dict]:
     """The snapshot just taken, and the effective mapping of the accepted one before it (reused when the
     mapping file did not change)."""
     snaps = meta_db[schema.SNAPSHOTS]
@@ -88,7 +88,7 @@ def _current_and_base(meta_db, m: dict, mapping_path: str, detected: dict) -> tu
     return current, mapping.resolve(m, (base or current)["snapshot"])
 
 
-def _evolve(eff: dict, changes: list[dict], decision: dict, snapshot: dict, new_tables: str) -> tuple[dict, list]:
+def evolve(eff: dict, changes: list[dict], decision: dict, snapshot: dict, new_tables: str) -> tuple[dict, list]:
     """The effective mapping after the decision, and the mapping changes applied."""
     applied: list[dict] = []
     if decision["action"] == "review":  # each change as the reviewer decided

@@ -43,10 +43,12 @@ def change_key(i: int, change: dict) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", raw)
 
 
-def review_params(changes: list[dict]) -> dict[str, dict]:
+def review_params(changes: list[dict], impact: dict[str, str] | None = None) -> dict[str, dict]:
     """The per-change review form: ``{field: {"value", "enum"|"type", "description", "title"}}`` (plain data,
     turned into HITL params by ``SchemaReviewOperator``). One field per change (apply / skip, or the cast
-    strategy of a type change, or rename / drop and add); a new required column also gets its default."""
+    strategy of a type change, or rename / drop and add); a new required column also gets its default.
+    With ``impact`` (field -> text, ``ferry.etl.impact.summaries``) each description says what each choice
+    does to the consumer contract."""
     out: dict[str, dict] = {}
     for i, ch in enumerate(changes):
         key = change_key(i, ch)
@@ -58,6 +60,8 @@ def review_params(changes: list[dict]) -> dict[str, dict]:
             "title": f"{ch['kind']} {where}",
             "description": f"{ch['class']}: {ch.get('detail') or ''}".strip(),
         }
+        if impact and impact.get(key):
+            out[key]["description"] += f" Contract: {impact[key]}."
         if ch["kind"] == "column_added_required":
             out[key + DEFAULT_SUFFIX] = {
                 "value": "",

@@ -521,6 +521,7 @@ def finish(**ctx) -> dict:
         else None,
         diff_summary=detected["summary"] if detected else None,
         changes=detected["changes"] if detected else None,
+        contract_impact=detected.get("impact") if detected else None,
         decision=decision,
         backup_version=backed_up["version"] if backed_up else None,
         contract=ti.xcom_pull(task_ids=CONTRACT),

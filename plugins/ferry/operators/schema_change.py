@@ -12,10 +12,13 @@ class SchemaChangeDetectOperator(BaseOperator):
     """Snapshot ``pg_schema`` of ``database`` (on ``pg_conn_id``) into ``<mongo_db>__ferry._ferry_schema_snapshots``
     and return the classified diff against the last accepted snapshot of ``source_name``.
 
-    XCom: ``{"snapshot_id", "version", "base_version", "changes": [...], "summary", "markdown"}``.
+    With ``mapping`` (the mapping file), the diff also says what each choice of the review does to the consumer
+    contract (``ferry.etl.impact``): a table in the log, in ``markdown`` and as ``impact``.
+
+    XCom: ``{"snapshot_id", "version", "base_version", "changes": [...], "summary", "markdown", "impact"}``.
     """
 
-    template_fields: Sequence[str] = ("database", "pg_schema", "mongo_db", "source_name")
+    template_fields: Sequence[str] = ("database", "pg_schema", "mongo_db", "source_name", "mapping")
 
     def __init__(
         self,
@@ -26,9 +29,11 @@ class SchemaChangeDetectOperator(BaseOperator):
         source_name: str,
         database: str = "",
         pg_schema: str = "public",
+        mapping: str = "",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.mapping = mapping
         self.pg_conn_id, self.mongo_conn_id = pg_conn_id, mongo_conn_id
         self.database, self.pg_schema, self.mongo_db, self.source_name = database, pg_schema, mongo_db, source_name
 
@@ -46,8 +51,10 @@ class SchemaChangeDetectOperator(BaseOperator):
             doc = schema.store(
                 meta, self.source_name, snap, changes, base["version"] if base else None, context["run_id"]
             )
+            out = {"snapshot_id": doc["_id"], "version": doc["version"], "base_version": doc["base_version"]}
+            impact = self._impact(meta, {**out, "changes": changes})
         summary = schema.summary(changes)
-        md = schema.markdown(changes)
+        md = schema.markdown(changes) + _impact_markdown(impact)
         if base is None:
             self.log.info(
                 "first snapshot of %s (version %s, %d tables): accepted as the baseline",
@@ -65,15 +72,27 @@ class SchemaChangeDetectOperator(BaseOperator):
                 md,
             )
         report.publish("etl", context["run_id"], "schema_diff.md", md + "\n")
-        return {
-            "snapshot_id": doc["_id"],
-            "version": doc["version"],
-            "base_version": doc["base_version"],
-            "changes": changes,
-            "summary": summary,
-            "markdown": md,
-            "fingerprint": snap["fingerprint"],
-        }
+        out.update(changes=changes, summary=summary, markdown=md, fingerprint=snap["fingerprint"], impact=impact)
+        return out
+
+    def _impact(self, meta, detected: dict) -> list[dict]:
+        if not self.mapping or not detected["changes"]:
+            return []
+        import logging
+
+        from ferry import report, settings
+        from ferry.etl import impact
+
+        rows = impact.review_impact(meta, str(settings.repo_path(self.mapping)), detected)
+        title = f"contract impact per choice (every artifact: {impact.ARTIFACTS})"
+        report.log_table(logging.getLogger("ferry.etl"), title, rows)
+        return rows
+
+
+def _impact_markdown(rows: list[dict]) -> str:
+    from ferry.etl import impact
+
+    return impact.markdown(rows)
 
 
 class SchemaReviewOperator(HITLOperator):
@@ -91,9 +110,10 @@ class SchemaReviewOperator(HITLOperator):
     def execute(self, context):
         from airflow.sdk import Param, ParamsDict  # type: ignore[attr-defined]  # public, lazily exported
 
-        from ferry.etl import policy
+        from ferry.etl import impact, policy
 
         detected = context["ti"].xcom_pull(task_ids=self.detect_task_id) or {}
-        form = policy.review_params(detected.get("changes") or [])
+        contract = impact.summaries(detected.get("impact") or [])
+        form = policy.review_params(detected.get("changes") or [], impact=contract)
         self.params = ParamsDict({k: Param(f.pop("value"), **f) for k, f in form.items()})
         return super().execute(context)
