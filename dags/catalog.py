@@ -18,12 +18,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import AssetAlias, Param, dag, task
+from airflow.sdk import AssetAlias, dag, task
 
+from ferry.catalog.request import CatalogRequest
 from ferry.dagdefaults import default_args
-from ferry.params import optional
-
-TARGETS = ["catalog", "atmosphere"]
 
 LONG = {"execution_timeout": timedelta(hours=4)}
 
@@ -36,21 +34,7 @@ LONG = {"execution_timeout": timedelta(hours=4)}
     tags=["ferry", "promotion", "catalog"],
     default_args=default_args(retries=0),
     doc_md=__doc__,
-    params={
-        "target": Param("catalog", type="string", enum=TARGETS, description="catalog (MongoDB) or atmosphere (PDS)."),
-        "dry_run": Param(True, type="boolean", description="List what would be published; write nothing."),
-        "datasets": optional("array", "Dataset names. Empty: all.", items={"type": "string"}),
-        "source_db": Param("ferry_catalog", type="string", description="Catalog database on ferry_mongo_local."),
-        "target_db": Param(
-            "ferry_catalog", type="string", description="Catalog database on ferry_mongo_prod (also the audit's)."
-        ),
-        "copy_data": Param(False, type="boolean", description="Copy data objects to target_bucket (else keep URLs)."),
-        "target_bucket": optional("string", "S3 bucket (ferry_s3) for copied data (needed with copy_data)."),
-        "name": optional("string", "Override the name (one dataset only). Empty: keep."),
-        "description": optional("string", "Override the description. Empty: keep."),
-        "tags": optional("array", "Override the tags. Empty: keep.", items={"type": "string"}),
-        "license": optional("string", "Override the license. Empty: keep."),
-    },
+    params=CatalogRequest.params(),
 )
 def dataset_promotion():
     from ferry.catalog import runs

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from ferry import audit, conns, lineage, params, report
+from ferry import audit, conns, lineage, report
 from ferry.catalog import connections
-from ferry.errors import FerryError, fails_fast
-from ferry.mongo import db_name
+from ferry.catalog.request import CatalogRequest
+from ferry.errors import fails_fast
 
 log = logging.getLogger("ferry.catalog")
 
@@ -17,47 +17,35 @@ RUNS = "_ferry_catalog_runs"
 TARGET_ALIAS = "ferry_catalog_target"
 
 
-def _dbs(params: dict) -> tuple[str, str]:
-    return db_name(params["source_db"]), db_name(params["target_db"])
-
-
-def _common(p: dict) -> tuple[dict, bool]:
-    overrides = {k: p[k] for k in ("name", "description", "tags", "license") if p.get(k)}
-    if p["copy_data"] and not p.get("target_bucket"):
-        raise FerryError("copy_data=true needs target_bucket")
-    return overrides, params.truthy(p.get("dry_run", True), "dry_run")
-
-
 @fails_fast
 def promote(**ctx) -> list[dict]:
     """Promote to ``target``: the production MongoDB catalog, or the ATProto atmosphere."""
-    if (ctx["params"].get("target") or "catalog") == "atmosphere":
-        return promote_atmosphere(**ctx)
-    return promote_catalog(**ctx)
+    r = CatalogRequest.from_context(ctx)
+    if r.target == "atmosphere":
+        return promote_atmosphere(r, ctx)
+    return promote_catalog(r, ctx)
 
 
-def promote_catalog(**ctx) -> list[dict]:
+def promote_catalog(r: CatalogRequest, ctx) -> list[dict]:
     """Catalog entries (and their schemas) from the local catalog to production's, optionally copying data."""
     from ferry.catalog import promote as catalog
 
-    p = ctx["params"]
-    source_db, target_db = _dbs(p)
-    overrides, dry_run = _common(p)
+    source_db, target_db, dry_run = r.source, r.target_database, r.dry_run
     with conns.mongo_client(conns.MONGO_LOCAL) as local, conns.mongo_client(conns.MONGO_PROD) as prod:
         rows = catalog.promote(
             local[source_db],
             prod[target_db],
-            names=list(p.get("datasets") or []),
-            overrides=overrides,
-            s3=conns.s3_client() if p["copy_data"] and not dry_run else None,
-            target_bucket=p.get("target_bucket") if p["copy_data"] else None,
+            names=r.names,
+            overrides=r.overrides,
+            s3=conns.s3_client() if r.bucket and not dry_run else None,
+            target_bucket=r.bucket,
             dry_run=dry_run,
         )
         if dry_run:
             report.log_table(log, f"Dataset promotion {source_db} → {target_db} (dry run: nothing written)", rows)
             return rows
         rec = audit.Run.of(ctx).record(
-            family="catalog", outcome="success", params=p, counts={"datasets": len(rows)}, datasets=rows
+            family="catalog", outcome="success", params=r.as_params(), counts={"datasets": len(rows)}, datasets=rows
         )
         audit.to_mongo(prod[target_db][RUNS], rec)
         written = catalog.written_collections(rows)
@@ -66,20 +54,17 @@ def promote_catalog(**ctx) -> list[dict]:
     return rows
 
 
-def promote_atmosphere(**ctx) -> list[dict]:
+def promote_atmosphere(r: CatalogRequest, ctx) -> list[dict]:
     """Entries of the atdata index (``ferry_atdata_index``) to the PDS of ``ferry_atproto``. The audit record
     (AT URIs, CIDs, schemas reused or published, who, when) goes to ``_ferry_catalog_runs`` of ``target_db``
     on ``ferry_mongo_prod``, also when publishing fails part-way."""
     from ferry.catalog import atmosphere
 
-    p = ctx["params"]
-    _, target_db = _dbs(p)
-    overrides, dry_run = _common(p)
-    bucket = p.get("target_bucket") if p["copy_data"] else None
+    target_db, bucket = r.target_database, r.bucket
     index = connections.atdata_index()
     atmo, pds_url = connections.atproto()
-    kw = {"names": list(p.get("datasets") or []), "overrides": overrides, "target_bucket": bucket}
-    if dry_run:
+    kw = {"names": r.names, "overrides": r.overrides, "target_bucket": bucket}
+    if r.dry_run:
         rows = atmosphere.promote(index, atmo, **kw, dry_run=True)["rows"]
         report.log_table(log, f"Atmosphere promotion to {pds_url} as {atmo.handle} (dry run: nothing written)", rows)
         return rows
@@ -97,7 +82,7 @@ def promote_atmosphere(**ctx) -> list[dict]:
                 run.record(
                     family="catalog",
                     outcome="failed",
-                    params=p,
+                    params=r.as_params(),
                     error=str(exc),
                     counts={"published": len(exc.published)},
                     published=exc.published,
@@ -110,7 +95,7 @@ def promote_atmosphere(**ctx) -> list[dict]:
         rec = run.record(
             family="catalog",
             outcome="success",
-            params=p,
+            params=r.as_params(),
             counts=counts,
             datasets=rows,
             published=out["published"],
