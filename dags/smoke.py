@@ -10,10 +10,10 @@ replaces that record. Use it after configuring connections to check that Ferry c
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from ferry.dagdefaults import default_args
-from ferry.params import optional
+from ferry.smoke.request import SmokeRequest
 
 
 @dag(
@@ -23,11 +23,7 @@ from ferry.params import optional
     tags=["ferry", "smoke"],
     default_args=default_args(retries=0),
     doc_md=__doc__,
-    params={
-        "run_key": optional("string", "Key of this check's records. Empty: the run id."),
-        "mongo_db": Param("ferry_smoke", type="string", description="MongoDB database on ferry_mongo_local."),
-        "bucket": Param("ferry-smoke", type="string", description="S3 bucket on ferry_s3 (created if missing)."),
-    },
+    params=SmokeRequest.params(),
 )
 def ferry_smoke():
     from ferry.smoke import runs

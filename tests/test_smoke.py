@@ -66,3 +66,12 @@ def test_unknown_conf_keys_are_named_with_the_accepted_ones():
         refuse_unknown_conf(ctx)
     refuse_unknown_conf({**ctx, "dag_run": SimpleNamespace(conf={"dry_run": False})})
     refuse_unknown_conf({**ctx, "task": SimpleNamespace(is_teardown=True)})  # teardowns still release
+
+
+def test_the_smoke_request_refuses_a_foreign_bucket_and_a_system_database():
+    from ferry.request import RequestError
+    from ferry.smoke.request import SmokeRequest
+
+    assert SmokeRequest.of({"run_key": ""}).key("manual__1") == "manual__1"
+    with pytest.raises(RequestError, match="'admin' is a MongoDB system.*bucket 'prod-data' is not allowed"):
+        SmokeRequest.of({"bucket": "prod-data", "mongo_db": "admin"})

@@ -1,45 +1,13 @@
-"""Param helpers for the trigger form, and parsing of flags. Imported by DAG files at parse time: keep it light.
-
-In Airflow's trigger form a param whose schema does not admit ``null`` is *required*: an empty default
-(``""``, ``[]``) disables the Trigger button. Optional params are therefore ``type: ["null", ...]`` with a
-``None`` default, and the library reads ``None`` (and ``""``, which the form may send for a cleared field)
-as "use the documented default".
+"""Flags from rendered templates, and the refusal of conf keys a DAG does not have. Imported by DAG files at
+parse time: keep it light. (The params themselves are declared as typed requests: ``ferry.request``.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Param
-
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
-
-
-def optional(type_: str, description: str, *, default: Any = None, **schema: Any) -> Param:
-    """An optional param of JSON-schema ``type_``; empty means the default that ``description`` states."""
-    return Param(default, type=["null", type_], description=description, **schema)
-
-
-def optional_date(description: str) -> Param:
-    """An optional calendar day (``YYYY-MM-DD``; the form shows a date picker)."""
-    return Param(None, type=["null", "string"], format="date", description=description)
-
-
-def choices(values: list[str], description: str, *, default: list[str] | None = None, min_items: int = 0) -> Param:
-    """A multi-select of ``values`` (an array of allowed values, each at most once).
-
-    The trigger form renders an array as a multi-select only when the schema itself lists ``examples`` (or
-    ``enum``); ``items.enum`` alone gives a free-text box. ``items.enum`` is what validates."""
-    return Param(
-        list(values if default is None else default),
-        type="array",
-        examples=list(values),
-        items={"type": "string", "enum": list(values)},
-        uniqueItems=True,
-        minItems=min_items,
-        description=description,
-    )
 
 
 def truthy(value: Any, name: str) -> bool:
@@ -52,11 +20,6 @@ def truthy(value: Any, name: str) -> bool:
     if text in _FALSE:
         return False
     raise ValueError(f"{name}={value!r} is not a boolean: use true/1/yes or false/0/no")
-
-
-def given(value: Any) -> bool:
-    """Whether an optional param was filled in (``None``, ``""`` and ``[]`` mean "not given")."""
-    return value not in (None, "", [], {})
 
 
 def unknown_conf_keys(conf: Any, params: Any) -> list[str]:

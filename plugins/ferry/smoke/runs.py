@@ -6,12 +6,13 @@ import logging
 
 from ferry import conns, lineage, report
 from ferry.smoke import checks as smoke
+from ferry.smoke.request import SmokeRequest
 
 log = logging.getLogger("ferry.smoke")
 
 
 def _run_key(ctx) -> str:
-    return ctx["params"].get("run_key") or ctx["run_id"]
+    return SmokeRequest.from_context(ctx).key(ctx["run_id"])
 
 
 def postgres(**ctx) -> dict:
@@ -23,14 +24,15 @@ def postgres(**ctx) -> dict:
 
 def mongo(pg_result: dict, **ctx) -> dict:
     with conns.mongo_client(conns.MONGO_LOCAL) as client:
-        out = smoke.mongo_roundtrip(client[ctx["params"]["mongo_db"]], _run_key(ctx), pg_result)
-        lineage.report(client, outputs=[lineage.mongo(client, ctx["params"]["mongo_db"], "smoke_runs")])
+        db = SmokeRequest.from_context(ctx).mongo_db
+        out = smoke.mongo_roundtrip(client[db], _run_key(ctx), pg_result)
+        lineage.report(client, outputs=[lineage.mongo(client, db, "smoke_runs")])
         return out
 
 
 def s3(pg_result: dict, mongo_result: dict, **ctx) -> dict:
     client = conns.s3_client()
-    out = smoke.s3_roundtrip(client, ctx["params"]["bucket"], _run_key(ctx), [pg_result, mongo_result])
+    out = smoke.s3_roundtrip(client, SmokeRequest.from_context(ctx).bucket, _run_key(ctx), [pg_result, mongo_result])
     lineage.report(client, outputs=[out["key"]])
     return out
 
