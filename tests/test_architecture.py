@@ -22,7 +22,6 @@ ATDATA_ADAPTER = PKG / "catalog" / "atdata_adapter.py"
 KNOWN_LONG = {
     "catalog/atmosphere.py:plan": 91,
     "catalog/atmosphere.py:promote": 70,
-    "catalog/promote.py:promote": 128,
     "devclone/clone.py:plan_clone": 93,
     "devclone/clone.py:apply_plan": 77,
     "devclone/clone.py:clone_database": 77,

@@ -118,6 +118,19 @@ def promote(
     """Promote catalog entries ``names`` (all when empty); one result row per dataset. ``dry_run``: check
     everything, write nothing, and report what would be published."""
     overrides = {k: v for k, v in (overrides or {}).items() if v not in (None, "", [])}
+    entries = _entries(local_db, names, overrides)
+    check = _Check(local_db, prod_db, overrides, target_bucket if s3 is not None else None)
+    planned = [p for p in map(check.entry, entries) if p is not None]
+    if check.errors:
+        raise CatalogError("dataset promotion refused, nothing written:\n- " + "\n- ".join(check.errors))
+    if dry_run:
+        return _dry_rows(prod_db, planned, check.schemas)
+    now = datetime.now(UTC)
+    return [_write(local_db, prod_db, p, check.schemas[p[2]], s3 if check.bucket else None, now) for p in planned]
+
+
+def _entries(local_db, names: list[str] | None, overrides: dict) -> list[dict]:
+    """The local entries to promote, sorted by name; refused when a name is missing or nothing is there."""
     bad = set(overrides) - {"name", "description", "tags", "license"}
     if bad:
         raise CatalogError(f"unknown override(s) {sorted(bad)}")
@@ -131,108 +144,113 @@ def promote(
         raise CatalogError(f"no datasets to promote in {local_db.name}.datasets")
     if "name" in overrides and len(entries) != 1:
         raise CatalogError(f"the name override needs exactly one dataset, got {len(entries)}")
+    return entries
 
-    # 1. check everything before writing anything
-    errors: list[str] = []
-    schemas: dict[str, dict] = {}
-    planned: list[tuple[dict, dict, str]] = []  # (local entry, target definition, schema ref)
-    for e in entries:
+
+class _Check:
+    """Checks every entry before anything is written: its data URLs, its schema against production's (reused
+    when identical, refused when the same identity differs), its entry against production's. Collects every
+    problem in ``errors``; ``schemas``: ``{ref: {"local", "in_prod"}}``."""
+
+    def __init__(self, local_db, prod_db, overrides: dict, bucket: str | None):
+        self.local_db, self.prod_db, self.overrides, self.bucket = local_db, prod_db, overrides, bucket
+        self.errors: list[str] = []
+        self.schemas: dict[str, dict] = {}
+
+    def entry(self, e: dict) -> tuple[dict, dict, str] | None:
+        """``(local entry, target definition, schema ref)``, or ``None`` with the problem in ``errors``."""
         name = e.get("name") or str(e["_id"])
         urls = e.get("data_urls") or []
         if not urls:
-            errors.append(str(NoDataUrls(f"dataset {name!r} has no data URLs: nothing to promote")))
-            continue
+            self.errors.append(str(NoDataUrls(f"dataset {name!r} has no data URLs: nothing to promote")))
+            return None
         ref = e.get("schema_ref") or ""
         try:
-            ident = parse_ref(ref)
+            if ref not in self.schemas and not self._schema(name, ref):
+                return None
+            if self.bucket:
+                urls = [_target_url(u, self.bucket) for u in urls]
         except CatalogError as exc:
-            errors.append(f"dataset {name!r}: {exc}")
-            continue
-        if ref not in schemas:
-            local_schema = local_db.schemas.find_one(ident)
-            if local_schema is None:
-                why = f"schema {ref!r} (used by dataset {name!r}) is not in the local catalog {local_db.name}.schemas"
-                errors.append(str(MissingSchema(why)))
-                continue
-            prod_schema = prod_db.schemas.find_one({"_id": ref})
-            local_definition = _canon(local_schema.get("definition"))
-            if prod_schema is not None and _canon(prod_schema.get("definition")) != local_definition:
-                errors.append(
-                    f"schema {ref!r} differs: local {local_db.name}.schemas _id={local_schema['_id']!r} "
-                    f"definition {local_definition} vs production {prod_db.name}.schemas "
-                    f"_id={ref!r} definition {_canon(prod_schema.get('definition'))}; publish a new version instead"
-                )
-                continue
-            schemas[ref] = {"local": local_schema, "in_prod": prod_schema is not None}
-        if s3 is not None and target_bucket:
-            try:
-                urls = [_target_url(u, target_bucket) for u in urls]
-            except CatalogError as exc:
-                errors.append(f"dataset {name!r}: {exc}")
-                continue
-        target = {**_definition(e), "name": name, "data_urls": urls, **overrides}
-        existing = prod_db.datasets.find_one({"_id": target["name"]})
+            self.errors.append(f"dataset {name!r}: {exc}")
+            return None
+        target = {**_definition(e), "name": name, "data_urls": urls, **self.overrides}
+        existing = self.prod_db.datasets.find_one({"_id": target["name"]})
         if existing is not None and _canon(_definition(existing)) != _canon(target):
-            errors.append(
+            self.errors.append(
                 f"dataset {target['name']!r} already exists in production with another definition: "
                 f"production {_canon(_definition(existing))} vs local {_canon(target)}"
             )
-            continue
-        planned.append((e, target, ref))
-    if errors:
-        raise CatalogError("dataset promotion refused, nothing written:\n- " + "\n- ".join(errors))
-    if dry_run:
-        seen: set[str] = set()
-        out = []
-        for _e, target, ref in planned:
-            new = not schemas[ref]["in_prod"] and ref not in seen
-            seen.add(ref)
-            exists = prod_db.datasets.find_one({"_id": target["name"]}) is not None
-            out.append(
-                {
-                    "dataset": target["name"],
-                    "schema": f"{ref} ({'new' if new else 'reused'})",
-                    "data": f"{len(target['data_urls'])} URL(s)",
-                    "entry": "exists" if exists else "new",
-                }
-            )
-        return out
+            return None
+        return e, target, ref
 
-    # 2. write: schemas (once each), data copies, entries
-    rows = []
-    now = datetime.now(UTC)
-    for e, target, ref in planned:
-        s = schemas[ref]
-        if s["in_prod"]:
-            schema_status = "reused"
-        else:
-            local_schema = s["local"]
-            prod_db.schemas.update_one(
-                {"_id": ref},
-                {"$setOnInsert": {**{k: v for k, v in local_schema.items() if k != "_id"}, "published_at": now}},
-                upsert=True,
+    def _schema(self, name: str, ref: str) -> bool:
+        local_db, prod_db = self.local_db, self.prod_db
+        local_schema = local_db.schemas.find_one(parse_ref(ref))
+        if local_schema is None:
+            why = f"schema {ref!r} (used by dataset {name!r}) is not in the local catalog {local_db.name}.schemas"
+            self.errors.append(str(MissingSchema(why)))
+            return False
+        prod_schema = prod_db.schemas.find_one({"_id": ref})
+        local_definition = _canon(local_schema.get("definition"))
+        if prod_schema is not None and _canon(prod_schema.get("definition")) != local_definition:
+            self.errors.append(
+                f"schema {ref!r} differs: local {local_db.name}.schemas _id={local_schema['_id']!r} "
+                f"definition {local_definition} vs production {prod_db.name}.schemas "
+                f"_id={ref!r} definition {_canon(prod_schema.get('definition'))}; publish a new version instead"
             )
-            s["in_prod"] = True
-            schema_status = "published"
-        data = "kept URLs"
-        if s3 is not None and target_bucket:
-            copies = [copy_object(s3, src, dst) for src, dst in zip(e["data_urls"], target["data_urls"], strict=True)]
-            n = sum(c["copied"] for c in copies)
-            data = f"{len(copies)} object(s) verified ({n} copied, {sum(c['bytes'] for c in copies)} bytes)"
-        res = prod_db.datasets.update_one(
-            {"_id": target["name"]},
-            {"$setOnInsert": {**target, "promoted_at": now, "source": {"db": local_db.name, "_id": e["_id"]}}},
-            upsert=True,
-        )
-        rows.append(
+            return False
+        self.schemas[ref] = {"local": local_schema, "in_prod": prod_schema is not None}
+        return True
+
+
+def _dry_rows(prod_db, planned: list[tuple[dict, dict, str]], schemas: dict[str, dict]) -> list[dict]:
+    """What a promotion would do: per dataset, its schema new or reused, its URLs, its entry new or existing."""
+    seen: set[str] = set()
+    out = []
+    for _e, target, ref in planned:
+        new = not schemas[ref]["in_prod"] and ref not in seen
+        seen.add(ref)
+        exists = prod_db.datasets.find_one({"_id": target["name"]}) is not None
+        out.append(
             {
                 "dataset": target["name"],
-                "schema": f"{ref} ({schema_status})",
-                "data": data,
-                "entry": "inserted" if res.upserted_id is not None else "unchanged",
+                "schema": f"{ref} ({'new' if new else 'reused'})",
+                "data": f"{len(target['data_urls'])} URL(s)",
+                "entry": "exists" if exists else "new",
             }
         )
-    return rows
+    return out
+
+
+def _write(local_db, prod_db, planned: tuple[dict, dict, str], s: dict, s3, now: datetime) -> dict:
+    """One dataset: its schema (once), its data copies (with ``s3``), its entry; each write idempotent."""
+    e, target, ref = planned
+    if s["in_prod"]:
+        schema_status = "reused"
+    else:
+        prod_db.schemas.update_one(
+            {"_id": ref},
+            {"$setOnInsert": {**{k: v for k, v in s["local"].items() if k != "_id"}, "published_at": now}},
+            upsert=True,
+        )
+        s["in_prod"] = True
+        schema_status = "published"
+    data = "kept URLs"
+    if s3 is not None:
+        copies = [copy_object(s3, src, dst) for src, dst in zip(e["data_urls"], target["data_urls"], strict=True)]
+        n = sum(c["copied"] for c in copies)
+        data = f"{len(copies)} object(s) verified ({n} copied, {sum(c['bytes'] for c in copies)} bytes)"
+    res = prod_db.datasets.update_one(
+        {"_id": target["name"]},
+        {"$setOnInsert": {**target, "promoted_at": now, "source": {"db": local_db.name, "_id": e["_id"]}}},
+        upsert=True,
+    )
+    return {
+        "dataset": target["name"],
+        "schema": f"{ref} ({schema_status})",
+        "data": data,
+        "entry": "inserted" if res.upserted_id is not None else "unchanged",
+    }
 
 
 def written_collections(rows: list[dict]) -> list[str]:
