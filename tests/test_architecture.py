@@ -27,7 +27,6 @@ KNOWN_LONG = {
     "devclone/clone.py:clone_database": 77,
     "devclone/runs.py:drift_check": 74,
     "etl/checks.py:measure": 80,
-    "etl/mapping.py:parse": 102,
     "promotion/config.py:parse": 71,
     "promotion/execute.py:_write_collection": 84,
     "sales/api.py:fetch_day": 94,

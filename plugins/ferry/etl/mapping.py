@@ -117,14 +117,7 @@ def parse(text: str, source: str = "<mapping>") -> dict:
     if not isinstance(m, dict):
         raise doc.error((), "the mapping must be a YAML mapping with a 'collections' list")
     _keys(doc, m, (), _TOP_KEYS)
-    defaults = m.get("defaults") or {}
-    _keys(doc, defaults, ("defaults",), _DEFAULT_KEYS)
-    numeric = defaults.get("numeric", "decimal128")
-    _choice(doc, numeric, ("defaults", "numeric"), NUMERIC)
-    on_delete = defaults.get("on_source_delete", "delete")
-    _choice(doc, on_delete, ("defaults", "on_source_delete"), ON_DELETE)
-    new_tables = defaults.get("new_tables", "report")
-    _choice(doc, new_tables, ("defaults", "new_tables"), NEW_TABLES)
+    defaults = _defaults(doc, m.get("defaults") or {})
     src = m.get("source") or {}
     if not isinstance(src, dict):
         raise doc.error(("source",), "must be a mapping (e.g. {schema: public})")
@@ -134,75 +127,15 @@ def parse(text: str, source: str = "<mapping>") -> dict:
     out = {
         "version": m.get("version", 1),
         "source": {"schema": src.get("schema", "public")},
-        "defaults": {"numeric": numeric, "on_source_delete": on_delete, "new_tables": new_tables},
+        "defaults": defaults,
         "collections": [],
         "lines": {},
     }
     names: dict[str, int] = {}
     for i, c in enumerate(colls):
-        p = ("collections", i)
-        if not isinstance(c, dict):
-            raise doc.error(p, "each collection must be a mapping with name, table, id")
-        _keys(doc, c, p, _COLL_KEYS)
-        for req in ("name", "table", "id"):
-            if not isinstance(c.get(req), str) or not c.get(req):
-                raise doc.error(p + (req,) if req in c else p, f"'{req}' is required (a string)")
-        if c["name"] in names:
-            raise doc.error(
-                p + ("name",), f"collection {c['name']!r} is already defined (collections[{names[c['name']]}])"
-            )
-        if c["name"].startswith(("system.", "_ferry")) or "$" in c["name"]:
-            raise doc.error(p + ("name",), f"{c['name']!r} is not a usable collection name")
-        names[c["name"]] = i
-        coll = {
-            "name": c["name"],
-            "table": c["table"],
-            "id": c["id"],
-            **_fields(doc, c, p),
-            "watermark": _watermark(doc, c, p),
-            "relations": [],
-        }
-        out["lines"][c["name"]] = doc.lines.get(p, 1)
-        seen_as: dict[str, int] = {}
-        for j, r in enumerate(c.get("relations") or []):
-            rp = p + ("relations", j)
-            if not isinstance(r, dict):
-                raise doc.error(rp, "each relation must be a mapping with kind, table/column, as")
-            _keys(doc, r, rp, _REL_KEYS)
-            kind = str(r.get("kind"))
-            _choice(doc, r.get("kind"), rp + ("kind",), KINDS)
-            need = {
-                "embed_many": ("table", "as", "foreign_key"),
-                "embed_one": ("table", "as", "local_key"),
-                "reference": ("column", "collection"),
-            }[kind]
-            for req in need:
-                if not isinstance(r.get(req), str) or not r.get(req):
-                    raise doc.error(rp, f"{kind} needs '{req}' (a string)")
-            rel: dict[str, Any] = {"kind": kind}
-            if kind != "embed_many":
-                rel["on_missing"] = "null" if r.get("on_missing") is None else r["on_missing"]  # YAML null too
-                _choice(doc, rel["on_missing"], rp + ("on_missing",), ON_MISSING)
-            elif "on_missing" in r:
-                raise doc.error(rp + ("on_missing",), "only embed_one and reference relations have on_missing")
-            if kind == "reference":
-                rel.update(column=r["column"], collection=r["collection"], **{"as": r.get("as") or r["column"]})
-                if "watermark" in r:
-                    raise doc.error(rp + ("watermark",), "a reference reads no table: no watermark")
-            else:
-                rel.update(table=r["table"], **{"as": r["as"]}, **_fields(doc, r, rp), watermark=_watermark(doc, r, rp))
-                if kind == "embed_many":
-                    rel["foreign_key"] = r["foreign_key"]
-                    rel["order_by"] = r.get("order_by")
-                else:
-                    rel["local_key"] = r["local_key"]
-            if rel["as"] in seen_as:
-                raise doc.error(
-                    rp + ("as",), f"field {rel['as']!r} is already produced by relations[{seen_as[rel['as']]}]"
-                )
-            seen_as[rel["as"]] = j
-            rel["line"] = doc.lines.get(rp, 1)
-            coll["relations"].append(rel)
+        coll = _collection(doc, c, ("collections", i), names)
+        names[coll["name"]] = i
+        out["lines"][coll["name"]] = doc.lines.get(("collections", i), 1)
         out["collections"].append(coll)
     for i, coll in enumerate(out["collections"]):
         for j, rel in enumerate(coll["relations"]):
@@ -213,6 +146,89 @@ def parse(text: str, source: str = "<mapping>") -> dict:
                 )
     out["hash"] = mapping_hash(out)
     return out
+
+
+def _defaults(doc: _Doc, defaults: dict) -> dict:
+    _keys(doc, defaults, ("defaults",), _DEFAULT_KEYS)
+    out = {
+        "numeric": defaults.get("numeric", "decimal128"),
+        "on_source_delete": defaults.get("on_source_delete", "delete"),
+        "new_tables": defaults.get("new_tables", "report"),
+    }
+    for key, allowed in (("numeric", NUMERIC), ("on_source_delete", ON_DELETE), ("new_tables", NEW_TABLES)):
+        _choice(doc, out[key], ("defaults", key), allowed)
+    return out
+
+
+def _collection(doc: _Doc, c: Any, p: tuple, names: dict[str, int]) -> dict:
+    """One ``collections[i]`` entry, checked (``names``: the collections defined before it)."""
+    if not isinstance(c, dict):
+        raise doc.error(p, "each collection must be a mapping with name, table, id")
+    _keys(doc, c, p, _COLL_KEYS)
+    for req in ("name", "table", "id"):
+        if not isinstance(c.get(req), str) or not c.get(req):
+            raise doc.error(p + (req,) if req in c else p, f"'{req}' is required (a string)")
+    if c["name"] in names:
+        raise doc.error(p + ("name",), f"collection {c['name']!r} is already defined (collections[{names[c['name']]}])")
+    if c["name"].startswith(("system.", "_ferry")) or "$" in c["name"]:
+        raise doc.error(p + ("name",), f"{c['name']!r} is not a usable collection name")
+    coll = {
+        "name": c["name"],
+        "table": c["table"],
+        "id": c["id"],
+        **_fields(doc, c, p),
+        "watermark": _watermark(doc, c, p),
+        "relations": [],
+    }
+    seen_as: dict[str, int] = {}
+    for j, r in enumerate(c.get("relations") or []):
+        rel = _relation(doc, r, p + ("relations", j))
+        if rel["as"] in seen_as:
+            raise doc.error(
+                p + ("relations", j, "as"),
+                f"field {rel['as']!r} is already produced by relations[{seen_as[rel['as']]}]",
+            )
+        seen_as[rel["as"]] = j
+        coll["relations"].append(rel)
+    return coll
+
+
+_RELATION_NEEDS = {
+    "embed_many": ("table", "as", "foreign_key"),
+    "embed_one": ("table", "as", "local_key"),
+    "reference": ("column", "collection"),
+}
+
+
+def _relation(doc: _Doc, r: Any, rp: tuple) -> dict:
+    """One ``relations[j]`` entry of a collection, checked."""
+    if not isinstance(r, dict):
+        raise doc.error(rp, "each relation must be a mapping with kind, table/column, as")
+    _keys(doc, r, rp, _REL_KEYS)
+    kind = str(r.get("kind"))
+    _choice(doc, r.get("kind"), rp + ("kind",), KINDS)
+    for req in _RELATION_NEEDS[kind]:
+        if not isinstance(r.get(req), str) or not r.get(req):
+            raise doc.error(rp, f"{kind} needs '{req}' (a string)")
+    rel: dict[str, Any] = {"kind": kind}
+    if kind != "embed_many":
+        rel["on_missing"] = "null" if r.get("on_missing") is None else r["on_missing"]  # YAML null too
+        _choice(doc, rel["on_missing"], rp + ("on_missing",), ON_MISSING)
+    elif "on_missing" in r:
+        raise doc.error(rp + ("on_missing",), "only embed_one and reference relations have on_missing")
+    if kind == "reference":
+        rel.update(column=r["column"], collection=r["collection"], **{"as": r.get("as") or r["column"]})
+        if "watermark" in r:
+            raise doc.error(rp + ("watermark",), "a reference reads no table: no watermark")
+    else:
+        rel.update(table=r["table"], **{"as": r["as"]}, **_fields(doc, r, rp), watermark=_watermark(doc, r, rp))
+        if kind == "embed_many":
+            rel["foreign_key"] = r["foreign_key"]
+            rel["order_by"] = r.get("order_by")
+        else:
+            rel["local_key"] = r["local_key"]
+    rel["line"] = doc.lines.get(rp, 1)
+    return rel
 
 
 def _watermark(doc: _Doc, d: dict, path: tuple) -> str:
