@@ -32,7 +32,6 @@ KNOWN_LONG = {
     "sales/api.py:fetch_day": 94,
     "sales/load.py:_rule_rejects": 88,
     "sales/load.py:replace_partition": 93,
-    "sales/users.py:import_users": 97,
 }
 KNOWN_WIDE = {
     "devclone/runs.py:drift_check": 9,

@@ -77,85 +77,27 @@ def import_users(con, csv_path: str | Path, *, update_existing: bool = False, ro
         raise UsersInputError(f"{path}: no such file")
     con.execute(USERS_DDL)
     existing = {u: e for u, e in con.execute("SELECT username, email FROM users").fetchall()}
-    email_owner = {e.lower(): u for u, e in existing.items()}
     report = ImportReport()
-    seen_user: dict[str, int] = {}
-    seen_email: dict[str, int] = {}
+    dupes = _Duplicates(existing, update_existing)
     writes: list[tuple[str, list]] = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        if sorted(header) != sorted(HEADER):
-            raise UsersInputError(f"{path}: header {header} does not match {HEADER}")
-        reader.fieldnames = header
-        for raw in reader:
-            line = reader.line_num
-            if None in raw or any(raw.get(k) is None for k in HEADER):
-                report.rejected.append(
-                    {
-                        "line": line,
-                        "username": (raw.get("username") or "").strip(),
-                        "field": "*",
-                        "reason": "wrong number of columns",
-                    }
-                )
-                continue
-            row = {k: (raw[k] or "").strip() for k in HEADER}
-            row["initial_password"] = raw["initial_password"] or ""  # keep as typed
-            row["email"] = row["email"].lower()
-            user, email = row["username"], row["email"]
-            bad = _problems(row)
-            if bad:
-                for fld, reason in bad:
-                    report.rejected.append({"line": line, "username": user, "field": fld, "reason": reason})
-                continue
-            if user in seen_user or email in seen_email:
-                first = seen_user.get(user) or seen_email.get(email)
-                report.duplicates.append(
-                    {"line": line, "username": user, "email": email, "reason": f"duplicate of line {first} in the file"}
-                )
-                continue
-            seen_user[user], seen_email[email] = line, line
-            owner = email_owner.get(email)
-            if owner is not None and owner != user:
-                report.duplicates.append(
-                    {
-                        "line": line,
-                        "username": user,
-                        "email": email,
-                        "reason": f"email already used by existing user {owner!r}",
-                    }
-                )
-                continue
-            if user in existing and not update_existing:
-                report.duplicates.append(
-                    {
-                        "line": line,
-                        "username": user,
-                        "email": email,
-                        "reason": "user exists (not updated: update_existing=false)",
-                    }
-                )
-                continue
-            pw_hash = bcrypt.hashpw(row["initial_password"].encode(), bcrypt.gensalt(rounds)).decode()
-            del row["initial_password"], raw["initial_password"]
-            if user in existing:
-                writes.append(
-                    (
-                        "UPDATE users SET email = ?, role = ?, password_hash = ?, updated_at = now()::TIMESTAMP"
-                        " WHERE username = ?",
-                        [email, row["role"], pw_hash, user],
-                    )
-                )
-                report.updated.append(user)
-            else:
-                writes.append(
-                    (
-                        "INSERT INTO users VALUES (?, ?, ?, ?, now()::TIMESTAMP, now()::TIMESTAMP)",
-                        [user, email, row["role"], pw_hash],
-                    )
-                )
-                report.inserted.append(user)
+    for line, row in _rows(path, report):
+        user, email = row["username"], row["email"]
+        reason = dupes.reason(line, user, email)
+        if reason:
+            report.duplicates.append({"line": line, "username": user, "email": email, "reason": reason})
+            continue
+        pw_hash = bcrypt.hashpw(row.pop("initial_password").encode(), bcrypt.gensalt(rounds)).decode()
+        if user in existing:
+            sql = (
+                "UPDATE users SET email = ?, role = ?, password_hash = ?, updated_at = now()::TIMESTAMP"
+                " WHERE username = ?"
+            )
+            writes.append((sql, [email, row["role"], pw_hash, user]))
+            report.updated.append(user)
+        else:
+            sql = "INSERT INTO users VALUES (?, ?, ?, ?, now()::TIMESTAMP, now()::TIMESTAMP)"
+            writes.append((sql, [user, email, row["role"], pw_hash]))
+            report.inserted.append(user)
     con.execute("BEGIN TRANSACTION")
     try:
         for sql, params in writes:
@@ -165,6 +107,54 @@ def import_users(con, csv_path: str | Path, *, update_existing: bool = False, ro
         con.execute("ROLLBACK")
         raise
     return report
+
+
+def _rows(path: Path, report: ImportReport):
+    """``(line, row)`` of each valid row of the file (trimmed, e-mail lower-cased, the password as typed); each
+    invalid row goes to ``report.rejected`` with the line, the field and why (never the password)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        if sorted(header) != sorted(HEADER):
+            raise UsersInputError(f"{path}: header {header} does not match {HEADER}")
+        reader.fieldnames = header
+        for raw in reader:
+            line = reader.line_num
+            if None in raw or any(raw.get(k) is None for k in HEADER):
+                user = (raw.get("username") or "").strip()
+                report.rejected.append(
+                    {"line": line, "username": user, "field": "*", "reason": "wrong number of columns"}
+                )
+                continue
+            row = {k: (raw[k] or "").strip() for k in HEADER}
+            row["initial_password"] = raw.pop("initial_password") or ""  # keep as typed
+            row["email"] = row["email"].lower()
+            bad = _problems(row)
+            for fld, reason in bad:
+                report.rejected.append({"line": line, "username": row["username"], "field": fld, "reason": reason})
+            if not bad:
+                yield line, row
+
+
+class _Duplicates:
+    """Why a valid row is not written: a repeat in the file, an e-mail another user has, an existing user."""
+
+    def __init__(self, existing: dict[str, str], update_existing: bool):
+        self.existing, self.update_existing = existing, update_existing
+        self.email_owner = {e.lower(): u for u, e in existing.items()}
+        self.seen_user: dict[str, int] = {}
+        self.seen_email: dict[str, int] = {}
+
+    def reason(self, line: int, user: str, email: str) -> str | None:
+        if user in self.seen_user or email in self.seen_email:
+            return f"duplicate of line {self.seen_user.get(user) or self.seen_email.get(email)} in the file"
+        self.seen_user[user], self.seen_email[email] = line, line
+        owner = self.email_owner.get(email)
+        if owner is not None and owner != user:
+            return f"email already used by existing user {owner!r}"
+        if user in self.existing and not self.update_existing:
+            return "user exists (not updated: update_existing=false)"
+        return None
 
 
 def verify_password(con, username: str, password: str) -> bool:
