@@ -29,7 +29,6 @@ KNOWN_LONG = {
     "etl/checks.py:measure": 80,
     "promotion/config.py:parse": 71,
     "promotion/execute.py:_write_collection": 84,
-    "sales/api.py:fetch_day": 94,
     "sales/load.py:_rule_rejects": 88,
     "sales/load.py:replace_partition": 93,
 }
@@ -37,8 +36,6 @@ KNOWN_WIDE = {
     "devclone/runs.py:drift_check": 9,
     "etl/load.py:_dirty_batches": 9,
     "promotion/plan.py:plan_collection": 9,
-    "sales/api.py:fetch_day": 11,
-    "sales/api.py:_get": 9,
     "sales/load.py:replace_partition": 9,
 }
 # atdata private names still used outside the adapter, per file (the same ratchet).

@@ -212,6 +212,16 @@ def map_record(p: Profile, rec: Any) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Retry:
+    """How a request is retried: ``attempts`` tries on 5xx and timeouts, ``backoff * 2**n`` s apart."""
+
+    attempts: int = 4
+    backoff: float = 0.5
+    timeout: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+
+
 def fetch_day(
     session,
     base_url: str,
@@ -220,54 +230,26 @@ def fetch_day(
     prof: Profile,
     *,
     page_size: int = 500,
-    timeout: float = 10.0,
-    attempts: int = 4,
-    backoff: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
+    retry: Retry = Retry(),  # noqa: B008 - frozen, shared safely
     today: date | None = None,
 ) -> Iterator[tuple[str, list[dict[str, Any]], list[str]]]:
     """Yield ``(source, records, raws)`` per page (source ``api page N``) of the day, as ``prof`` describes.
 
-    5xx and timeouts are retried with exponential backoff (``backoff * 2**attempt`` s); 4xx fails at once.
+    5xx and timeouts are retried with exponential backoff (``retry``); 4xx fails at once.
     With ``days=N`` queries the API answers several days: records of other days are left to their own runs
     (counted in the log); a record with an unreadable date stays and is rejected by the load.
     """
-    today = today or datetime.now(prof.tz).date()
-    url = base_url.rstrip("/") + "/" + prof.path.lstrip("/")
-    origin = urlsplit(url)[:2]
+    pager = _Pager(prof, base_url, day, today or datetime.now(prof.tz).date(), page_size)
     headers = {"Accept": "application/json"}
     if secret:
         scheme = prof.auth.get("scheme") or ""
         headers[prof.auth["header"]] = f"{scheme} {secret}" if scheme else secret
-    paging = prof.paging.get("style", "none")
-    params: dict[str, Any] = _query(prof, day, today)
-    if paging == "page":
-        params[prof.paging.get("page_param", "page")] = 1
-        params[prof.paging.get("size_param", "page_size")] = page_size
     n, other_days = 0, 0
     while True:
         n += 1
-        resp = _get(session, url, params, headers, secret, timeout, attempts, backoff, sleep)
-        what = f"GET {url} {params or ''}".rstrip()
-        try:
-            payload = resp.json()
-        except ValueError as exc:
-            raise SalesApiError(f"{what}: response is not JSON: {excerpt(resp.text, secret)}") from exc
-        if prof.response["shape"] == "array":
-            records = payload
-        else:
-            try:
-                records = _dig(payload, prof.response["records"])
-            except KeyError as exc:
-                raise SalesApiError(
-                    f"{what}: no records at {prof.response['records']!r} (profile {prof.name}): "
-                    f"{excerpt(resp.text, secret)}"
-                ) from exc
-        if not isinstance(records, list):
-            raise SalesApiError(
-                f"{what}: records are not a JSON array (profile {prof.name}, response.shape "
-                f"{prof.response['shape']}): {excerpt(resp.text, secret)}"
-            )
+        what = f"GET {pager.url} {pager.params or ''}".rstrip()
+        resp = _get(session, pager.url, pager.params, headers, secret, retry)
+        payload, records = _records(prof, resp, what, secret)
         mapped, raws = [], []
         for rec in records:
             m = map_record(prof, rec)
@@ -277,35 +259,82 @@ def fetch_day(
             mapped.append(m)
             raws.append(json.dumps(rec, ensure_ascii=False, separators=(", ", ": ")))
         yield f"api page {n}", mapped, raws
-        if paging == "page":
-            nxt = payload.get(prof.paging["next"]) if prof.paging.get("next") and isinstance(payload, dict) else None
-            if prof.paging.get("next") and isinstance(payload, dict):
-                if nxt is None:
-                    break
-                params[prof.paging.get("page_param", "page")] = nxt
-            elif len(records) >= page_size:
-                params[prof.paging.get("page_param", "page")] += 1
-            else:
-                break
-        elif paging == "cursor":
-            try:
-                cursor = _dig(payload, prof.paging["next"])
-            except KeyError:
-                cursor = None
-            if not cursor:
-                break
-            params = {**_query(prof, day, today), prof.paging.get("cursor_param", "cursor"): cursor}
-        elif paging == "link":
-            nxt_url = (resp.links.get("next") or {}).get("url")
-            if not nxt_url:
-                break
-            if urlsplit(nxt_url)[:2] != origin:
-                raise SalesApiError(f"{what}: Link rel=next points to another host ({urlsplit(nxt_url).netloc})")
-            url, params = nxt_url, {}  # the link carries the query
-        else:
+        if not pager.advance(resp, payload, records, what):
             break
     if other_days:
         log.info("%s: %d records of other days left to their own runs (days=N query)", day, other_days)
+
+
+def _records(prof: Profile, resp, what: str, secret: str | None) -> tuple[Any, list]:
+    """The page's JSON and its records (where the profile says they are)."""
+    try:
+        payload = resp.json()
+    except ValueError as exc:
+        raise SalesApiError(f"{what}: response is not JSON: {excerpt(resp.text, secret)}") from exc
+    if prof.response["shape"] == "array":
+        records = payload
+    else:
+        try:
+            records = _dig(payload, prof.response["records"])
+        except KeyError as exc:
+            raise SalesApiError(
+                f"{what}: no records at {prof.response['records']!r} (profile {prof.name}): "
+                f"{excerpt(resp.text, secret)}"
+            ) from exc
+    if not isinstance(records, list):
+        raise SalesApiError(
+            f"{what}: records are not a JSON array (profile {prof.name}, response.shape "
+            f"{prof.response['shape']}): {excerpt(resp.text, secret)}"
+        )
+    return payload, records
+
+
+class _Pager:
+    """The URL and query of the next page, as the profile's paging style says (none, page, cursor, link)."""
+
+    def __init__(self, prof: Profile, base_url: str, day: date, today: date, page_size: int):
+        self.prof, self.day, self.today, self.page_size = prof, day, today, page_size
+        self.url = base_url.rstrip("/") + "/" + prof.path.lstrip("/")
+        self.origin = urlsplit(self.url)[:2]
+        self.style = prof.paging.get("style", "none")
+        self.params: dict[str, Any] = _query(prof, day, today)
+        if self.style == "page":
+            self.params[prof.paging.get("page_param", "page")] = 1
+            self.params[prof.paging.get("size_param", "page_size")] = page_size
+
+    def advance(self, resp, payload: Any, records: list, what: str) -> bool:
+        """Move to the next page; ``False`` when this one was the last."""
+        paging = self.prof.paging
+        if self.style == "page":
+            page_param = paging.get("page_param", "page")
+            if paging.get("next") and isinstance(payload, dict):
+                nxt = payload.get(paging["next"])
+                if nxt is None:
+                    return False
+                self.params[page_param] = nxt
+            elif len(records) >= self.page_size:
+                self.params[page_param] += 1
+            else:
+                return False
+            return True
+        if self.style == "cursor":
+            try:
+                cursor = _dig(payload, paging["next"])
+            except KeyError:
+                cursor = None
+            if not cursor:
+                return False
+            self.params = {**_query(self.prof, self.day, self.today), paging.get("cursor_param", "cursor"): cursor}
+            return True
+        if self.style == "link":
+            nxt_url = (resp.links.get("next") or {}).get("url")
+            if not nxt_url:
+                return False
+            if urlsplit(nxt_url)[:2] != self.origin:
+                raise SalesApiError(f"{what}: Link rel=next points to another host ({urlsplit(nxt_url).netloc})")
+            self.url, self.params = nxt_url, {}  # the link carries the query
+            return True
+        return False
 
 
 def _is_other_day(value: str, day: date) -> bool:
@@ -315,26 +344,47 @@ def _is_other_day(value: str, day: date) -> bool:
         return False
 
 
-def _get(session, url, params, headers, secret, timeout, attempts, backoff, sleep):
-    import requests
+class _Transient(Exception):
+    """A 5xx answer or a timeout: worth another try."""
 
-    for attempt in range(attempts):
+
+def _get(session, url: str, params: dict, headers: dict, secret: str | None, retry: Retry):
+    """One GET, retried by ``tenacity`` on 5xx and timeouts; a 4xx fails at once with the (redacted) body."""
+    import requests
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+    def once():
         try:
-            resp = session.get(url, params=params, headers=headers, timeout=timeout)
+            resp = session.get(url, params=params, headers=headers, timeout=retry.timeout)
         except (requests.Timeout, requests.ConnectionError) as exc:
-            problem = f"{type(exc).__name__}: {excerpt(str(exc), secret, 200)}"
-        else:
-            if resp.status_code < 400:
-                return resp
-            body = excerpt(resp.text, secret, 200)
-            if resp.status_code < 500:
-                raise SalesApiError(f"GET {url} {params or ''} -> HTTP {resp.status_code}: {body}")
-            problem = f"HTTP {resp.status_code}: {body}"
-        if attempt == attempts - 1:
-            raise SalesApiUnavailable(f"GET {url} {params or ''} failed after {attempts} attempts: {problem}")
-        delay = backoff * 2**attempt
+            raise _Transient(f"{type(exc).__name__}: {excerpt(str(exc), secret, 200)}") from None
+        if resp.status_code < 400:
+            return resp
+        body = excerpt(resp.text, secret, 200)
+        if resp.status_code < 500:
+            raise SalesApiError(f"GET {url} {params or ''} -> HTTP {resp.status_code}: {body}")
+        raise _Transient(f"HTTP {resp.status_code}: {body}")
+
+    def warn(state) -> None:
         log.warning(
-            "GET %s %s: %s; retrying in %.1fs (attempt %d/%d)", url, params or "", problem, delay, attempt + 1, attempts
+            "GET %s %s: %s; retrying in %.1fs (attempt %d/%d)",
+            url,
+            params or "",
+            state.outcome.exception(),
+            state.next_action.sleep,
+            state.attempt_number,
+            retry.attempts,
         )
-        sleep(delay)
-    raise AssertionError("unreachable")
+
+    retrying = Retrying(
+        stop=stop_after_attempt(retry.attempts),
+        wait=wait_exponential(multiplier=retry.backoff),
+        retry=retry_if_exception_type(_Transient),
+        sleep=retry.sleep,
+        before_sleep=warn,
+        reraise=True,
+    )
+    try:
+        return retrying(once)
+    except _Transient as exc:
+        raise SalesApiUnavailable(f"GET {url} {params or ''} failed after {retry.attempts} attempts: {exc}") from None

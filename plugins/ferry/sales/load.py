@@ -598,8 +598,11 @@ SalesApiUnavailable = api.SalesApiUnavailable
 
 
 def fetch_day(
-    session, base_url: str, api_key: str | None, day: date, **kw
+    session, base_url: str, api_key: str | None, day: date, *, page_size: int = 500, **retry
 ) -> Iterable[tuple[str, list[dict[str, Any]]]]:
-    """``(source, records)`` per page with the ``ferry_v2`` profile (``ferry.sales.api.fetch_day`` for any)."""
-    for src, records, _raws in api.fetch_day(session, base_url, api_key, day, api.profile("ferry_v2"), **kw):
+    """``(source, records)`` per page with the ``ferry_v2`` profile (``ferry.sales.api.fetch_day`` for any);
+    ``retry``: the fields of ``api.Retry`` (attempts, backoff, timeout, sleep)."""
+    prof = api.profile("ferry_v2")
+    pages = api.fetch_day(session, base_url, api_key, day, prof, page_size=page_size, retry=api.Retry(**retry))
+    for src, records, _raws in pages:
         yield src, records

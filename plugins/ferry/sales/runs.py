@@ -109,8 +109,7 @@ def _fetch_api_pages(day: date, r: SalesLoadRequest, api_conn_id: str) -> list[t
             day,
             prof,
             page_size=r.page_size,
-            attempts=r.api_attempts,
-            backoff=r.api_backoff_seconds,
+            retry=api.Retry(attempts=r.api_attempts, backoff=r.api_backoff_seconds),
         ):
             pages.append((src, records, raws))
             progress.add(len(records))
