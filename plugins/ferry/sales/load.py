@@ -17,6 +17,7 @@ import csv
 import json
 import logging
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -486,6 +487,10 @@ def _cap_memory(con):
     return restore
 
 
+#: Rows of the day the Great Expectations check samples.
+GX_MAX_ROWS = 50_000
+
+
 def replace_partition(
     con,
     stage: Stage,
@@ -495,7 +500,6 @@ def replace_partition(
     source: str,
     max_reject_ratio: float = 0.01,
     gx: bool = True,
-    gx_max_rows: int = 50_000,
     rules: Rules | None = None,
 ) -> LoadResult:
     """Validate the stage and, in one transaction, replace ``day``'s rows and rejects.
@@ -507,57 +511,20 @@ def replace_partition(
     rules = rules or rules_mod.load()
     _rule_rejects(con, day, rules)
     wanted = _wanted_lines(con, stage)
-    staged = con.execute("SELECT count(*) FROM _stage").fetchone()[0]
-    rule_rejected = con.execute("SELECT count(*) FROM _rejects WHERE _rid IS NOT NULL").fetchone()[0]
-    rejected = con.execute("SELECT count(*) FROM _rejects").fetchone()[0]
-    accepted = staged - rule_rejected
-    candidates = staged + (rejected - rule_rejected)
-    ratio = rejected / candidates if candidates else 0.0
-    result = LoadResult(
-        day=day.isoformat(),
-        source=source,
-        candidates=candidates,
-        rows=accepted,
-        reject_records=rejected,
-        reject_ratio=round(ratio, 6),
-        max_reject_ratio=max_reject_ratio,
-        replaced_rows=0,
-        swapped=False,
-    )
-    over = ratio > max_reject_ratio
-    gate = None
+    result, over = _counts(con, day, source, max_reject_ratio)
     from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(2)
     # the rejected CSV lines are read back while DuckDB writes the accepted rows (it releases the GIL)
     lines = pool.submit(_read_wanted, wanted) if wanted else None
-    if gx and not over:
-        # GX (pandas, Python) runs in a thread while DuckDB prepares the swap; COMMIT waits for its verdict.
-        gate = pool.submit(gx_gate, gx_frame(con, day, gx_max_rows), day, rules)
+    # GX (pandas, Python) runs in a thread while DuckDB prepares the swap; COMMIT waits for its verdict.
+    gate = pool.submit(gx_gate, gx_frame(con, day, GX_MAX_ROWS), day, rules) if gx and not over else None
     pool.shutdown(wait=False)
     d = f"DATE '{day.isoformat()}'"
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(con):
         con.execute(f"DELETE FROM sales_rejects WHERE sale_date = {d}")
         if not over:
-            result.replaced_rows = con.execute(f"DELETE FROM sales WHERE sale_date = {d}").fetchone()[0]
-            # the order of rows in `sales` means nothing (line numbers live in _stage/_rejects): let DuckDB
-            # write the accepted rows in parallel
-            con.execute("SET preserve_insertion_order = false")
-            restore = _cap_memory(con)
-            try:
-                con.execute(
-                    f"""INSERT INTO sales SELECT {", ".join("s." + c for c in _DATA_COLS)}, h.src, ?,
-                        now()::TIMESTAMP FROM {_ACCEPTED} JOIN _srcs h ON h._sid = s._sid""",
-                    [run_id],
-                )
-            finally:
-                restore()
-                con.execute("RESET preserve_insertion_order")
-            con.execute(
-                f"INSERT OR REPLACE INTO sales_loads VALUES ({d}, ?, ?, ?, ?, now()::TIMESTAMP)",
-                [run_id, source, accepted, rejected],
-            )
+            result.replaced_rows = _write_accepted(con, d, run_id, result)
         if lines is not None:
             _fill_raw(con, lines.result())
         con.execute(
@@ -571,14 +538,65 @@ def replace_partition(
         )
         if gate is not None:
             gate.result()  # raises ValidationFailed -> ROLLBACK
-        con.execute("COMMIT")
-        result.swapped = not over
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    result.swapped = not over
     if over:
         raise RejectThresholdExceeded(result)
     return result
+
+
+def _counts(con, day: date, source: str, max_reject_ratio: float) -> tuple[LoadResult, bool]:
+    """The day's counts from the stage and the rejects, and whether the rejects are over the ratio."""
+    staged = con.execute("SELECT count(*) FROM _stage").fetchone()[0]
+    rule_rejected = con.execute("SELECT count(*) FROM _rejects WHERE _rid IS NOT NULL").fetchone()[0]
+    rejected = con.execute("SELECT count(*) FROM _rejects").fetchone()[0]
+    candidates = staged + (rejected - rule_rejected)
+    ratio = rejected / candidates if candidates else 0.0
+    result = LoadResult(
+        day=day.isoformat(),
+        source=source,
+        candidates=candidates,
+        rows=staged - rule_rejected,
+        reject_records=rejected,
+        reject_ratio=round(ratio, 6),
+        max_reject_ratio=max_reject_ratio,
+        replaced_rows=0,
+        swapped=False,
+    )
+    return result, ratio > max_reject_ratio
+
+
+@contextmanager
+def _transaction(con):
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _write_accepted(con, d: str, run_id: str, result: LoadResult) -> int:
+    """Inside the swap: the day's old rows out, the accepted rows in, the load recorded; the rows replaced."""
+    replaced = con.execute(f"DELETE FROM sales WHERE sale_date = {d}").fetchone()[0]
+    # the order of rows in `sales` means nothing (line numbers live in _stage/_rejects): let DuckDB
+    # write the accepted rows in parallel
+    con.execute("SET preserve_insertion_order = false")
+    restore = _cap_memory(con)
+    try:
+        con.execute(
+            f"""INSERT INTO sales SELECT {", ".join("s." + c for c in _DATA_COLS)}, h.src, ?,
+                now()::TIMESTAMP FROM {_ACCEPTED} JOIN _srcs h ON h._sid = s._sid""",
+            [run_id],
+        )
+    finally:
+        restore()
+        con.execute("RESET preserve_insertion_order")
+    con.execute(
+        f"INSERT OR REPLACE INTO sales_loads VALUES ({d}, ?, ?, ?, ?, now()::TIMESTAMP)",
+        [run_id, result.source, result.rows, result.reject_records],
+    )
+    return replaced
 
 
 def rejects_table(con, day: date, limit: int = 50) -> list[dict[str, Any]]:
