@@ -25,14 +25,12 @@ KNOWN_LONG = {
     "devclone/clone.py:plan_clone": 93,
     "devclone/clone.py:apply_plan": 77,
     "devclone/clone.py:clone_database": 77,
-    "devclone/runs.py:drift_check": 74,
     "etl/checks.py:measure": 80,
     "promotion/config.py:parse": 71,
     "promotion/execute.py:_write_collection": 84,
     "sales/load.py:_rule_rejects": 88,
 }
 KNOWN_WIDE = {
-    "devclone/runs.py:drift_check": 9,
     "etl/load.py:_dirty_batches": 9,
     "promotion/plan.py:plan_collection": 9,
 }

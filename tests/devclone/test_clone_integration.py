@@ -211,10 +211,10 @@ def test_clone_and_repair_emit_asset_events_for_the_clone_collections_they_chang
     assert events(runs.clone_structure, clone.CloneOptions(dry_run=False)) == {
         f"mongodb://{host}:{port}/{dev}/{c}" for c in cloned
     }
-    drift_kw = {"suffix": "_dev", "repair": True, "include_search": False}
-    assert events(runs.drift_check, **drift_kw) == set()
+    repair = runs.DriftOptions(suffix="_dev", repair=True, include_search=False)
+    assert events(runs.drift_check, repair) == set()
     mongo_prod[dev].orders.drop_index("customer_created")
-    assert events(runs.drift_check, **drift_kw) == {f"mongodb://{host}:{port}/{dev}/orders"}
+    assert events(runs.drift_check, repair) == {f"mongodb://{host}:{port}/{dev}/orders"}
 
 
 def test_a_clone_waits_for_the_run_writing_the_same_clone(source_db, mongo_prod, monkeypatch):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from ferry import audit, lineage, locks, report
 from ferry.devclone import clone, drift
@@ -92,48 +93,33 @@ def clone_structure(
     return summary
 
 
+@dataclass(frozen=True)
+class DriftOptions:
+    """What ``dev_db_drift_check`` compares and whether it repairs."""
+
+    suffix: str = "_dev"
+    repair: bool = False
+    include_search: bool = True
+
+
 def drift_check(
-    source,
-    target,
-    names: list[str],
-    *,
-    suffix: str,
-    repair: bool,
-    include_search: bool,
-    run: audit.Run,
-    logger=log,
-    context=None,
+    source, target, names: list[str], opts: DriftOptions, *, run: audit.Run, logger=log, context=None
 ) -> list[dict]:
     """Compare each source database with its clone (and repair: see ``drift.check``); summary rows; fails on drift.
     With the task's ``context``, asset events name the clone collections a repair changed."""
     summary, drifted, failures = [], [], []
     for name in names:
-        tgt = clone.target_name(name, suffix)
-        clone.check_names(name, tgt, suffix)
-        with _writer(target, tgt, run, repair):
+        tgt = clone.target_name(name, opts.suffix)
+        clone.check_names(name, tgt, opts.suffix)
+        with _writer(target, tgt, run, opts.repair):
             res = drift.check(
                 source[name],
                 target[tgt],
-                repair=repair,
-                include_search=include_search,
+                repair=opts.repair,
+                include_search=opts.include_search,
                 report_url=report.location(FAMILY, run.run_id, tgt),
             )
-        text = report.log_table(logger, f"Drift {name} → {tgt}", drift.table_rows(res))
-        if res.repaired:
-            repaired = [
-                {k: v for k, v in r.items() if k in ("collection", "object", "action", "status", "error")}
-                for r in res.repaired
-            ]
-            text += "\n\n" + report.log_table(logger, f"Repair of {tgt}", repaired)
-            text += "\n\n" + report.log_table(
-                logger, f"Drift left after repair in {tgt}", drift.table_rows(res, res.remaining)
-            )
-        for note in res.notes:
-            logger.warning("%s", note)
-            text += f"\n\nNote: {note}"
-        if res.search_report:
-            text += f"\n\nSearch indexes to create by hand: {res.search_report}"
-        report.publish(FAMILY, run.run_id, f"drift-{tgt}.md", text + "\n")
+        _publish_drift(res, name, tgt, run, logger)
         row = {
             "source": name,
             "target": tgt,
@@ -142,16 +128,9 @@ def drift_check(
             "remaining": len(res.remaining),
         }
         summary.append(row)
-        if repair and res.repaired:
-            _audit(
-                target,
-                tgt,
-                run,
-                outcome="failed" if res.failures else "success",
-                params={"repair": repair},
-                counts=row,
-                failures=res.failures[:200],
-            )
+        if opts.repair and res.repaired:
+            outcome = "failed" if res.failures else "success"
+            _audit(target, tgt, run, outcome=outcome, params={"repair": True}, counts=row, failures=res.failures[:200])
             changed = clone.changed_collections(res.repaired)
             lineage.mongo_written(context, TARGET_ALIAS, source, name, target, tgt, changed)
         drifted += [f"{tgt}.{r['collection']} {r['item']}: {r['change']}" for r in res.remaining]
@@ -160,9 +139,27 @@ def drift_check(
     if drifted or failures:
         raise FerryError(
             f"{len(drifted)} structural difference(s) between production and its clone"
-            + (" remain after repair" if repair else " (rerun with repair=true to create what is missing)")
+            + (" remain after repair" if opts.repair else " (rerun with repair=true to create what is missing)")
             + ":\n"
             + "\n".join(drifted[:50])
             + "".join(f"\nrepair failed: {f}" for f in failures)
         )
     return summary
+
+
+def _publish_drift(res: drift.DriftResult, name: str, tgt: str, run: audit.Run, logger) -> None:
+    """One database's drift (and repair) as tables in the log and as ``drift-<clone>.md`` in the run's reports."""
+    text = report.log_table(logger, f"Drift {name} → {tgt}", drift.table_rows(res))
+    if res.repaired:
+        keep = ("collection", "object", "action", "status", "error")
+        repaired = [{k: v for k, v in r.items() if k in keep} for r in res.repaired]
+        text += "\n\n" + report.log_table(logger, f"Repair of {tgt}", repaired)
+        text += "\n\n" + report.log_table(
+            logger, f"Drift left after repair in {tgt}", drift.table_rows(res, res.remaining)
+        )
+    for note in res.notes:
+        logger.warning("%s", note)
+        text += f"\n\nNote: {note}"
+    if res.search_report:
+        text += f"\n\nSearch indexes to create by hand: {res.search_report}"
+    report.publish(FAMILY, run.run_id, f"drift-{tgt}.md", text + "\n")

@@ -29,7 +29,9 @@ class MongoDriftCheckOperator(MongoStructureOperator):
         return self.run_with_clients(
             context,
             runs.drift_check,
-            suffix=self.target_suffix,
-            repair=truthy(self.repair, "repair"),
-            include_search=truthy(self.include_search_indexes, "include_search_indexes"),
+            runs.DriftOptions(
+                suffix=self.target_suffix,
+                repair=truthy(self.repair, "repair"),
+                include_search=truthy(self.include_search_indexes, "include_search_indexes"),
+            ),
         )
