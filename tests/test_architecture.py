@@ -27,7 +27,6 @@ KNOWN_LONG = {
     "devclone/clone.py:clone_database": 77,
     "etl/checks.py:measure": 80,
     "promotion/config.py:parse": 71,
-    "promotion/execute.py:_write_collection": 84,
     "sales/load.py:_rule_rejects": 88,
 }
 KNOWN_WIDE = {

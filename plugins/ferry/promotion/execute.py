@@ -177,10 +177,6 @@ def _backup(cfg: PromotionConfig, prod_db, promotion_id: str, spec: CollectionSp
 def _write_collection(
     cfg: PromotionConfig, prod_db, promotion_id: str, attempt: int, plan: CollectionPlan, failures: list[dict]
 ) -> Outcome:
-    from pymongo.errors import BulkWriteError
-
-    from ferry.errors import FerryError
-
     spec = plan.spec
     coll, backups = prod_db[spec.name], durable(prod_db[cfg.backups_collection])
     out = Outcome(spec.name, planned=plan.counts())
@@ -197,58 +193,10 @@ def _write_collection(
     for n, chunk in enumerate(chunks(writes, cfg.batch_size)):
         inserts = [a for a in chunk if a.action == "insert"]
         rec_id = f"{promotion_id}|{spec.name}|inserts|{attempt}|{n}"
-        if inserts:  # intent, durable and read back before writing: the ids this batch inserts, and their content
-            planned = [{"_id": a.doc["_id"], "h": doc_hash(a.doc)} for a in inserts]
-            backups.replace_one(
-                {"_id": rec_id},
-                {
-                    "promotion_id": promotion_id,
-                    "collection": spec.name,
-                    "kind": "inserts",
-                    "planned": planned,
-                    "inserted": None,
-                },
-                upsert=True,
-            )
-            if len((backups.find_one({"_id": rec_id}) or {}).get("planned") or []) != len(planned):
-                raise FerryError(
-                    f"promotion {promotion_id}: the intent record {rec_id} did not read back; "
-                    f"batch {n} of {spec.name} not written"
-                )
-        ops = _write_ops(spec, chunk, insert_with)
-        errors: dict[int, dict] = {}
-        upserted: set[int] = set()
-        n_modified = 0
-        try:
-            res = coll.bulk_write(ops, ordered=False)
-            upserted = set(res.upserted_ids or {})
-            n_modified = res.modified_count
-        except BulkWriteError as exc:
-            d = exc.details
-            errors = {e["index"]: e for e in d.get("writeErrors", [])}
-            upserted = {u["index"] for u in d.get("upserted", [])}
-            n_modified = d.get("nModified", 0)
-        inserted_ids = []
-        for i, a in enumerate(chunk):
-            if i in errors:
-                e = errors[i]
-                failures.append(
-                    {
-                        "collection": spec.name,
-                        "action": a.action,
-                        "key": json.loads(json.dumps(a.key, default=str)),
-                        "_id": str(a.target_id),
-                        "code": e.get("code"),
-                        "error": e.get("errmsg"),
-                    }
-                )
-                a.reason = f"write failed: {e.get('errmsg')}"
-                a.action = "failed"
-            elif a.action == "insert":
-                if insert_with == "insert" or i in upserted:
-                    inserted_ids.append(a.doc["_id"])
-                else:  # upsert matched: production got the key meanwhile
-                    a.action, a.reason = "skip", "inserted in production meanwhile"
+        if inserts:
+            _insert_intent(backups, rec_id, promotion_id, spec.name, inserts)
+        errors, upserted, n_modified = _bulk_write(coll, _write_ops(spec, chunk, insert_with))
+        inserted_ids = _settle(spec.name, chunk, errors, upserted if insert_with == "upsert" else None, failures)
         out.inserted += len(inserted_ids)
         out.updated += n_modified
         out.skipped += sum(1 for a in chunk if a.action == "skip")
@@ -258,6 +206,61 @@ def _write_collection(
         progress.add(len(chunk))
     progress.log(final=True)
     return out
+
+
+def _insert_intent(backups, rec_id: str, promotion_id: str, collection: str, inserts: list) -> None:
+    """Before a batch is written: the ids it inserts and their content, durable and read back."""
+    from ferry.errors import FerryError
+
+    planned = [{"_id": a.doc["_id"], "h": doc_hash(a.doc)} for a in inserts]
+    record = {"promotion_id": promotion_id, "collection": collection, "kind": "inserts", "planned": planned}
+    backups.replace_one({"_id": rec_id}, {**record, "inserted": None}, upsert=True)
+    if len((backups.find_one({"_id": rec_id}) or {}).get("planned") or []) != len(planned):
+        raise FerryError(
+            f"promotion {promotion_id}: the intent record {rec_id} did not read back; a batch of {collection} "
+            "not written"
+        )
+
+
+def _bulk_write(coll, ops: list) -> tuple[dict[int, dict], set[int], int]:
+    """One unordered bulk write: ``(write errors by op index, upserted op indexes, documents modified)``."""
+    from pymongo.errors import BulkWriteError
+
+    try:
+        res = coll.bulk_write(ops, ordered=False)
+        return {}, set(res.upserted_ids or {}), res.modified_count
+    except BulkWriteError as exc:
+        d = exc.details
+        errors = {e["index"]: e for e in d.get("writeErrors", [])}
+        return errors, {u["index"] for u in d.get("upserted", [])}, d.get("nModified", 0)
+
+
+def _settle(collection: str, chunk: list, errors: dict[int, dict], upserted: set[int] | None, failures: list) -> list:
+    """Each action of the batch as it turned out: failed (reported in ``failures``), inserted, or skipped because
+    production got the key meanwhile (an upsert that matched; ``upserted`` is ``None`` for plain inserts). The
+    ids inserted."""
+    inserted_ids = []
+    for i, a in enumerate(chunk):
+        if i in errors:
+            e = errors[i]
+            failures.append(
+                {
+                    "collection": collection,
+                    "action": a.action,
+                    "key": json.loads(json.dumps(a.key, default=str)),
+                    "_id": str(a.target_id),
+                    "code": e.get("code"),
+                    "error": e.get("errmsg"),
+                }
+            )
+            a.reason = f"write failed: {e.get('errmsg')}"
+            a.action = "failed"
+        elif a.action == "insert":
+            if upserted is None or i in upserted:
+                inserted_ids.append(a.doc["_id"])
+            else:  # upsert matched: production got the key meanwhile
+                a.action, a.reason = "skip", "inserted in production meanwhile"
+    return inserted_ids
 
 
 @dataclass(frozen=True)
