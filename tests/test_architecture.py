@@ -26,7 +26,6 @@ KNOWN_LONG = {
     "devclone/clone.py:apply_plan": 77,
     "devclone/clone.py:clone_database": 77,
     "etl/checks.py:measure": 80,
-    "promotion/config.py:parse": 71,
     "sales/load.py:_rule_rejects": 88,
 }
 KNOWN_WIDE = {

@@ -82,40 +82,7 @@ def parse(raw: Any, source: str = "<config>") -> PromotionConfig:
         raise ConfigError(f"{source}: 'collections' must be a non-empty mapping")
     specs: dict[str, CollectionSpec] = {}
     for name, c in colls.items():
-        where = f"{source}: collections.{name}"
-        if not isinstance(c, dict):
-            raise ConfigError(f"{where} must be a mapping")
-        extra = set(c) - {"key", "refs", "required", "types", "updated_at"}
-        if extra:
-            raise ConfigError(f"{where}: unknown key(s) {sorted(extra)}")
-        key = c.get("key")
-        if isinstance(key, str):
-            key = [key]
-        if not key or not all(isinstance(k, str) and k for k in key):
-            raise ConfigError(f"{where}.key must be a non-empty list of field names")
-        if "_id" in key:
-            raise ConfigError(f"{where}.key: a natural key must not be _id")
-        refs = c.get("refs") or {}
-        for f, parent in refs.items():
-            if parent not in specs:
-                raise ConfigError(
-                    f"{where}.refs.{f}: parent {parent!r} must be configured before {name!r} (parents first)"
-                )
-        types = {}
-        for f, t in (c.get("types") or {}).items():
-            t = [t] if isinstance(t, str) else list(t)
-            bad = [x for x in t if x not in TYPE_NAMES]
-            if bad:
-                raise ConfigError(f"{where}.types.{f}: unknown type(s) {bad}; use {sorted(TYPE_NAMES)}")
-            types[f] = tuple(t)
-        specs[name] = CollectionSpec(
-            name=name,
-            key=tuple(key),
-            refs=dict(refs),
-            required=tuple(c.get("required") or ()),
-            types=types,
-            updated_at=c.get("updated_at") or "updated_at",
-        )
+        specs[name] = _collection_spec(name, c, f"{source}: collections.{name}", specs)
     lookup = raw.get("lookup", "auto")
     if lookup not in LOOKUPS:
         raise ConfigError(f"{source}: lookup must be one of {sorted(LOOKUPS)}, got {lookup!r}")
@@ -132,4 +99,39 @@ def parse(raw: Any, source: str = "<config>") -> PromotionConfig:
         lookup=lookup,
         scan_ratio=float(raw.get("scan_ratio", 20)),
         source=source,
+    )
+
+
+def _collection_spec(name: str, c: Any, where: str, parents: dict[str, CollectionSpec]) -> CollectionSpec:
+    """One ``collections.<name>`` entry (``parents``: the collections configured before it)."""
+    if not isinstance(c, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    extra = set(c) - {"key", "refs", "required", "types", "updated_at"}
+    if extra:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(extra)}")
+    key = c.get("key")
+    if isinstance(key, str):
+        key = [key]
+    if not key or not all(isinstance(k, str) and k for k in key):
+        raise ConfigError(f"{where}.key must be a non-empty list of field names")
+    if "_id" in key:
+        raise ConfigError(f"{where}.key: a natural key must not be _id")
+    refs = c.get("refs") or {}
+    for f, parent in refs.items():
+        if parent not in parents:
+            raise ConfigError(f"{where}.refs.{f}: parent {parent!r} must be configured before {name!r} (parents first)")
+    types = {}
+    for f, t in (c.get("types") or {}).items():
+        t = [t] if isinstance(t, str) else list(t)
+        bad = [x for x in t if x not in TYPE_NAMES]
+        if bad:
+            raise ConfigError(f"{where}.types.{f}: unknown type(s) {bad}; use {sorted(TYPE_NAMES)}")
+        types[f] = tuple(t)
+    return CollectionSpec(
+        name=name,
+        key=tuple(key),
+        refs=dict(refs),
+        required=tuple(c.get("required") or ()),
+        types=types,
+        updated_at=c.get("updated_at") or "updated_at",
     )
