@@ -25,7 +25,6 @@ KNOWN_LONG = {
     "devclone/clone.py:plan_clone": 93,
     "devclone/clone.py:apply_plan": 77,
     "devclone/clone.py:clone_database": 77,
-    "etl/checks.py:measure": 80,
     "sales/load.py:_rule_rejects": 88,
 }
 KNOWN_WIDE = {

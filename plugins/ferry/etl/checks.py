@@ -27,83 +27,83 @@ class TargetDiffers(FerryError, AssertionError):
 def measure(
     conn, client, db: str, eff: dict, *, quarantined: dict[str, int] | None = None, sample: int = 50
 ) -> list[dict]:
+    """Per collection: documents against source rows (less the quarantined), duplicate and null ``_id``,
+    embedded children against the source, dangling references, and a sample rebuilt from the source."""
     schema, numeric = eff["source"]["schema"], eff["defaults"]["numeric"]
     quarantined = quarantined or {}
     tdb = client[db]
-    live = {DELETED_FIELD: {"$ne": True}}
     rows: list[dict] = []
     for coll in eff["collections"]:
         name, target = coll["name"], tdb[coll["name"]]
+
+        def row(check: str, expected: int, actual: int, name: str = name) -> None:
+            rows.append({"check": check, "collection": name, "expected": expected, "actual": actual})
+
         src = acquire.count(conn, schema, coll["table"]) - quarantined.get(name, 0)
-        rows.append({"check": "documents", "collection": name, "expected": src, "actual": target.count_documents(live)})
+        row("documents", src, target.count_documents(_LIVE))
         dup = list(
             target.aggregate(
                 [{"$group": {"_id": "$_id", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}}, {"$count": "ids"}]
             )
         )
-        rows.append(
-            {"check": "duplicate _id", "collection": name, "expected": 0, "actual": dup[0]["ids"] if dup else 0}
-        )
-        rows.append(
-            {"check": "null _id", "collection": name, "expected": 0, "actual": target.count_documents({"_id": None})}
-        )
+        row("duplicate _id", 0, dup[0]["ids"] if dup else 0)
+        row("null _id", 0, target.count_documents({"_id": None}))
         for rel in coll["relations"]:
             if rel["kind"] == "embed_many":
-                q = sql.SQL("SELECT count(*) FROM {s}.{c} WHERE {fk} IN (SELECT {id} FROM {s}.{p})").format(
-                    s=sql.Identifier(schema),
-                    c=sql.Identifier(rel["table"]),
-                    fk=sql.Identifier(rel["foreign_key"]),
-                    id=sql.Identifier(coll["id"]),
-                    p=sql.Identifier(coll["table"]),
-                )
-                agg = list(
-                    target.aggregate(
-                        [
-                            {"$match": live},
-                            {"$group": {"_id": None, "n": {"$sum": {"$size": {"$ifNull": [f"${rel['as']}", []]}}}}},
-                        ]
-                    )
-                )
-                rows.append(
-                    {
-                        "check": f"embedded {rel['as']}",
-                        "collection": name,
-                        "expected": conn.execute(q).fetchone()[0],
-                        "actual": agg[0]["n"] if agg else 0,
-                    }
-                )
+                row(f"embedded {rel['as']}", *_embedded(conn, schema, coll, rel, target))
             elif rel["kind"] == "reference":
-                values = [v for v in target.distinct(rel["as"]) if v is not None]
-                step = acquire.LOOKUP_CHUNK  # bounded $in: its cost grows with the square of the list
-                found = sum(
-                    tdb[rel["collection"]].count_documents({"_id": {"$in": values[i : i + step]}, **live})
-                    for i in range(0, len(values), step)
-                )
-                rows.append(
-                    {
-                        "check": f"dangling {rel['as']} -> {rel['collection']}",
-                        "collection": name,
-                        "expected": 0,
-                        "actual": len(values) - found,
-                    }
-                )
-        # checksum of a sample: rebuild documents from the source and compare with the target
-        q = sql.SQL("SELECT {id} FROM {s}.{t} ORDER BY random() LIMIT %s").format(
-            id=sql.Identifier(coll["id"]), s=sql.Identifier(schema), t=sql.Identifier(coll["table"])
-        )
-        ids = [r[0] for r in conn.execute(q, (sample,)).fetchall()]
-        src_rows, children = acquire.fetch_ids(conn, schema, coll, ids)
-        docs, _rejected = build_batch(src_rows, coll, children, numeric)
-        stored = {d["_id"]: d for d in target.find({"_id": {"$in": [d["_id"] for d in docs]}})}
-        bad = sum(
-            1
-            for d in docs
-            if d["_id"] not in stored
-            or stored[d["_id"]].get(HASH_FIELD) != d[HASH_FIELD]
-            or doc_hash(stored[d["_id"]]) != d[HASH_FIELD]
-        )
-        rows.append({"check": f"sample checksum ({len(docs)} docs)", "collection": name, "expected": 0, "actual": bad})
+                row(f"dangling {rel['as']} -> {rel['collection']}", 0, _dangling(tdb, rel, target))
+        n, bad = _sample_mismatches(conn, schema, coll, target, numeric, sample)
+        row(f"sample checksum ({n} docs)", 0, bad)
     return rows
+
+
+_LIVE = {DELETED_FIELD: {"$ne": True}}
+
+
+def _embedded(conn, schema: str, coll: dict, rel: dict, target) -> tuple[int, int]:
+    """Children rows of live parents in the source, and embedded children in the target."""
+    q = sql.SQL("SELECT count(*) FROM {s}.{c} WHERE {fk} IN (SELECT {id} FROM {s}.{p})").format(
+        s=sql.Identifier(schema),
+        c=sql.Identifier(rel["table"]),
+        fk=sql.Identifier(rel["foreign_key"]),
+        id=sql.Identifier(coll["id"]),
+        p=sql.Identifier(coll["table"]),
+    )
+    size = {"$sum": {"$size": {"$ifNull": [f"${rel['as']}", []]}}}
+    agg = list(target.aggregate([{"$match": _LIVE}, {"$group": {"_id": None, "n": size}}]))
+    return conn.execute(q).fetchone()[0], agg[0]["n"] if agg else 0
+
+
+def _dangling(tdb, rel: dict, target) -> int:
+    """Referenced ids with no live document in the referenced collection."""
+    values = [v for v in target.distinct(rel["as"]) if v is not None]
+    step = acquire.LOOKUP_CHUNK  # bounded $in: its cost grows with the square of the list
+    found = sum(
+        tdb[rel["collection"]].count_documents({"_id": {"$in": values[i : i + step]}, **_LIVE})
+        for i in range(0, len(values), step)
+    )
+    return len(values) - found
+
+
+def _sample_mismatches(conn, schema: str, coll: dict, target, numeric: str, sample: int) -> tuple[int, int]:
+    """A random sample of source rows rebuilt into documents and compared with the stored ones (content hash
+    as stored and as recomputed): ``(documents rebuilt, mismatches)``."""
+    q = sql.SQL("SELECT {id} FROM {s}.{t} ORDER BY random() LIMIT %s").format(
+        id=sql.Identifier(coll["id"]), s=sql.Identifier(schema), t=sql.Identifier(coll["table"])
+    )
+    ids = [r[0] for r in conn.execute(q, (sample,)).fetchall()]
+    src_rows, children = acquire.fetch_ids(conn, schema, coll, ids)
+    docs, _rejected = build_batch(src_rows, coll, children, numeric)
+    stored = {d["_id"]: d for d in target.find({"_id": {"$in": [d["_id"] for d in docs]}})}
+    bad = sum(
+        1
+        for d in docs
+        if d["_id"] not in stored
+        or stored[d["_id"]].get(HASH_FIELD) != d[HASH_FIELD]
+        or doc_hash(stored[d["_id"]]) != d[HASH_FIELD]
+    )
+    return len(docs), bad
 
 
 def run(conn, client, db: str, eff: dict, *, quarantined=None, sample: int = 50, logger=log) -> list[dict]:
