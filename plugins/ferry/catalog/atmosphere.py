@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ferry.catalog import atdata_adapter
+from ferry.catalog.atdata_adapter import list_records
 from ferry.catalog.promote import CatalogError, MissingSchema, NoDataUrls, _target_url, copy_object
 
 NS = "science.alt.dataset"
@@ -47,39 +49,14 @@ class PublishFailed(AtmosphereError):
 # --------------------------------------------------------------------------- the PDS
 
 
-def _atmosphere_class():
-    from atdata.atmosphere import Atmosphere
-
-    class FerryAtmosphere(Atmosphere):
-        """atdata's client, logged in without the Bluesky profile look-up, remembering each record's CID."""
-
-        last_cid: str | None = None
-
-        def _login(self, handle: str, password: str) -> None:
-            self._client.login(handle, password, fetch_bsky_profile=False)
-            session = self._client._session
-            self._session = {"did": session.did, "handle": session.handle}
-
-        def create_record(self, collection, record, *, rkey=None, validate=False):
-            from atdata.atmosphere._types import AtUri
-
-            self._ensure_authenticated()
-            data = {"repo": self.did, "collection": collection, "record": record, "rkey": rkey, "validate": validate}
-            res = self._client.com.atproto.repo.create_record(data=data)
-            self.last_cid = res.cid
-            return AtUri.parse(res.uri)
-
-    return FerryAtmosphere
-
-
 def login(pds_url: str, handle: str, password: str):
     """An authenticated atdata ``Atmosphere`` on ``pds_url``; a clear error when unreachable or refused.
     The password never appears in a message."""
     if not pds_url or not handle or not password:
         raise AtmosphereError("connection ferry_atproto needs host (PDS URL), login (handle) and password")
-    atmo = _atmosphere_class()(base_url=pds_url)
+    atmo = atdata_adapter.atmosphere(pds_url)
     try:
-        atmo._login(handle, password)
+        atdata_adapter.login(atmo, handle, password)
     except Exception as exc:  # noqa: BLE001 - atproto raises its own tree, httpx its own
         raise _pds_error(exc, pds_url, f"log in as {handle!r}") from None
     return atmo
@@ -98,20 +75,6 @@ def _pds_error(exc: Exception, pds_url: str, doing: str) -> AtmosphereError:
     else:
         why = f"{type(exc).__name__}: {exc}"
     return AtmosphereError(f"cannot {doing} on PDS {pds_url}: {why}")
-
-
-def list_records(atmo, collection: str) -> list[dict]:
-    """Every record of ``collection`` in the account's repository: ``{"uri", "cid", "value"}`` (paged)."""
-    from atdata.atmosphere.client import _value_to_dict
-
-    out, cursor = [], None
-    while True:
-        params = {"repo": atmo.did, "collection": collection, "limit": 100, "cursor": cursor}
-        res = atmo._client.com.atproto.repo.list_records(params=params)
-        out += [{"uri": r.uri, "cid": r.cid, "value": _value_to_dict(r.value)} for r in res.records]
-        cursor = res.cursor
-        if not cursor or not res.records:
-            return out
 
 
 # --------------------------------------------------------------------------- plan, then publish
@@ -147,9 +110,6 @@ def plan(index, atmo, *, names=None, overrides=None, target_bucket: str | None =
     """Check everything, write nothing: ``{"schemas": {identity: {...}}, "datasets": [...]}``.
 
     Raises ``CatalogError`` listing every problem (missing schema, no data URLs, conflicts)."""
-    from atdata._schema_codec import _schema_to_type
-    from atdata.atmosphere.schema import SchemaPublisher
-
     overrides = {k: v for k, v in (overrides or {}).items() if v not in (None, "", [])}
     bad = set(overrides) - set(OVERRIDES)
     if bad:
@@ -157,83 +117,87 @@ def plan(index, atmo, *, names=None, overrides=None, target_bucket: str | None =
     entries = _local_entries(index, list(names or []))
     if "name" in overrides and len(entries) != 1:
         raise CatalogError(f"the name override needs exactly one dataset, got {len(entries)}")
-    remote_schemas = list_records(atmo, SCHEMA_COLLECTION)
-    remote_entries = list_records(atmo, ENTRY_COLLECTION)
+    check = _Check(index, atmo, target_bucket)
+    datasets = [d for d in (check.dataset(e, overrides.get("name") or e.name) for e in entries) if d is not None]
+    if check.errors:
+        raise CatalogError("atmosphere promotion refused, nothing written:\n- " + "\n- ".join(check.errors))
+    return {"schemas": check.schemas, "datasets": datasets, "overrides": overrides}
 
-    errors: list[str] = []
-    schemas: dict[str, dict] = {}
-    datasets: list[dict] = []
-    for e in entries:
+
+class _Check:
+    """Checks each local entry against the PDS before anything is written; every problem goes to ``errors``."""
+
+    def __init__(self, index, atmo, target_bucket: str | None):
+        self.index, self.atmo, self.bucket = index, atmo, target_bucket
+        self.remote_schemas = list_records(atmo, SCHEMA_COLLECTION)
+        self.remote_entries = list_records(atmo, ENTRY_COLLECTION)
+        self.errors: list[str] = []
+        self.schemas: dict[str, dict] = {}
+
+    def dataset(self, e, name: str) -> dict | None:
+        """The plan of one entry (published as ``name``), or ``None`` with its problem in ``errors``."""
         if not e.data_urls:
-            errors.append(str(NoDataUrls(f"dataset {e.name!r} has no data URLs: nothing to promote")))
-            continue
-        try:
-            local = index.get_schema(e.schema_ref)
-        except (KeyError, ValueError):
-            errors.append(
-                str(MissingSchema(f"schema {e.schema_ref!r} (used by dataset {e.name!r}) is not in the local index"))
-            )
-            continue
-        ident = f"{local['name']}@{local.get('version', '1.0.0')}"
-        if ident not in schemas:
-            sample_type = _schema_to_type(local)
-            record = (
-                SchemaPublisher(atmo)
-                ._build_schema_record(
-                    sample_type,
-                    name=local["name"],
-                    version=local.get("version", "1.0.0"),
-                    description=local.get("description"),
-                    metadata=None,
-                )
-                .to_record()
-            )
-            same = [
-                r
-                for r in remote_schemas
-                if (r["value"].get("name"), r["value"].get("version")) == (local["name"], record["version"])
-            ]
-            differ = [r for r in same if _canon(_definition(r["value"])) != _canon(_definition(record))]
-            if differ:
-                errors.append(
-                    f"schema {ident} differs: local {e.schema_ref} definition {_canon(_definition(record))} vs "
-                    f"PDS {differ[0]['uri']} definition {_canon(_definition(differ[0]['value']))}; "
-                    "publish a new version"
-                )
-                continue
-            schemas[ident] = {
-                "local_ref": e.schema_ref,
-                "record": record,
-                "uri": same[0]["uri"] if same else None,
-                "cid": same[0]["cid"] if same else None,
-                "status": "reused" if same else "new",
-            }
-        s = schemas[ident]
+            self.errors.append(str(NoDataUrls(f"dataset {e.name!r} has no data URLs: nothing to promote")))
+            return None
+        ident = self._schema(e)
+        if ident is None:
+            return None
         urls = list(e.data_urls)
-        if target_bucket:
+        if self.bucket:
             try:
-                urls = [_target_url(u, target_bucket) for u in urls]
+                urls = [_target_url(u, self.bucket) for u in urls]
             except CatalogError as exc:
-                errors.append(f"dataset {e.name!r}: {exc}")
-                continue
-        name = overrides.get("name") or e.name
-        existing = [r for r in remote_entries if r["value"].get("name") == name]
+                self.errors.append(f"dataset {e.name!r}: {exc}")
+                return None
+        s = self.schemas[ident]
+        existing = [r for r in self.remote_entries if r["value"].get("name") == name]
         found = None
         for r in existing:
             same_schema = s["uri"] is not None and r["value"].get("schemaRef") == s["uri"]
             if same_schema and _entry_urls(r["value"]) == urls:
                 found = r
             else:
-                errors.append(
+                self.errors.append(
                     f"dataset {name!r} is already on the PDS as {r['uri']} with schema {r['value'].get('schemaRef')} "
                     f"and URLs {_entry_urls(r['value'])}, not schema {s['uri'] or ident + ' (new)'} and URLs {urls}"
                 )
         if existing and found is None:
-            continue
-        datasets.append({"entry": e, "name": name, "schema": ident, "urls": urls, "existing": found})
-    if errors:
-        raise CatalogError("atmosphere promotion refused, nothing written:\n- " + "\n- ".join(errors))
-    return {"schemas": schemas, "datasets": datasets, "overrides": overrides}
+            return None
+        return {"entry": e, "name": name, "schema": ident, "urls": urls, "existing": found}
+
+    def _schema(self, e) -> str | None:
+        """The identity of the entry's schema, planned as reused (same name, version and definition on the PDS)
+        or new; ``None`` when it is missing locally or the PDS has the same identity with another definition."""
+        try:
+            local = self.index.get_schema(e.schema_ref)
+        except (KeyError, ValueError):
+            why = f"schema {e.schema_ref!r} (used by dataset {e.name!r}) is not in the local index"
+            self.errors.append(str(MissingSchema(why)))
+            return None
+        ident = f"{local['name']}@{local.get('version', '1.0.0')}"
+        if ident in self.schemas:
+            return ident
+        record = atdata_adapter.schema_record(self.atmo, local)
+        same = [
+            r
+            for r in self.remote_schemas
+            if (r["value"].get("name"), r["value"].get("version")) == (local["name"], record["version"])
+        ]
+        differ = [r for r in same if _canon(_definition(r["value"])) != _canon(_definition(record))]
+        if differ:
+            self.errors.append(
+                f"schema {ident} differs: local {e.schema_ref} definition {_canon(_definition(record))} vs "
+                f"PDS {differ[0]['uri']} definition {_canon(_definition(differ[0]['value']))}; publish a new version"
+            )
+            return None
+        self.schemas[ident] = {
+            "local_ref": e.schema_ref,
+            "record": record,
+            "uri": same[0]["uri"] if same else None,
+            "cid": same[0]["cid"] if same else None,
+            "status": "reused" if same else "new",
+        }
+        return ident
 
 
 def plan_rows(p: dict) -> list[dict]:
@@ -254,68 +218,63 @@ def promote(index, atmo, *, names=None, overrides=None, s3=None, target_bucket=N
 
     Returns ``{"rows": [...], "published": [...]}``: one row per dataset (schema reused/published, entry
     published/exists with its AT URI and CID); ``published`` lists the records this call created."""
-    from atdata.atmosphere import DatasetPublisher, SchemaPublisher
-
-    copy = bool(target_bucket)
-    if copy and s3 is None and not dry_run:
+    if target_bucket and s3 is None and not dry_run:
         raise CatalogError("copy_data needs an S3 client for the target bucket")
     p = plan(index, atmo, names=names, overrides=overrides, target_bucket=target_bucket)
     if dry_run:
         return {"rows": plan_rows(p), "published": []}
     published: list[dict] = []
     rows: list[dict] = []
-    o = p["overrides"]
     for d in p["datasets"]:
         s = p["schemas"][d["schema"]]
         try:
-            if s["uri"] is None:
-                from atdata._schema_codec import _schema_to_type
-
-                local = index.get_schema(s["local_ref"])
-                uri = SchemaPublisher(atmo).publish(
-                    _schema_to_type(local),
-                    name=local["name"],
-                    version=s["record"]["version"],
-                    description=local.get("description"),
-                )
-                s.update(uri=str(uri), cid=atmo.last_cid, status="published")
-                published.append({"kind": "schema", "identity": d["schema"], "uri": s["uri"], "cid": s["cid"]})
-            data = "kept URLs"
-            if copy:
-                copies = [copy_object(s3, src, dst) for src, dst in zip(d["entry"].data_urls, d["urls"], strict=True)]
-                data = f"{len(copies)} object(s) verified ({sum(c['copied'] for c in copies)} copied)"
-            if d["existing"]:
-                entry = {"status": "exists", "uri": d["existing"]["uri"], "cid": d["existing"]["cid"]}
-            else:
-                uri = DatasetPublisher(atmo).publish_with_urls(
-                    urls=d["urls"],
-                    schema_uri=s["uri"],
-                    name=d["name"],
-                    description=o.get("description"),
-                    tags=o.get("tags"),
-                    license=o.get("license"),
-                    metadata=d["entry"].metadata,
-                )
-                entry = {"status": "published", "uri": str(uri), "cid": atmo.last_cid}
-                published.append({"kind": "entry", "dataset": d["name"], "uri": entry["uri"], "cid": entry["cid"]})
+            rows.append(_publish(index, atmo, d, s, p["overrides"], s3 if target_bucket else None, published))
         except CatalogError:
             raise
         except Exception as exc:  # noqa: BLE001 - the PDS went away or refused: say what was published
             err = _pds_error(exc, pds_url or "(ferry_atproto)", f"publish dataset {d['name']!r}")
             done = ", ".join(f"{x['kind']} {x['uri']}" for x in published) or "nothing"
             raise PublishFailed(f"{err}. Published before the failure: {done}", published) from None
-        rows.append(
-            {
-                "dataset": d["name"],
-                "schema": f"{d['schema']} ({'reused' if s['status'] == 'reused' else s['status']})",
-                "schema_uri": s["uri"],
-                "schema_cid": s["cid"],
-                "entry": entry["status"],
-                "uri": entry["uri"],
-                "cid": entry["cid"],
-                "data": data,
-            }
-        )
         if s["status"] == "published":
             s["status"] = "reused"  # the next dataset with this schema reuses it
     return {"rows": rows, "published": published}
+
+
+def _publish(index, atmo, d: dict, s: dict, o: dict, s3, published: list[dict]) -> dict:
+    """One planned dataset: its schema when new, its data copies (with ``s3``), its entry when new; each record
+    created goes to ``published`` as soon as the PDS has it."""
+    from atdata.atmosphere import DatasetPublisher
+
+    if s["uri"] is None:
+        local = index.get_schema(s["local_ref"])
+        s.update(uri=atdata_adapter.publish_schema(atmo, local, s["record"]["version"]), cid=atmo.last_cid)
+        s["status"] = "published"
+        published.append({"kind": "schema", "identity": d["schema"], "uri": s["uri"], "cid": s["cid"]})
+    data = "kept URLs"
+    if s3 is not None:
+        copies = [copy_object(s3, src, dst) for src, dst in zip(d["entry"].data_urls, d["urls"], strict=True)]
+        data = f"{len(copies)} object(s) verified ({sum(c['copied'] for c in copies)} copied)"
+    if d["existing"]:
+        entry = {"status": "exists", "uri": d["existing"]["uri"], "cid": d["existing"]["cid"]}
+    else:
+        uri = DatasetPublisher(atmo).publish_with_urls(
+            urls=d["urls"],
+            schema_uri=s["uri"],
+            name=d["name"],
+            description=o.get("description"),
+            tags=o.get("tags"),
+            license=o.get("license"),
+            metadata=d["entry"].metadata,
+        )
+        entry = {"status": "published", "uri": str(uri), "cid": atmo.last_cid}
+        published.append({"kind": "entry", "dataset": d["name"], "uri": entry["uri"], "cid": entry["cid"]})
+    return {
+        "dataset": d["name"],
+        "schema": f"{d['schema']} ({'reused' if s['status'] == 'reused' else s['status']})",
+        "schema_uri": s["uri"],
+        "schema_cid": s["cid"],
+        "entry": entry["status"],
+        "uri": entry["uri"],
+        "cid": entry["cid"],
+        "data": data,
+    }

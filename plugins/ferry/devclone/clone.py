@@ -153,69 +153,13 @@ def plan_clone(
     s_colls, t_colls = source["collections"], target["collections"]
     for name in structure.creation_order(s_colls):
         s, t = s_colls[name], t_colls.get(name)
-        kind = s["type"]
-        if t is None:
-            rows.append(_row(name, name, "create", s["options"] or "", s["options"], kind))
-        elif t["type"] != kind:
-            rows.append(_row(name, name, "differs", f"{kind} on source, {t['type']} on target", kind=kind))
-        else:
-            changed = structure.changed_options(s["options"], t["options"])
-            fixable = {o for o in changed if o in structure.COLLMOD_OPTIONS}
-            if kind == "view" and changed & {"viewOn", "pipeline"}:
-                fixable |= {"viewOn", "pipeline"}  # collMod takes both together
-            if changed - fixable and kind != "view" and name in empty:
-                why = f"empty, and {sorted(changed - fixable)} differ: dropped and created with the source's options"
-                rows.append(_row(name, name, "recreate", why, s["options"], kind))
-                t = None  # its indexes go with it: every source index is created below
-            elif fixable:
-                spec = {o: s["options"].get(o, structure.COLLMOD_DEFAULTS.get(o)) for o in sorted(fixable)}
-                rows.append(_row(name, f"{name} options", "collMod", sorted(fixable), spec, "options"))
-            if changed - fixable and t is not None:
-                rows.append(
-                    _row(
-                        name,
-                        f"{name} options",
-                        "differs",
-                        f"{sorted(changed - fixable)} differ (drop and re-create the collection to change)",
-                        kind="options",
-                    )
-                )
-            if not changed:
-                rows.append(_row(name, name, "exists", kind=kind))
-        if kind == "view":
+        t = _collection_rows(rows, name, s, t, name in empty)
+        if s["type"] == "view":
             continue
-        t_idx = t["indexes"] if t else {}
-        converted = s.get("legacy_keys", {})
-        for iname, spec in sorted(s["indexes"].items(), key=lambda kv: _index_sort_key(kv[1])):
-            if iname == "_id_":
-                continue
-            kind_i = f"index/{structure.index_group(spec)}"
-            note = (
-                "legacy key values converted as mongorestore does: " + "; ".join(converted[iname])
-                if iname in converted
-                else ""
-            )
-            have = t_idx.get(iname)
-            if have is None:
-                rows.append(_row(name, iname, "create", _spec_detail(spec), spec, kind_i, note))
-            elif structure.comparable_index(have) == structure.comparable_index(spec):
-                rows.append(_row(name, iname, "exists", _spec_detail(spec), spec, kind_i, note))
-            elif recreate:
-                how = structure.index_changes(spec, have)
-                rows.append(_row(name, iname, "drop", f"re-created with the source's spec ({how})", have, kind_i))
-                rows.append(_row(name, iname, "create", _spec_detail(spec), spec, kind_i, note))
-            else:
-                detail = {"differs": structure.index_changes(spec, have), "source": spec, "target": have}
-                rows.append(_row(name, iname, "differs", detail, kind=kind_i, note=note))
-        for iname, have in sorted(t_idx.items()):
-            if iname == "_id_" or iname in s["indexes"]:
-                continue
-            action = "drop" if drop_extra_indexes else "extra"
-            rows.append(_row(name, iname, action, _spec_detail(have), have, "index"))
+        _index_rows(rows, name, s, t["indexes"] if t else {}, recreate=recreate, drop_extra=drop_extra_indexes)
+        existing = {x["name"]: x for x in (target_search or {}).get(name, [])}
         for d in (source_search or {}).get(name, []):
-            existing = {x["name"]: x for x in (target_search or {}).get(name, [])}
-            have = existing.get(d["name"])
-            kind_s = f"search/{d['type']}"
+            have, kind_s = existing.get(d["name"]), f"search/{d['type']}"
             if have is None:
                 rows.append(_row(name, d["name"], "create", d["type"], d, kind_s))
             elif have == d:
@@ -225,6 +169,66 @@ def plan_clone(
     for name in sorted(set(t_colls) - set(s_colls)):
         rows.append(_row(name, name, "extra", "only on the target (never dropped)", kind=t_colls[name]["type"]))
     return rows
+
+
+def _collection_rows(rows: list[dict], name: str, s: dict, t: dict | None, empty: bool) -> dict | None:
+    """The collection's own rows (create, collMod, recreate, differs, exists); the target collection whose
+    indexes are compared next (``None`` when it is created or re-created)."""
+    kind = s["type"]
+    if t is None:
+        rows.append(_row(name, name, "create", s["options"] or "", s["options"], kind))
+        return None
+    if t["type"] != kind:
+        rows.append(_row(name, name, "differs", f"{kind} on source, {t['type']} on target", kind=kind))
+        return t
+    changed = structure.changed_options(s["options"], t["options"])
+    fixable = {o for o in changed if o in structure.COLLMOD_OPTIONS}
+    if kind == "view" and changed & {"viewOn", "pipeline"}:
+        fixable |= {"viewOn", "pipeline"}  # collMod takes both together
+    if changed - fixable and kind != "view" and empty:
+        why = f"empty, and {sorted(changed - fixable)} differ: dropped and created with the source's options"
+        rows.append(_row(name, name, "recreate", why, s["options"], kind))
+        t = None  # its indexes go with it: every source index is created below
+    elif fixable:
+        spec = {o: s["options"].get(o, structure.COLLMOD_DEFAULTS.get(o)) for o in sorted(fixable)}
+        rows.append(_row(name, f"{name} options", "collMod", sorted(fixable), spec, "options"))
+    if changed - fixable and t is not None:
+        why = f"{sorted(changed - fixable)} differ (drop and re-create the collection to change)"
+        rows.append(_row(name, f"{name} options", "differs", why, kind="options"))
+    if not changed:
+        rows.append(_row(name, name, "exists", kind=kind))
+    return t
+
+
+def _index_rows(rows: list[dict], name: str, s: dict, t_idx: dict, *, recreate: bool, drop_extra: bool) -> None:
+    """The collection's index rows: each source index created, existing, re-created or differing (in creation
+    order), then the target's extra indexes (dropped with ``drop_extra``)."""
+    converted = s.get("legacy_keys", {})
+    for iname, spec in sorted(s["indexes"].items(), key=lambda kv: _index_sort_key(kv[1])):
+        if iname == "_id_":
+            continue
+        kind_i = f"index/{structure.index_group(spec)}"
+        note = (
+            "legacy key values converted as mongorestore does: " + "; ".join(converted[iname])
+            if iname in converted
+            else ""
+        )
+        have = t_idx.get(iname)
+        if have is None:
+            rows.append(_row(name, iname, "create", _spec_detail(spec), spec, kind_i, note))
+        elif structure.comparable_index(have) == structure.comparable_index(spec):
+            rows.append(_row(name, iname, "exists", _spec_detail(spec), spec, kind_i, note))
+        elif recreate:
+            how = structure.index_changes(spec, have)
+            rows.append(_row(name, iname, "drop", f"re-created with the source's spec ({how})", have, kind_i))
+            rows.append(_row(name, iname, "create", _spec_detail(spec), spec, kind_i, note))
+        else:
+            detail = {"differs": structure.index_changes(spec, have), "source": spec, "target": have}
+            rows.append(_row(name, iname, "differs", detail, kind=kind_i, note=note))
+    for iname, have in sorted(t_idx.items()):
+        if iname == "_id_" or iname in s["indexes"]:
+            continue
+        rows.append(_row(name, iname, "drop" if drop_extra else "extra", _spec_detail(have), have, "index"))
 
 
 def _spec_detail(spec: dict) -> dict:
@@ -254,77 +258,86 @@ def apply_plan(target_db, rows: list[dict], *, database: str | None = None) -> t
     Each row gets ``status``: ``created`` / ``dropped`` / ``modified`` / ``failed`` (with ``error``).
     Search-index rows are left to ``apply_search``.
     """
-    from pymongo.errors import OperationFailure, PyMongoError
+    from pymongo.errors import OperationFailure
 
-    dbname = database or target_db.name
-    failures: list[dict] = []
-    sent = 0
+    ap = _Applier(target_db, database or target_db.name)
     failed_colls: set[str] = set()
-
-    def fail(row: dict, exc: BaseException) -> None:
-        row["status"], row["error"] = "failed", search_indexes._errmsg(exc)
-        failures.append(
-            {"database": dbname, "collection": row["collection"], "object": row["object"], "error": row["error"]}
-        )
-
     for row in rows:  # collections and views, already in creation order
         if row["kind"] in ("collection", "view", "timeseries") and row["action"] in ("create", "recreate"):
-            try:
-                if row["action"] == "recreate":
-                    if target_db[row["collection"]].find_one({}, projection={"_id": 1}) is not None:
-                        raise GuardError(f"{row['collection']!r} is no longer empty: not dropped")
-                    sent += 1
-                    target_db.command({"drop": row["collection"]})
-                sent += 1
-                target_db.command(create_collection_command(row["collection"], row["spec"]))
-                row["status"] = "created"
-            except (PyMongoError, GuardError) as exc:
-                fail(row, exc)
+            if not ap.create_collection(row):
                 failed_colls.add(row["collection"])
-        elif row["action"] == "collMod":
-            try:
-                sent += 1
-                target_db.command({"collMod": row["collection"], **row["spec"]})
-                row["status"] = "modified"
-            except PyMongoError as exc:
-                fail(row, exc)
-
+        elif row["action"] == "collMod" and ap.run(row, {"collMod": row["collection"], **row["spec"]}):
+            row["status"] = "modified"
     by_coll: dict[str, list[dict]] = {}
     for row in rows:
         if not row["kind"].startswith("index"):
             continue
         if row["action"] == "drop":
-            try:
-                sent += 1
-                target_db.command({"dropIndexes": row["collection"], "index": row["object"]})
+            if ap.run(row, {"dropIndexes": row["collection"], "index": row["object"]}):
                 row["status"] = "dropped"
-            except PyMongoError as exc:
-                fail(row, exc)
         elif row["action"] == "create":
             by_coll.setdefault(row["collection"], []).append(row)
-
     for coll, idx_rows in by_coll.items():
         if coll in failed_colls:
             for row in idx_rows:
                 row["status"], row["error"] = "skipped", "collection could not be created"
             continue
-        cmd = create_indexes_command(coll, [r["spec"] for r in idx_rows])
         try:
-            sent += 1
-            target_db.command(cmd)
+            ap.sent += 1
+            target_db.command(create_indexes_command(coll, [r["spec"] for r in idx_rows]))
             for row in idx_rows:
                 row["status"] = "created"
         except OperationFailure:
             # find which ones the server rejects: one command per index (an index the batch
             # did create answers "already exists", which is fine)
             for row in sorted(idx_rows, key=lambda r: _index_sort_key(r["spec"])):
-                try:
-                    sent += 1
-                    target_db.command(create_indexes_command(coll, [row["spec"]]))
+                if ap.run(row, create_indexes_command(coll, [row["spec"]])):
                     row["status"] = "created"
-                except PyMongoError as exc:
-                    fail(row, exc)
-    return failures, sent
+    return ap.failures, ap.sent
+
+
+class _Applier:
+    """Sends write commands to a clone, counting them; a refused command marks its row ``failed``."""
+
+    def __init__(self, target_db, dbname: str):
+        self.target_db, self.dbname = target_db, dbname
+        self.failures: list[dict] = []
+        self.sent = 0
+
+    def fail(self, row: dict, exc: BaseException) -> None:
+        row["status"], row["error"] = "failed", search_indexes._errmsg(exc)
+        self.failures.append(
+            {"database": self.dbname, "collection": row["collection"], "object": row["object"], "error": row["error"]}
+        )
+
+    def run(self, row: dict, command: dict) -> bool:
+        from pymongo.errors import PyMongoError
+
+        try:
+            self.sent += 1
+            self.target_db.command(command)
+            return True
+        except PyMongoError as exc:
+            self.fail(row, exc)
+            return False
+
+    def create_collection(self, row: dict) -> bool:
+        """Create (or drop, if still empty, and create) the row's collection or view."""
+        from pymongo.errors import PyMongoError
+
+        try:
+            if row["action"] == "recreate":
+                if self.target_db[row["collection"]].find_one({}, projection={"_id": 1}) is not None:
+                    raise GuardError(f"{row['collection']!r} is no longer empty: not dropped")
+                self.sent += 1
+                self.target_db.command({"drop": row["collection"]})
+            self.sent += 1
+            self.target_db.command(create_collection_command(row["collection"], row["spec"]))
+            row["status"] = "created"
+            return True
+        except (PyMongoError, GuardError) as exc:
+            self.fail(row, exc)
+            return False
 
 
 def apply_search(
