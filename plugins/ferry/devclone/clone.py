@@ -414,6 +414,39 @@ def read_search(
     return out, None
 
 
+_LEFT_AS_IS = (
+    "differs from the source and was left as is (indexes: rerun with drop_extra_indexes=true; "
+    "collection options: drop the collection in the clone and rerun)"
+)
+
+
+def _searches(source_db, target_db, src: dict, tgt: dict, opts: CloneOptions, reader, logger):
+    """The source's and the target's search index definitions (``None`` where not wanted or not listable)."""
+    if not opts.include_search_indexes:
+        return None, None
+    s_search, why = read_search(source_db, src["collections"], reader)
+    if why:
+        logger.info("source %s: no search indexes read (%s)", source_db.name, why)
+    t_search = None
+    if s_search:
+        t_search, why_t = read_search(target_db, tgt["collections"], reader)
+        if why_t:
+            logger.info("target %s: search indexes cannot be listed (%s)", target_db.name, why_t)
+    return s_search, t_search
+
+
+def _empty_collections(target_db, tgt: dict, opts: CloneOptions, emptiness_checked: bool) -> set[str]:
+    """The target's collections without documents; refused when some hold documents (unless allowed)."""
+    colls = [n for n, c in tgt["collections"].items() if c["type"] != "view"]
+    full = [] if emptiness_checked and not opts.allow_nonempty_target else nonempty_collections(target_db, colls)
+    if full and not opts.allow_nonempty_target:
+        raise GuardError(
+            f"target database {target_db.name!r} already holds documents in {full}: refusing to clone onto "
+            "it (set allow_nonempty_target=true to add missing collections and indexes anyway)"
+        )
+    return set(colls) - set(full)
+
+
 def clone_database(
     source_db,
     target_db,
@@ -435,30 +468,16 @@ def clone_database(
     if not src["collections"]:
         raise GuardError(f"source database {source_db.name!r} has no collections (does it exist?)")
     tgt = structure.read_structure(target_db)
-    colls = [n for n, c in tgt["collections"].items() if c["type"] != "view"]
-    full = [] if emptiness_checked and not opts.allow_nonempty_target else nonempty_collections(target_db, colls)
-    if full and not opts.allow_nonempty_target:
-        raise GuardError(
-            f"target database {target_db.name!r} already holds documents in {full}: refusing to clone onto "
-            "it (set allow_nonempty_target=true to add missing collections and indexes anyway)"
-        )
-    s_search = t_search = None
+    empty = _empty_collections(target_db, tgt, opts, emptiness_checked)
     result = CloneResult(source=source_db.name, target=target_db.name)
-    if opts.include_search_indexes:
-        s_search, why = read_search(source_db, src["collections"], search_reader)
-        if why:
-            logger.info("source %s: no search indexes read (%s)", source_db.name, why)
-        if s_search:
-            t_search, why_t = read_search(target_db, tgt["collections"], search_reader)
-            if why_t:
-                logger.info("target %s: search indexes cannot be listed (%s)", target_db.name, why_t)
+    s_search, t_search = _searches(source_db, target_db, src, tgt, opts, search_reader, logger)
     rows = plan_clone(
         src,
         tgt,
         drop_extra_indexes=opts.drop_extra_indexes,
         source_search=s_search,
         target_search=t_search,
-        empty=set(colls) - set(full),
+        empty=empty,
     )
     for r in rows:
         if r["note"]:
@@ -477,13 +496,7 @@ def clone_database(
         verify_vector_search=opts.verify_vector_search,
     )
     differs = [
-        {
-            "database": target_db.name,
-            "collection": r["collection"],
-            "object": r["object"],
-            "error": "differs from the source and was left as is (indexes: rerun with drop_extra_indexes=true; "
-            "collection options: drop the collection in the clone and rerun)",
-        }
+        {"database": target_db.name, "collection": r["collection"], "object": r["object"], "error": _LEFT_AS_IS}
         for r in rows
         if r["action"] == "differs"
     ]
