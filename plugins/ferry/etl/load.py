@@ -213,7 +213,7 @@ class _Job:
         if prev is not None:
             source = itertools.chain(
                 acquire.changed_batches(self.conn, schema, coll, prev["marks"], opts.batch_size),
-                _dirty_batches(self.conn, schema, coll, target, prev, now, numeric, processed, opts.chunk),
+                self._dirty_batches(coll, target, prev, now, processed),
             )
         for rows, children in source:
             docs, rejected = build_batch(rows, coll, children, numeric, counts["missing"])
@@ -229,6 +229,16 @@ class _Job:
             counts["documents"] += len(docs)
             counts["read"] += len(rows)
             yield rows, docs, extra
+
+    def _dirty_batches(self, coll: dict, target, prev: dict, now: dict, processed: set):
+        """The rows of parents that lost embedded children (after the changed rows: ``processed`` is complete)."""
+        schema, numeric = self.eff["source"]["schema"], self.eff["defaults"]["numeric"]
+        parents = _dirty_parents(self.conn, schema, coll, target, prev, now, numeric)
+        dirty = [k for k in parents if k not in processed]
+        for i in range(0, len(dirty), self.opts.chunk):
+            rows, children = acquire.fetch_ids(self.conn, schema, coll, dirty[i : i + self.opts.chunk])
+            if rows:
+                yield rows, children
 
     def _deletions(self, coll: dict, target, out: _Writer, counts: dict, prev: dict | None, now: dict, new_keys):
         """Incremental: when the key sets may differ (rows deleted at the source), delete or flag the gone ids."""
@@ -272,17 +282,6 @@ def _account(res: Written, counts: dict, new_keys: list) -> None:
     counts["backed_up"] += res.saved
     new_keys[0] += res.added
     new_keys[1] += res.added_hash
-
-
-def _dirty_batches(
-    conn, schema: str, coll: dict, target, prev: dict, now: dict, numeric: str, processed: set, chunk: int
-):
-    """The rows of parents that lost embedded children (after the changed rows: ``processed`` is complete)."""
-    dirty = [k for k in _dirty_parents(conn, schema, coll, target, prev, now, numeric) if k not in processed]
-    for i in range(0, len(dirty), chunk):
-        rows, children = acquire.fetch_ids(conn, schema, coll, dirty[i : i + chunk])
-        if rows:
-            yield rows, children
 
 
 # --------------------------------------------------------------------------- change capture state

@@ -367,9 +367,10 @@ def plan_collection(
     parents: dict[str, dict[Any, ParentRef]],
     *,
     lookup: str | None = None,
-    progress=None,
 ) -> CollectionPlan:
-    """Plan ``spec``'s collection: one action per selected local document, in ``_id`` order."""
+    """Plan ``spec``'s collection: one action per selected local document, in ``_id`` order (progress logged)."""
+    from ferry.report import Progress
+
     if on_conflict not in ON_CONFLICT:
         raise ValueError(f"on_conflict must be one of {ON_CONFLICT}, got {on_conflict!r}")
     local, prod = local_db[spec.name], prod_db[spec.name]
@@ -380,38 +381,37 @@ def plan_collection(
     plan.lookup = choose_lookup(cfg, plan.prod_total, plan.local_selected, lookup)
     index = ProdIndex(spec, prod, cfg, plan.lookup, full=on_conflict != "skip")
     seen: dict[tuple, Any] = {}
+    progress = Progress(log, f"plan {spec.name}", plan.local_selected)
     for batch in batches(local.find(query).sort("_id", 1).batch_size(cfg.batch_size), cfg.batch_size):
         if spec.refs:
             plan.prod_queries += resolve_parents(spec, batch, parents, cfg, local_db, prod_db)
-        ready: list[tuple[tuple, dict]] = []
-        for doc in batch:
-            mapped, why = remap(spec, doc, parents)
-            k = natural_key(spec, mapped)
-            if why or not isinstance(k, tuple):
-                plan.actions.append(
-                    Action(spec.name, "reject", key_dict(spec, mapped), doc["_id"], reason=why or str(k))
-                )
-                continue
-            if k in seen:
-                plan.actions.append(
-                    Action(
-                        spec.name,
-                        "reject",
-                        key_dict(spec, mapped),
-                        doc["_id"],
-                        reason=f"duplicate natural key in local data (also local _id {seen[k]!r})",
-                    )
-                )
-                continue
-            seen[k] = doc["_id"]
-            ready.append((k, mapped))
+        ready = _keyed(spec, batch, parents, seen, plan.actions)
         found = index.lookup([k for k, _ in ready]) if ready else {}
         for k, mapped in ready:
             plan.actions.append(decide(spec, mapped, found.get(k), on_conflict, full_prod=index.full))
-        if progress is not None:
-            progress.add(len(batch))
+        progress.add(len(batch))
+    progress.log(final=True)
     plan.prod_queries += index.queries
     return plan
+
+
+def _keyed(spec: CollectionSpec, batch: list[dict], parents, seen: dict[tuple, Any], actions: list) -> list:
+    """``(natural key, remapped document)`` of each document of the batch that can be planned; the others
+    (a parent that failed, no usable key, a key seen before in the local data) become reject actions."""
+    ready: list[tuple[tuple, dict]] = []
+    for doc in batch:
+        mapped, why = remap(spec, doc, parents)
+        k = natural_key(spec, mapped)
+        if why or not isinstance(k, tuple):
+            actions.append(Action(spec.name, "reject", key_dict(spec, mapped), doc["_id"], reason=why or str(k)))
+            continue
+        if k in seen:
+            why = f"duplicate natural key in local data (also local _id {seen[k]!r})"
+            actions.append(Action(spec.name, "reject", key_dict(spec, mapped), doc["_id"], reason=why))
+            continue
+        seen[k] = doc["_id"]
+        ready.append((k, mapped))
+    return ready
 
 
 def plan_all(
@@ -425,24 +425,11 @@ def plan_all(
     lookup: str | None = None,
 ) -> list[CollectionPlan]:
     """Plans for ``collections`` in write order; children see their parents' planned outcome."""
-    from ferry.report import Progress
-
     parents: dict[str, dict[Any, ParentRef]] = {}
     plans = []
     for spec in cfg.ordered(collections):
-        progress = Progress(log, f"plan {spec.name}")
-        plan = plan_collection(
-            spec,
-            cfg,
-            local_db,
-            prod_db,
-            queries.get(spec.name, {}),
-            on_conflict,
-            parents,
-            lookup=lookup,
-            progress=progress,
-        )
-        progress.log(final=True)
+        query = queries.get(spec.name, {})
+        plan = plan_collection(spec, cfg, local_db, prod_db, query, on_conflict, parents, lookup=lookup)
         parents.setdefault(spec.name, {}).update(parent_refs(plan))
         plans.append(plan)
     return plans
