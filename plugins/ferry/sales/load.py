@@ -207,31 +207,47 @@ def _rule_rejects(con, day: date, rules: Rules) -> None:
     elif con.execute("SELECT count(*) FROM _stage WHERE order_id IS NULL").fetchone()[0]:
         # records without an order id (the original API/CSV format): the row fingerprint is their key
         con.execute(f"UPDATE _stage SET order_id = {rules.fingerprint_sql()} WHERE order_id IS NULL")
-    nxt = (day + timedelta(days=1)).isoformat()
     d = f"DATE '{day.isoformat()}'"
-    checks = [(f'"{c}" IS NULL', c, "'required value missing'", rules_mod.REQUIRED) for c in _DATA_COLS]
-    checks += rules.checks()
-    checks.append(
-        (
-            f"sale_date <> {d}",
-            "date",
-            f"'date ' || sale_date || ' outside the run interval [{day}, {nxt})'",
-            rules_mod.IN_INTERVAL,
-        )
-    )
+    checks = _row_checks(day, rules)
     items = ", ".join(
         f"CASE WHEN {cond} THEN {{'c': '{col}', 'r': {reason}, 'n': {_sql_str(name)}}} END"
         for cond, col, reason, name in checks
     )
-    where = " OR ".join(f"({cond})" for cond, _, _, _ in checks)
-    first_line = _LINE_EXPR.format(ord="f.first_ord")
     ord_ = "(s.rowid - h.base + 1)"
     # Most days repeat no key: distinct key hashes prove it (one cheap aggregate) and the search for repeated keys
     # (a GROUP BY over every key, then a join back: ~0.1 s of a 1M-row load) is skipped.
     repeats = con.execute("SELECT count(DISTINCT hash(order_id)) < count(*) FROM _stage").fetchone()[0]
-    dup_ids = "SELECT order_id FROM _stage " + ("GROUP BY order_id HAVING count(*) > 1" if repeats else "WHERE false")
     con.execute(
-        f"""INSERT INTO _rejects (_sid, _ord, _line, "column", reason, raw, _rid, rule)
+        _REJECTS_SQL.format(
+            items=items,
+            where=" OR ".join(f"({cond})" for cond, _, _, _ in checks),
+            d=d,
+            dup_ids="SELECT order_id FROM _stage "
+            + ("GROUP BY order_id HAVING count(*) > 1" if repeats else "WHERE false"),
+            ord_=ord_,
+            first_line=_LINE_EXPR.format(ord="f.first_ord"),
+            line=_LINE_EXPR.format(ord=ord_),
+            other_day=rules_mod.OTHER_DAY,
+            duplicate_row=rules_mod.DUPLICATE_ROW,
+            duplicate_key=rules_mod.DUPLICATE_KEY,
+        )
+    )
+
+
+def _row_checks(day: date, rules: Rules) -> list[tuple[str, str, str, str]]:
+    """``(SQL condition, column, SQL reason, rule name)`` of every row rule: required values, the rules file's
+    checks, the run's day."""
+    nxt = (day + timedelta(days=1)).isoformat()
+    checks = [(f'"{c}" IS NULL', c, "'required value missing'", rules_mod.REQUIRED) for c in _DATA_COLS]
+    checks += rules.checks()
+    reason = f"'date ' || sale_date || ' outside the run interval [{day}, {nxt})'"
+    checks.append((f"sale_date <> DATE '{day.isoformat()}'", "date", reason, rules_mod.IN_INTERVAL))
+    return checks
+
+
+#: The rejects of the staged rows: row rules (``simple``), ids loaded for another day (``elsewhere``), repeated
+#: keys among the rows that passed (``dups``: the first valid occurrence loads), one ``_rejects`` row per row.
+_REJECTS_SQL = """INSERT INTO _rejects (_sid, _ord, _line, "column", reason, raw, _rid, rule)
         WITH simple AS (
             SELECT rowid AS _rid, unnest(list_filter([{items}], lambda x: x IS NOT NULL)) AS f
             FROM _stage WHERE {where}
@@ -239,7 +255,7 @@ def _rule_rejects(con, day: date, rules: Rules) -> None:
         elsewhere AS (
             SELECT st.rowid AS _rid, 'order_id' AS col,
                    'order_id ' || st.order_id || ' already loaded for ' || s.sale_date AS reason,
-                   '{rules_mod.OTHER_DAY}' AS rule
+                   '{other_day}' AS rule
             FROM _stage st JOIN (SELECT order_id, sale_date FROM sales WHERE sale_date <> {d}) s
                  ON s.order_id = st.order_id
         ),
@@ -265,8 +281,8 @@ def _rule_rejects(con, day: date, rules: Rules) -> None:
                    CASE WHEN f.order_id LIKE 'fp-%' THEN 'fingerprint' ELSE 'order_id' END AS col,
                    CASE WHEN f.order_id LIKE 'fp-%' THEN 'duplicate row ' ELSE 'duplicate order_id ' END
                    || f.order_id || ' (first at ' || h.src || ' line ' || {first_line} || ')' AS reason,
-                   CASE WHEN f.order_id LIKE 'fp-%' THEN '{rules_mod.DUPLICATE_ROW}'
-                        ELSE '{rules_mod.DUPLICATE_KEY}' END AS rule
+                   CASE WHEN f.order_id LIKE 'fp-%' THEN '{duplicate_row}'
+                        ELSE '{duplicate_key}' END AS rule
             FROM firsts f JOIN _srcs h ON h._sid = f.first_sid
             ASOF LEFT JOIN _gaps g ON g._sid = f.first_sid AND f.first_ord > g.g
         ),
@@ -280,12 +296,11 @@ def _rule_rejects(con, day: date, rules: Rules) -> None:
                    string_agg(DISTINCT rule, ', ') AS rule
             FROM failures GROUP BY _rid
         )
-        SELECT s._sid, {ord_}, {_LINE_EXPR.format(ord=ord_)},
+        SELECT s._sid, {ord_}, {line},
                p.col, p.reason, w.raw, p._rid, p.rule
         FROM per_row p JOIN _stage s ON s.rowid = p._rid JOIN _srcs h ON h._sid = s._sid
         ASOF LEFT JOIN _gaps g ON g._sid = s._sid AND {ord_} > g.g
-        LEFT JOIN _raws w ON w._sid = s._sid AND w._ord = {_LINE_EXPR.format(ord=ord_)}"""
-    )
+        LEFT JOIN _raws w ON w._sid = s._sid AND w._ord = {line}"""
 
 
 def _newline_after(buf, pos: int, end: int, k: int, avg: float) -> tuple[int, int]:
