@@ -17,7 +17,7 @@ def test_defaults_and_derived_values():
     assert r.meta == runs.meta_db("bravo-1") and r.target == "bravo-1"
     assert r.lineage_name == "demo_mapping" and r.mapping_file.endswith("/include/etl/demo_mapping.yaml")
     assert r.backups == storage.join(storage.root(), "etl-backups")
-    assert EtlRequest.of({"source_name": "", "backup_url": "s3://b/x/"}).backups == "s3://b/x"
+    assert EtlRequest.of({"source_name": "", "backup_url": "s3://ferry-b/x/"}).backups == "s3://ferry-b/x"
     assert EtlRequest.of({"also_publish_to": ["bravo-1a", "bravo-1-test"]}).parallel == ["bravo-1a", "bravo-1-test"]
 
 

@@ -14,7 +14,7 @@ from pydantic import model_validator
 from ferry import settings
 from ferry.etl.names import backup_location, meta_db, target_db
 from ferry.etl.policy import Policy
-from ferry.request import MongoDatabase, Request, param
+from ferry.request import Bucket, BundlePath, Location, MongoDatabase, Request, Text, param
 
 Strategy = Literal["full", "incremental", "dated_copy"]
 
@@ -24,17 +24,16 @@ _DB = "Target database on ferry_mongo_local (USE_DEV_MONGO_DB adds _dev)."
 class EtlRequest(Request):
     """A ``production_etl`` run's params."""
 
-    mapping: str = param(
+    mapping: BundlePath = param(
         "include/etl/demo_mapping.yaml",
-        "Mapping file (YAML; relative paths are from the repository root).",
-        min_length=1,
+        "Mapping file (YAML; relative paths are from the repository root; inside include/ or FERRY_ALLOWED_DIRS).",
     )
     source: Literal["direct", "s3"] = param("direct", "Read ferry_pg_prod directly, or restore a pg_dump from S3.")
-    pg_schema: str = param("public", "PostgreSQL schema to snapshot (must match the mapping's source.schema).")
-    source_name: str | None = param(None, "Snapshot lineage name. Empty: the mapping file's name.")
-    s3_key: str | None = param(None, "source=s3: the dump's key. Empty: the newest dump under s3_prefix.")
-    s3_prefix: str = param("postgres-exports/", "source=s3: where dumps are.")
-    bucket: str = param("ferry-etl", "S3 bucket of dumps and published data.", min_length=1)
+    pg_schema: Text = param("public", "PostgreSQL schema to snapshot (must match the mapping's source.schema).")
+    source_name: Text | None = param(None, "Snapshot lineage name. Empty: the mapping file's name.")
+    s3_key: Text | None = param(None, "source=s3: the dump's key. Empty: the newest dump under s3_prefix.")
+    s3_prefix: Text = param("postgres-exports/", "source=s3: where dumps are.")
+    bucket: Bucket = param("ferry-etl", "S3 bucket of dumps and published data (one of FERRY_ALLOWED_BUCKETS).")
     mongo_db: MongoDatabase = param("bravo-1", _DB)
     schema_change_policy: Policy = param(
         "auto_safe", "auto_safe: apply safe changes, stop on breaking ones before any write."
@@ -50,8 +49,8 @@ class EtlRequest(Request):
         "each with its own lock, backup and contract. Empty: none.",
     )
     batch_size: int = param(10000, "Rows per batch.", minimum=1)
-    new_tables: str | None = param(None, "report | create (a collection per new table). Empty: the mapping's.")
-    backup_url: str | None = param(
+    new_tables: Text | None = param(None, "report | create (a collection per new table). Empty: the mapping's.")
+    backup_url: Location | None = param(
         None,
         "Where backups go (s3://bucket/prefix or a folder). Empty: $FERRY_STORAGE_URL/etl-backups (object "
         "storage, seen by every worker).",
@@ -106,8 +105,10 @@ class RollbackRequest(Request):
     """A ``production_etl_rollback`` run's params."""
 
     mongo_db: MongoDatabase = param("bravo-1", "Database on ferry_mongo_local.")
-    version: str | None = param(None, "Backup version to restore (e.g. 2026-11-22-001). Empty: only list the versions.")
-    backup_url: str | None = param(None, "Where the pre-rollback backup goes. Empty: as production_etl.")
+    version: Text | None = param(
+        None, "Backup version to restore (e.g. 2026-11-22-001). Empty: only list the versions."
+    )
+    backup_url: Location | None = param(None, "Where the pre-rollback backup goes. Empty: as production_etl.")
 
     @property
     def meta(self) -> str:

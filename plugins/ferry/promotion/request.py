@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from ferry.request import MongoDatabase, Request, param
+from ferry.request import Location, MongoDatabase, Request, param
 
 #: The collections ``prod_promotion`` offers (``include/promotion.yaml`` says how each is matched).
 COLLECTIONS = ["companies", "documents", "meta_summaries"]
@@ -34,7 +34,7 @@ class PromotionRequest(Request):
     require_approval: bool = param(False, "Ask a human to approve before writing.")
     source_db: MongoDatabase = param("clausea", "Database on ferry_mongo_local.")
     target_db: MongoDatabase = param("clausea", "Database on ferry_mongo_prod.")
-    report_url: str | None = param(
+    report_url: Location | None = param(
         None,
         "Where plans and outcomes go (s3://bucket/prefix or a folder). Empty: "
         "$FERRY_STORAGE_URL/reports/promotion/<run id>.",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from ferry.request import Request, param
+from ferry.request import Bucket, BundlePath, Request, Text, param
 
 _DATE = {"format": "date"}  # the trigger form shows a date picker
 
@@ -17,17 +17,17 @@ class SalesLoadRequest(Request):
     """A ``nightly_sales_sync`` run's params (``sales_manual_load``: ``ManualLoadRequest``)."""
 
     source: Literal["api", "csv"] = param("api", "Where the day's sales come from.")
-    csv_path: str | None = param(None, "CSV file or glob for source=csv; `{date}` becomes the day (YYYY-MM-DD).")
-    target_date: str | None = param(
+    csv_path: BundlePath | None = param(None, "CSV file or glob for source=csv; `{date}` becomes the day (YYYY-MM-DD).")
+    target_date: Text | None = param(
         None, "Manual runs: the (last) day. Empty: the data interval's, else yesterday.", form=_DATE
     )
     days: int = param(1, "Days up to target_date.", minimum=1, maximum=366)
-    api_profile: str | None = param(
+    api_profile: Text | None = param(
         None,
         "API profile in include/sales/api_profiles.yaml (original, ferry_v2, ...). "
         "Empty: the `profile` extra of ferry_sales_api, else ferry_v2.",
     )
-    rules_path: str | None = param(None, "Business rules YAML. Empty: include/sales/rules.yaml.")
+    rules_path: BundlePath | None = param(None, "Business rules YAML. Empty: include/sales/rules.yaml.")
     gx: Literal["weekly", "always", "never"] = param(
         "weekly",
         "Great Expectations sample check: every 7th data day, every day, or never "
@@ -42,13 +42,13 @@ class SalesLoadRequest(Request):
 class ManualLoadRequest(SalesLoadRequest):
     """A ``sales_manual_load`` run's params: the same, with no data interval to fall back on."""
 
-    target_date: str | None = param(None, "The (last) day to load. Empty: yesterday (UTC).", form=_DATE)
+    target_date: Text | None = param(None, "The (last) day to load. Empty: yesterday (UTC).", form=_DATE)
 
 
 class UsersRequest(Request):
     """An ``import_users`` run's params."""
 
-    csv_path: str | None = param(None, "Users CSV: username,email,role,initial_password (required to import).")
+    csv_path: BundlePath | None = param(None, "Users CSV: username,email,role,initial_password (required to import).")
     update_existing: bool = param(False, "Overwrite existing users (else report them).")
     bcrypt_rounds: int = param(12, "bcrypt cost factor.", minimum=4, maximum=16)
 
@@ -57,10 +57,10 @@ class HealthRequest(Request):
     """A ``sales_health_check`` run's params."""
 
     days: int = param(7, "Check the last N days for gaps.", minimum=1)
-    end_date: str | None = param(
+    end_date: Text | None = param(
         None, "Last day to check. Empty: the last day loaded by now (run time - 1 day 3 h).", form=_DATE
     )
-    rules_path: str | None = param(None, "Business rules YAML. Empty: include/sales/rules.yaml.")
+    rules_path: BundlePath | None = param(None, "Business rules YAML. Empty: include/sales/rules.yaml.")
 
 
 _BACKUP_DIR = "Local backup folder. Empty: <duckdb dir>/backups."
@@ -90,16 +90,16 @@ class _Backups:
 class BackupRequest(_Backups, Request):
     """A ``sales_backup`` run's params: a local folder and, with a bucket, S3 too."""
 
-    backup_dir: str | None = param(None, _BACKUP_DIR)
-    bucket: str | None = param("ferry-backups", _BUCKET)
-    prefix: str = param("duckdb-backups", _PREFIX)
+    backup_dir: BundlePath | None = param(None, _BACKUP_DIR)
+    bucket: Bucket | None = param("ferry-backups", _BUCKET)
+    prefix: Text = param("duckdb-backups", _PREFIX)
 
 
 class RetentionRequest(_Backups, Request):
     """A ``sales_backup_retention`` run's params."""
 
     retention_days: int = param(30, "Keep backups younger than this.", minimum=1)
-    backup_dir: str | None = param(None, _BACKUP_DIR)
-    bucket: str | None = param("ferry-backups", _BUCKET)
-    prefix: str = param("duckdb-backups", _PREFIX)
+    backup_dir: BundlePath | None = param(None, _BACKUP_DIR)
+    bucket: Bucket | None = param("ferry-backups", _BUCKET)
+    prefix: Text = param("duckdb-backups", _PREFIX)
     dry_run: bool = param(False, "Only report what would be deleted.")
