@@ -11,10 +11,13 @@ import pytest
 
 from ferry.request import Request, RequestError
 
+UP = "../" * 40
 HOSTILE = {
     "_mongo_database": ["admin", "local", "config", "a/b", "a.b", "a$b", "a\0b", "x" * 10_000],
     "_mongo_collection": ["system.users", "a$b", "a\0b", "x" * 10_000],
-    "_bundle_path": ["../../etc/passwd", "/etc/passwd", "include/../../../etc/passwd", "a\0b", "x" * 10_000],
+    # escapes climb far enough to leave any checkout (a clone under /tmp would otherwise land in the temp dir,
+    # which the test stack allows)
+    "_bundle_path": [UP + "etc/passwd", "/etc/passwd", "include/" + UP + "etc/passwd", "a\0b", "x" * 10_000],
     "_bucket": ["someone-elses-bucket", "x" * 10_000],
     "_location": ["s3://someone-elses-bucket/x", "http://example.com/x", "/etc", "x" * 10_000],
 }
