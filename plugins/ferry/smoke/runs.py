@@ -11,35 +11,34 @@ from ferry.smoke.request import SmokeRequest
 log = logging.getLogger("ferry.smoke")
 
 
-def _run_key(ctx) -> str:
-    return SmokeRequest.from_context(ctx).key(ctx["run_id"])
-
-
 def postgres(**ctx) -> dict:
+    key = SmokeRequest.from_context(ctx).key(ctx["run_id"])
     with conns.pg_connect(conns.PG_PROD) as conn:
-        out = smoke.postgres_roundtrip(conn, _run_key(ctx))
+        out = smoke.postgres_roundtrip(conn, key)
         lineage.report(conn, outputs=[lineage.postgres(conn, "public", "ferry_smoke")])
         return out
 
 
 def mongo(pg_result: dict, **ctx) -> dict:
+    r = SmokeRequest.from_context(ctx)
     with conns.mongo_client(conns.MONGO_LOCAL) as client:
-        db = SmokeRequest.from_context(ctx).mongo_db
-        out = smoke.mongo_roundtrip(client[db], _run_key(ctx), pg_result)
-        lineage.report(client, outputs=[lineage.mongo(client, db, "smoke_runs")])
+        out = smoke.mongo_roundtrip(client[r.mongo_db], r.key(ctx["run_id"]), pg_result)
+        lineage.report(client, outputs=[lineage.mongo(client, r.mongo_db, "smoke_runs")])
         return out
 
 
 def s3(pg_result: dict, mongo_result: dict, **ctx) -> dict:
+    r = SmokeRequest.from_context(ctx)
     client = conns.s3_client()
-    out = smoke.s3_roundtrip(client, SmokeRequest.from_context(ctx).bucket, _run_key(ctx), [pg_result, mongo_result])
+    out = smoke.s3_roundtrip(client, r.bucket, r.key(ctx["run_id"]), [pg_result, mongo_result])
     lineage.report(client, outputs=[out["key"]])
     return out
 
 
 def duckdb(pg_result: dict, mongo_result: dict, s3_result: dict, **ctx) -> list[dict]:
     results = [pg_result, mongo_result, s3_result]
-    results.append(smoke.duckdb_roundtrip(conns.duckdb_path(), _run_key(ctx), results))
+    key = SmokeRequest.from_context(ctx).key(ctx["run_id"])
+    results.append(smoke.duckdb_roundtrip(conns.duckdb_path(), key, results))
     lineage.report(results[-1], outputs=[lineage.file(conns.duckdb_path())])
     report.log_table(log, "Ferry smoke test", results)
     return results
