@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ferry.devclone import clone, drift, structure
@@ -28,6 +30,21 @@ def test_clone_to_another_server_copies_every_structure_and_no_documents(
 
     src, tgt = _struct_sans_name(source_db), _struct_sans_name(mongo_local[target.name])
     assert structure.diff({"collections": src}, {"collections": tgt}) == [], dumps(tgt)
+    # users has a default collation: its indexes listed without one are sent with the simple one (as mongorestore
+    # does). The bundled server lists no inherited collation (mongod does, so there the source lists it and it is
+    # copied as it is) and shows the simple one it was sent; listIndexes on mongod leaves the simple one out.
+    bundled = not os.environ.get("MONGO_URI")
+    assert not bundled or {n: i.get("collation") for n, i in tgt["users"]["indexes"].items()} == {
+        "_id_": None,
+        "followers_idx": {"locale": "simple"},
+        "last_seen_hidden": {"locale": "simple"},
+        "name_fr": {"locale": "fr", "strength": 1},
+        "users_email_unique": {"locale": "simple"},
+        "users_handle_unique": {"locale": "simple"},
+    }
+    for spec in tgt["users"]["indexes"].values():
+        if spec.get("collation") == {"locale": "simple"}:
+            del spec["collation"]
     assert src == tgt
     # the kinds we meant to cover really are there
     assert src["metrics"]["options"]["timeseries"]["granularity"] == "minutes"
@@ -235,3 +252,41 @@ def test_a_clone_waits_for_the_run_writing_the_same_clone(source_db, mongo_prod,
     locks.release(mongo_prod[meta_db(dev)], f"devclone:{dev}", owner="repair-run")
     runs.clone_structure(mongo_prod, mongo_prod, [source_db.name], clone.CloneOptions(dry_run=False), run=run)
     assert mongo_prod[meta_db(dev)][locks.LOCKS].count_documents({}) == 0  # released
+
+
+def test_a_refused_clone_or_repair_of_a_missing_source_writes_nothing(mongo_prod, mongo_db_name, monkeypatch, tmp_path):
+    """Checked before the lock is taken: no ``<db>_dev__ferry`` with an empty ``_ferry_locks`` is left behind."""
+    from ferry import audit
+    from ferry.devclone import runs
+    from ferry.mongo import meta_db
+
+    monkeypatch.setenv("FERRY_STORAGE_URL", str(tmp_path))
+    run = audit.Run(dag_id="t", run_id="r-missing")
+    before = set(mongo_prod.list_database_names())
+    with pytest.raises(clone.GuardError, match=f"source database '{mongo_db_name}' has no collections"):
+        runs.clone_structure(mongo_prod, mongo_prod, [mongo_db_name], clone.CloneOptions(dry_run=False), run=run)
+    with pytest.raises(clone.GuardError, match="has no collections"):
+        runs.drift_check(mongo_prod, mongo_prod, [mongo_db_name], runs.DriftOptions(repair=True), run=run)
+    assert set(mongo_prod.list_database_names()) == before
+    assert meta_db(mongo_db_name + "_dev") not in mongo_prod.list_database_names()
+
+
+def test_drift_of_an_extra_index_names_the_fix_that_works(source_db, mongo_prod, monkeypatch, tmp_path):
+    """repair never drops what only the clone has: the message points at drop_extra_indexes, not at repair."""
+    from ferry import audit
+    from ferry.devclone import runs
+    from ferry.errors import FerryError
+
+    monkeypatch.setenv("FERRY_STORAGE_URL", str(tmp_path))
+    run = audit.Run(dag_id="t", run_id="r-extra")
+    runs.clone_structure(mongo_prod, mongo_prod, [source_db.name], clone.CloneOptions(dry_run=False), run=run)
+    mongo_prod[source_db.name + "_dev"].orders.create_index("only_in_the_clone")
+    for repair in (False, True):
+        with pytest.raises(FerryError) as err:
+            runs.drift_check(mongo_prod, mongo_prod, [source_db.name], runs.DriftOptions(repair=repair), run=run)
+        msg = str(err.value)
+        assert "only_in_the_clone_1: extra" in msg and "drop_extra_indexes=true" in msg
+        assert "rerun with repair=true" not in msg
+    mongo_prod[source_db.name + "_dev"].orders.drop_index("customer_created")
+    with pytest.raises(FerryError, match="rerun with repair=true to create what is missing; what only the clone"):
+        runs.drift_check(mongo_prod, mongo_prod, [source_db.name], runs.DriftOptions(), run=run)

@@ -126,10 +126,51 @@ def test_hashed_and_geohaystack_specs_are_planned_exactly():
         ("a.b_hashed", [("a.b", "hashed", "str")]),
         ("b_hashed", [("b", "hashed", "str")]),
     ]
-    rows, haystack = _planned("foo", _raw("geohaystack_test.foo.metadata.json"))
+    # onto a 4.4 server, which still builds geoHaystack
+    rows, haystack = _planned("foo", _raw("geohaystack_test.foo.metadata.json"), target_version=(4, 4))
     assert haystack["indexes"] == [{"key": {"a": "geoHaystack", "f": 1.0}, "name": "f_1"}]
     assert _pairs(haystack["indexes"][0]["key"]) == [("a", "geoHaystack", "str"), ("f", 1.0, "float")]
     assert [r["kind"] for r in rows if r["object"] == "f_1"] == ["index/geo"]
+
+
+@pytest.mark.parametrize("version", [None, (5, 0), (8, 0)], ids=["unknown", "5.0", "8.0"])
+def test_geohaystack_is_reported_unsupported_on_mongodb_5_and_never_sent(version):
+    """mongorestore refuses it up front on MongoDB >= 5.0; the server would answer 'Unknown index plugin' (67)."""
+    rows, cmd = _planned("foo", _raw("geohaystack_test.foo.metadata.json"), target_version=version)
+    [row] = [r for r in rows if r["object"] == "f_1"]
+    assert row["action"] == "unsupported" and cmd["indexes"] == []
+    assert "removed in MongoDB 5.0" in row["note"] and "2d index" in row["note"] and "2dsphere" in row["note"]
+    index_rows = [r for r in rows if r["kind"].startswith("index")]
+    assert clone.apply_plan(None, index_rows, database="src_dev") == ([], 0)  # no index command is sent
+    result = clone.CloneResult("src", "src_dev", rows=rows)
+    assert result.summary()["unsupported"] == 1 and result.summary()["create"] == 1  # the collection only
+
+
+def test_an_index_in_a_collection_with_a_default_collation_is_sent_with_the_simple_one():
+    """mongo-tools' index_collation dump: without collation: {locale: simple} the text index would inherit en_US
+    (and a text index with a non-simple collation is refused)."""
+    data = load_fixture("real/test.foo.index_collation.metadata.json")
+    src = _source("foo", data["indexes"])
+    src["collections"]["foo"]["options"] = structure.normalize_options(data["options"])
+    rows = clone.plan_clone(src, {"database": "t", "collections": {}})
+    [row] = [r for r in rows if r["object"] == "example_text"]
+    assert row["action"] == "create" and row["spec"]["collation"] == {"locale": "simple"}
+    assert "inherit the collection's default collation (en_US)" in row["note"]
+    assert "collation" not in src["collections"]["foo"]["indexes"]["example_text"]  # the source spec is unchanged
+    cmd = clone.create_indexes_command("foo", [row["spec"]])
+    assert list(cmd["indexes"][0])[-1] == "collation"
+    # the clone's listIndexes may show the simple collation or leave it out: the same index either way
+    landed = {**row["spec"], "collation": {"locale": "simple"}}
+    target = {
+        "database": "t",
+        "collections": {"foo": {**src["collections"]["foo"], "indexes": {"example_text": landed}}},
+    }
+    again = clone.plan_clone(src, target)
+    assert [r["action"] for r in again if r["object"] == "example_text"] == ["exists"]
+    # a collection without a default collation: indexes are sent as listed
+    src["collections"]["foo"]["options"] = {}
+    [row] = [r for r in clone.plan_clone(src, {"database": "t", "collections": {}}) if r["object"] == "example_text"]
+    assert "collation" not in row["spec"] and row["note"] == ""
 
 
 def test_compound_key_order_is_a_difference_the_plan_reports_and_recreates():

@@ -13,10 +13,14 @@ returns one row per object with an action:
   same name and another spec, keys in another order included: dropped and re-created only with
   ``drop_extra_indexes``, or by the drift check's ``repair``),
 - ``extra``    – only on the target (indexes dropped only with ``drop_extra_indexes``),
-- ``drop``     – an extra or differing index that ``drop_extra_indexes`` removes.
+- ``drop``     – an extra or differing index that ``drop_extra_indexes`` removes,
+- ``unsupported`` – a source index the target's server version cannot build (``geoHaystack`` on
+  MongoDB ≥ 5.0): never sent; ``note`` says why and what to use instead.
 
 Index rows whose source key held legacy values (``true``, ``0``, ``""``) say in ``note`` how each
-was converted (``ferry.mongo.legacy_key``, as mongorestore does).
+was converted (``ferry.mongo.legacy_key``, as mongorestore does). In a collection with a default collation,
+an index without one is sent with ``collation: {locale: "simple"}`` (``structure.spec_to_send``), and its
+note says so.
 
 ``apply_plan(target_db, rows)`` sends ``create`` for collections (views after their sources),
 then ONE ``createIndexes`` per collection with its indexes ordered regular → text → geo →
@@ -52,6 +56,10 @@ class CloneFailed(FerryError):
         self.failures = failures
 
 
+#: Plan actions, in the order the summary lists them.
+ACTIONS = ("create", "exists", "collMod", "recreate", "differs", "extra", "drop", "unsupported")
+
+
 @dataclass
 class CloneOptions:
     target_suffix: str = "_dev"
@@ -79,7 +87,7 @@ class CloneResult:
         return {
             "source": self.source,
             "target": self.target,
-            **{k: counts.get(k, 0) for k in ("create", "exists", "collMod", "recreate", "differs", "extra", "drop")},
+            **{k: counts.get(k, 0) for k in ACTIONS},
             "failures": len(self.failures),
             "write_commands": self.write_commands,
             "search_report": self.search_report or "",
@@ -141,14 +149,17 @@ def plan_clone(
     source_search: dict[str, list[dict]] | None = None,
     target_search: dict[str, list[dict]] | None = None,
     empty: set[str] | frozenset[str] = frozenset(),
+    target_version: tuple[int, ...] | None = None,
 ) -> list[dict]:
     """Rows (see module doc) turning ``target`` into ``source``; drops only an empty collection of
-    ``empty`` whose options cannot be changed in place (``recreate``).
+    ``empty`` whose options cannot be changed in place (``recreate``). ``target_version``: the target server's
+    version (``None``: a current one), for the index types it can no longer build.
 
     ``recreate_indexes`` (default: ``drop_extra_indexes``) drops and re-creates same-named indexes
     whose spec differs; ``drop_extra_indexes`` also drops indexes only the target has.
     """
     recreate = drop_extra_indexes if recreate_indexes is None else recreate_indexes
+    policy = _IndexPolicy(recreate, drop_extra_indexes, target_version)
     rows: list[dict] = []
     s_colls, t_colls = source["collections"], target["collections"]
     for name in structure.creation_order(s_colls):
@@ -156,7 +167,7 @@ def plan_clone(
         t = _collection_rows(rows, name, s, t, name in empty)
         if s["type"] == "view":
             continue
-        _index_rows(rows, name, s, t["indexes"] if t else {}, recreate=recreate, drop_extra=drop_extra_indexes)
+        _index_rows(rows, name, s, t["indexes"] if t else {}, policy)
         existing = {x["name"]: x for x in (target_search or {}).get(name, [])}
         for d in (source_search or {}).get(name, []):
             have, kind_s = existing.get(d["name"]), f"search/{d['type']}"
@@ -200,35 +211,45 @@ def _collection_rows(rows: list[dict], name: str, s: dict, t: dict | None, empty
     return t
 
 
-def _index_rows(rows: list[dict], name: str, s: dict, t_idx: dict, *, recreate: bool, drop_extra: bool) -> None:
-    """The collection's index rows: each source index created, existing, re-created or differing (in creation
-    order), then the target's extra indexes (dropped with ``drop_extra``)."""
+@dataclass(frozen=True)
+class _IndexPolicy:
+    recreate: bool  # drop and re-create a same-named index whose spec differs
+    drop_extra: bool  # drop indexes only the target has
+    target_version: tuple[int, ...] | None  # None: a current server
+
+
+def _index_rows(rows: list[dict], name: str, s: dict, t_idx: dict, policy: _IndexPolicy) -> None:
+    """The collection's index rows: each source index created, existing, re-created, differing or unsupported
+    (in creation order), then the target's extra indexes (dropped with ``drop_extra``)."""
     converted = s.get("legacy_keys", {})
     for iname, spec in sorted(s["indexes"].items(), key=lambda kv: _index_sort_key(kv[1])):
         if iname == "_id_":
             continue
         kind_i = f"index/{structure.index_group(spec)}"
-        note = (
-            "legacy key values converted as mongorestore does: " + "; ".join(converted[iname])
-            if iname in converted
-            else ""
-        )
+        send, collation_note = structure.spec_to_send(spec, s["options"])
+        notes = [collation_note] if collation_note else []
+        if iname in converted:
+            notes.insert(0, "legacy key values converted as mongorestore does: " + "; ".join(converted[iname]))
+        note = "; ".join(notes)
         have = t_idx.get(iname)
-        if have is None:
-            rows.append(_row(name, iname, "create", _spec_detail(spec), spec, kind_i, note))
+        why_not = structure.unsupported_index(spec, policy.target_version)
+        if why_not and have is None:
+            rows.append(_row(name, iname, "unsupported", _spec_detail(spec), spec, kind_i, why_not))
+        elif have is None:
+            rows.append(_row(name, iname, "create", _spec_detail(spec), send, kind_i, note))
         elif structure.comparable_index(have) == structure.comparable_index(spec):
             rows.append(_row(name, iname, "exists", _spec_detail(spec), spec, kind_i, note))
-        elif recreate:
+        elif policy.recreate:
             how = structure.index_changes(spec, have)
             rows.append(_row(name, iname, "drop", f"re-created with the source's spec ({how})", have, kind_i))
-            rows.append(_row(name, iname, "create", _spec_detail(spec), spec, kind_i, note))
+            rows.append(_row(name, iname, "create", _spec_detail(spec), send, kind_i, note))
         else:
             detail = {"differs": structure.index_changes(spec, have), "source": spec, "target": have}
             rows.append(_row(name, iname, "differs", detail, kind=kind_i, note=note))
     for iname, have in sorted(t_idx.items()):
         if iname == "_id_" or iname in s["indexes"]:
             continue
-        rows.append(_row(name, iname, "drop" if drop_extra else "extra", _spec_detail(have), have, "index"))
+        rows.append(_row(name, iname, "drop" if policy.drop_extra else "extra", _spec_detail(have), have, "index"))
 
 
 def _spec_detail(spec: dict) -> dict:
@@ -447,6 +468,22 @@ def _empty_collections(target_db, tgt: dict, opts: CloneOptions, emptiness_check
     return set(colls) - set(full)
 
 
+def server_version(db) -> tuple[int, ...] | None:
+    """``(major, minor)`` of the server holding ``db`` (``None`` when it does not say)."""
+    from pymongo.errors import PyMongoError
+
+    try:
+        return tuple(int(x) for x in db.client.server_info()["versionArray"][:2])
+    except (KeyError, TypeError, ValueError, PyMongoError):
+        return None
+
+
+def check_source(source_db) -> None:
+    """Refuse a source database that does not exist (no collections), before anything is written anywhere."""
+    if not [n for n in source_db.list_collection_names() if not n.startswith("system.")]:
+        raise GuardError(f"source database {source_db.name!r} has no collections (does it exist?)")
+
+
 def clone_database(
     source_db,
     target_db,
@@ -478,10 +515,12 @@ def clone_database(
         source_search=s_search,
         target_search=t_search,
         empty=empty,
+        target_version=server_version(target_db),
     )
     for r in rows:
         if r["note"]:
-            logger.info("%s.%s index %s: %s", source_db.name, r["collection"], r["object"], r["note"])
+            level = logging.WARNING if r["action"] == "unsupported" else logging.INFO
+            logger.log(level, "%s.%s index %s: %s", source_db.name, r["collection"], r["object"], r["note"])
     result.rows = rows
     if opts.dry_run:
         for r in rows:
@@ -553,6 +592,7 @@ def preflight(source_client, target_client, databases: list[str], opts: CloneOpt
         target = target_name(name, opts.target_suffix)
         try:
             check_names(name, target, opts.target_suffix)
+            check_source(source_client[name])
             if not opts.allow_nonempty_target:
                 full = nonempty_collections(target_client[target])
                 if full:

@@ -58,12 +58,45 @@ def search_diff(source: dict[str, list[dict]], target: dict[str, list[dict]]) ->
     return rows
 
 
+def fix_hint(remaining: list[dict], repaired: bool) -> str:
+    """What makes ``remaining`` drift go away: repair creates and re-creates, it never drops what only the
+    clone has (a clone run with ``drop_extra_indexes=true`` does)."""
+    extra = any(r["change"] == "extra" for r in remaining)
+    fixable = any(r["change"] != "extra" for r in remaining)
+    hints = []
+    if fixable:
+        hints.append(
+            "see the repair failures below" if repaired else "rerun with repair=true to create what is missing"
+        )
+    if extra:
+        hints.append(
+            "what only the clone has stays: drop it by hand, or run dev_db_structure_clone with "
+            "drop_extra_indexes=true (and allow_nonempty_target=true if the clone holds documents)"
+        )
+    return "; ".join(hints) or "see the repair failures below"
+
+
+def _unbuildable(rows: list[dict], version, dbname: str, notes: list[str]) -> list[dict]:
+    """``rows`` without the missing indexes the clone's server cannot build (each becomes a note)."""
+    kept = []
+    for r in rows:
+        why = (
+            structure.unsupported_index(r["source"], version)
+            if r["change"] == "missing" and r["item"].startswith("index ")
+            else None
+        )
+        if why:
+            notes.append(f"{dbname}.{r['collection']} {r['item']}: {why}")
+        else:
+            kept.append(r)
+    return kept
+
+
 def _read(source_db, target_db, include_search: bool, reader, notes: list[str]):
+    clone.check_source(source_db)
     src = structure.read_structure(source_db)
-    if not src["collections"]:
-        raise clone.GuardError(f"source database {source_db.name!r} has no collections (does it exist?)")
     tgt = structure.read_structure(target_db)
-    rows = structure.diff(src, tgt)
+    rows = _unbuildable(structure.diff(src, tgt), clone.server_version(target_db), target_db.name, notes)
     s_search = t_search = None
     if include_search:
         s_search, why = clone.read_search(source_db, src["collections"], reader)
@@ -97,7 +130,14 @@ def check(
     if repair and res.rows:
         plan = [
             r
-            for r in clone.plan_clone(src, tgt, recreate_indexes=True, source_search=s_search, target_search=t_search)
+            for r in clone.plan_clone(
+                src,
+                tgt,
+                recreate_indexes=True,
+                source_search=s_search,
+                target_search=t_search,
+                target_version=clone.server_version(target_db),
+            )
             if r["action"] in REPAIRS
         ]
         res.failures, _ = clone.apply_plan(target_db, plan)

@@ -107,10 +107,11 @@ def drift_check(
 ) -> list[dict]:
     """Compare each source database with its clone (and repair: see ``drift.check``); summary rows; fails on drift.
     With the task's ``context``, asset events name the clone collections a repair changed."""
-    summary, drifted, failures = [], [], []
+    summary, drifted, failures, remaining = [], [], [], []
     for name in names:
         tgt = clone.target_name(name, opts.suffix)
         clone.check_names(name, tgt, opts.suffix)
+        clone.check_source(source[name])  # before the lock: a refused run writes nothing, not even the lock
         with _writer(target, tgt, run, opts.repair):
             res = drift.check(
                 source[name],
@@ -134,13 +135,14 @@ def drift_check(
             changed = clone.changed_collections(res.repaired)
             lineage.mongo_written(context, TARGET_ALIAS, source, name, target, tgt, changed)
         drifted += [f"{tgt}.{r['collection']} {r['item']}: {r['change']}" for r in res.remaining]
+        remaining += res.remaining
         failures += res.failures
     report.log_table(logger, "Drift summary", summary)
     if drifted or failures:
         raise FerryError(
             f"{len(drifted)} structural difference(s) between production and its clone"
-            + (" remain after repair" if opts.repair else " (rerun with repair=true to create what is missing)")
-            + ":\n"
+            + (" remain after repair" if opts.repair else "")
+            + f" ({drift.fix_hint(remaining, opts.repair)}):\n"
             + "\n".join(drifted[:50])
             + "".join(f"\nrepair failed: {f}" for f in failures)
         )

@@ -24,6 +24,7 @@ different. They normalise only what has the same meaning on the server:
 - boolean index options (``unique``, ``sparse``, ``hidden``, ``prepareUnique``): any false value
   equals absent, any true value equals ``true`` (``sparse: 1`` == ``sparse: true``);
 - format versions the server picks (``textIndexVersion``, ``2dsphereIndexVersion``) are ignored;
+- an index collation ``{locale: "simple"}`` equals none (``listIndexes`` leaves the simple one out);
 - a text index's ``weights`` compare as a mapping (the server keeps them sorted by field);
 - the order of an index's top-level options (``unique`` before or after ``sparse``);
 - collection validation options at their defaults (``validator: {}``, ``validationLevel: strict``,
@@ -77,6 +78,16 @@ COLLMOD_DEFAULTS: dict[str, Any] = {
 COLLMOD_OPTIONS = tuple(COLLMOD_DEFAULTS)
 
 GEO_KINDS = {"2dsphere", "2d", "geoHaystack"}
+#: Index types a MongoDB server no longer builds: type -> (the version that removed it, why and what instead).
+REMOVED_INDEX_TYPES = {
+    "geoHaystack": (
+        (5, 0),
+        "geoHaystack indexes were removed in MongoDB 5.0 (mongorestore refuses them too): not created; replace it "
+        "with a 2d index (flat coordinates) or a 2dsphere index, queried with $geoWithin / $geoNear",
+    ),
+}
+#: The collation an index gets so that it does not inherit its collection's default one.
+SIMPLE_COLLATION = {"locale": "simple"}
 #: Creation order inside one ``createIndexes`` command.
 INDEX_GROUPS = ("regular", "text", "geo", "ttl_partial")
 
@@ -135,12 +146,38 @@ def normalize_index(raw: Mapping) -> dict:
     return read_index(raw)[0]
 
 
+def unsupported_index(spec: Mapping, server_version: tuple[int, ...] | None) -> str | None:
+    """Why the server (``None``: a current one) cannot build ``spec``, with the replacement; ``None`` if it can."""
+    for kind in spec["key"].values():
+        if isinstance(kind, str) and kind in REMOVED_INDEX_TYPES:
+            removed, why = REMOVED_INDEX_TYPES[kind]
+            if server_version is None or tuple(server_version[:2]) >= removed:
+                return why
+    return None
+
+
+def spec_to_send(spec: dict, collection_options: Mapping) -> tuple[dict, str]:
+    """The ``createIndexes`` spec for a source index, and a note when it differs from ``spec``: in a collection
+    with a default collation, an index listed without one has the simple collation, and is sent with
+    ``collation: {locale: "simple"}`` (as mongorestore does) so the server does not give it the collection's."""
+    coll = collection_options.get("collation")
+    if not coll or coll.get("locale") == "simple" or "collation" in spec or spec.get("name") == "_id_":
+        return spec, ""
+    note = (
+        f"sent with collation {{locale: simple}}: without it the index would inherit the collection's "
+        f"default collation ({coll.get('locale')}), as mongorestore does"
+    )
+    return {**spec, "collation": dict(SIMPLE_COLLATION)}, note
+
+
 def comparable_index(spec: Mapping) -> tuple:
     """What must match for two indexes to be the same, as an ordered value (see the module doc)."""
     out = []
     for opt, val in spec.items():
         if opt in VERSION_OPTIONS or opt in SERVER_INDEX_FIELDS:
             continue
+        if opt == "collation" and isinstance(val, Mapping) and dict(val) == SIMPLE_COLLATION:
+            continue  # listed without a collation = the simple one
         if opt in BOOL_OPTIONS:
             if val:
                 out.append((opt, ("bool", True)))
