@@ -49,7 +49,8 @@ test-faults: setup  ## fault injection: N trials per scenario and fault kind (ma
 bench: setup  ## benchmarks (on demand; prints figures and ratios against same-run baselines)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-up:  ## full stack with Docker (Airflow, PostgreSQL, MongoDB, MinIO)
+up:  ## full stack with Docker (Airflow, PostgreSQL, MongoDB, MinIO); writes .env with generated secrets first
+	python3 scripts/compose_env.py
 	docker compose up -d
 
 down:

@@ -8,7 +8,8 @@
 - Celery workers (``a`` and ``b`` by default), each with its own working directory, ``HOME`` and
   ``TMPDIR``, and its name as Airflow hostname (``ferry-worker-a``): nothing may rely on one
   machine's disk. ``stop_worker`` / ``start_worker`` move work from one to the other.
-- The simple auth manager with two users, ``admin`` and ``approver`` (passwords in ``USERS``).
+- The simple auth manager with four users (``USERS``): ``admin``, ``viewer``, ``operator`` (may trigger) and
+  ``approver`` (the only one of ``FERRY_APPROVERS``).
 - The ``ferry_duckdb`` pool (one slot).
 
 ``Client`` is a small REST client: trigger runs as the trigger form does, wait for them, read task
@@ -50,8 +51,15 @@ from ferry_dev.devstack import (
 
 log = logging.getLogger(__name__)
 
-#: Simple auth manager users: name -> (role, password).
-USERS = {"admin": ("admin", "ferry-admin"), "approver": ("admin", "ferry-approver")}
+#: Simple auth manager users: name -> (role, password). ``operator`` may trigger (role ``user``) but is not an
+#: approver; ``approver`` is the one ``FERRY_APPROVERS`` names; ``viewer`` may only look.
+USERS = {
+    "admin": ("admin", "ferry-admin"),
+    "viewer": ("viewer", "ferry-viewer"),
+    "operator": ("user", "ferry-operator"),
+    "approver": ("user", "ferry-approver"),
+}
+APPROVERS = "approver"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/11"
 FINISHED = ("success", "failed")
 
@@ -184,6 +192,7 @@ class Deployment:
             "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
             # nightly_sales_sync catches up from here: today, so unpausing it queues no old days
             "FERRY_SALES_START_DATE": datetime.now(UTC).date().isoformat(),
+            "FERRY_APPROVERS": APPROVERS,
             **stack.connection_env(pg_db=pg_db, duckdb_path=root / "sales.duckdb"),
             **(extra_env or {}),
         }

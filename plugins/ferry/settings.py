@@ -45,6 +45,17 @@ SETTINGS: tuple[Setting, ...] = (
         "FERRY_STORAGE_URL (e.g. `/srv/ferry/inbox`)",
     ),
     Setting(
+        "FERRY_APPROVERS",
+        "",
+        "Airflow user ids (`,`-separated) who may answer an approval before a production write; the UI and "
+        "API refuse anyone else (403). Empty: any user who may edit the DAG",
+    ),
+    Setting(
+        "FERRY_ALLOW_SELF_APPROVAL",
+        "false",
+        "true: the user who triggered a run may approve it too (four eyes off)",
+    ),
+    Setting(
         "FERRY_ALLOWED_BUCKETS",
         "ferry-*",
         "S3 buckets (`,`-separated names or `*` patterns) an S3 URL or bucket param may name",
@@ -75,14 +86,19 @@ def storage_root() -> str:
     return get("FERRY_STORAGE_URL").rstrip("/")
 
 
-def use_dev_db() -> bool:
-    """``USE_DEV_MONGO_DB``: true/1/yes or false/0/no (any case); anything else is an error."""
-    raw = get("USE_DEV_MONGO_DB").strip().lower()
+def _boolean(name: str) -> bool:
+    """A boolean setting: true/1/yes or false/0/no (any case); anything else is an error."""
+    raw = get(name).strip().lower()
     if raw in ("true", "1", "yes"):
         return True
     if raw in ("false", "0", "no", ""):
         return False
-    raise ValueError(f"USE_DEV_MONGO_DB={raw!r} is not a boolean: use true/1/yes or false/0/no")
+    raise ValueError(f"{name}={raw!r} is not a boolean: use true/1/yes or false/0/no")
+
+
+def use_dev_db() -> bool:
+    """``USE_DEV_MONGO_DB``: true/1/yes or false/0/no (any case); anything else is an error."""
+    return _boolean("USE_DEV_MONGO_DB")
 
 
 def lock_ttl() -> dt.timedelta:
@@ -119,6 +135,15 @@ def allowed_dirs() -> list[Path]:
 def allowed_buckets() -> list[str]:
     """Bucket names or ``fnmatch`` patterns an S3 param may name (``FERRY_ALLOWED_BUCKETS``)."""
     return [b.strip() for b in get("FERRY_ALLOWED_BUCKETS").split(",") if b.strip()]
+
+
+def approvers() -> list[str]:
+    """``FERRY_APPROVERS``: the user ids who may answer an approval (empty: anyone with edit rights)."""
+    return [a.strip() for a in get("FERRY_APPROVERS").split(",") if a.strip()]
+
+
+def allow_self_approval() -> bool:
+    return _boolean("FERRY_ALLOW_SELF_APPROVAL")
 
 
 def alert_recipients() -> list[str]:

@@ -92,6 +92,7 @@ def test_etl_schema_review_apply_all_then_abort(api, approver, stack, etl_target
         detail = api.wait_hitl("production_etl", run_id, "review_schema_changes")
         assert detail["options"] == ["Apply all", "Skip schema updates", "Abort", "Review each change"]
         assert "budget" in detail["body"] and "breaking" in detail["body"].lower()
+        assert [u["id"] for u in detail["assigned_users"]] == ["approver"]  # FERRY_APPROVERS, four eyes
         approver.respond("production_etl", run_id, "review_schema_changes", ["Apply all"])
         assert api.wait_run("production_etl", run_id) == "success", api.failure_logs("production_etl", run_id)
         with stack.mongo_client("local") as local:

@@ -503,6 +503,9 @@ def finish(**ctx) -> dict:
     states = raw.get(dr.run_id, raw)
     failed = sorted(t for t, s in states.items() if s in ("failed", "upstream_failed"))
     decision = planned["decision"] if planned else _review_decision(ti, r, detected)
+    from ferry.approvals import ANSWER_KEY
+
+    refused = (ti.xcom_pull(task_ids=REVIEW, key=ANSWER_KEY) or {}).get("refused")
     rec = audit.Run.of(ctx).record(
         family=FAMILY,
         outcome="failed" if failed else "success",
@@ -523,6 +526,7 @@ def finish(**ctx) -> dict:
         changes=detected["changes"] if detected else None,
         contract_impact=detected.get("impact") if detected else None,
         decision=decision,
+        review_refused=refused,
         backup_version=backed_up["version"] if backed_up else None,
         contract=ti.xcom_pull(task_ids=CONTRACT),
         target_db=loaded["db"] if loaded else (planned or {}).get("target_db"),

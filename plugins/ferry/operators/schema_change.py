@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import BaseOperator
 
+from ferry.operators.approval import FourEyes
+
 
 class SchemaChangeDetectOperator(BaseOperator):
     """Snapshot ``pg_schema`` of ``database`` (on ``pg_conn_id``) into ``<mongo_db>__ferry._ferry_schema_snapshots``
@@ -95,8 +97,10 @@ def _impact_markdown(rows: list[dict]) -> str:
     return impact.markdown(rows)
 
 
-class SchemaReviewOperator(HITLOperator):
+class SchemaReviewOperator(FourEyes, HITLOperator):
     """The schema review (human-in-the-loop): Apply all / Skip schema updates / Abort / Review each change.
+
+    Answered by ``FERRY_APPROVERS`` other than the triggering user (``FourEyes``).
 
     Its form gets one field per detected change when the task runs (``ferry.etl.policy.review_params``):
     apply or skip; a new required column's default; a type change's cast strategy; rename or drop-and-add.

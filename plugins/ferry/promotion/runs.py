@@ -97,18 +97,19 @@ def gate(planned: dict, **ctx) -> list[str]:
 def _approval(ctx) -> dict:
     """Who answered the approval step and when (empty when no approval was asked)."""
     # the approve task's own record of the answer (a "Reject" skips downstream before any return value lands)
-    from ferry.operators.approval import ANSWER_KEY
+    from ferry.approvals import ANSWER_KEY
 
     ti = ctx["ti"]
     answer = ti.xcom_pull(task_ids=APPROVE, key=ANSWER_KEY) or ti.xcom_pull(task_ids=APPROVE) or {}
     if not answer:
         return {}
     user = answer.get("responded_by_user") or {}
-    return {
+    out = {
         "approval": (answer.get("chosen_options") or [None])[0],
         "approved_by": user.get("name") or user.get("id"),
         "approved_at": answer.get("responded_at"),
     }
+    return {**out, "refused": answer["refused"]} if answer.get("refused") else out
 
 
 @fails_fast
@@ -158,23 +159,27 @@ def outcome(**ctx) -> dict:
     raw = ctx["ti"].get_task_states(dag_id=dr.dag_id, run_ids=[dr.run_id])
     states = raw.get(dr.run_id, raw)
     approval = _approval(ctx)
-    if approval.get("approval") == "Reject":
-        target_db = r.target
+    if approval.get("refused") or approval.get("approval") == "Reject":
+        status = "refused" if approval.get("refused") else "rejected"
         rec = audit.Run.of(ctx).record(
             family=FAMILY,
             outcome="rejected",
             params=r.as_params(),
-            status="rejected",
+            status=status,
             triggered_by=audit.who(ctx),
             rejected_by=approval["approved_by"],
             rejected_at=approval["approved_at"],
+            **({"refused": approval["refused"], "answer": approval["approval"]} if status == "refused" else {}),
         )
         with conns.mongo_client(conns.MONGO_PROD) as prod:
-            audit.to_mongo(prod[target_db][config.load().audit_collection], rec)
-        raise FerryError(
-            f"promotion {ctx['run_id']} was rejected by {approval['approved_by']} at "
-            f"{approval['approved_at']}: nothing was written to {target_db} (audit status 'rejected')"
+            audit.to_mongo(prod[r.target][config.load().audit_collection], rec)
+        why = (
+            f"was refused: {approval['refused']} to {r.target}"
+            if status == "refused"
+            else f"was rejected by {approval['approved_by']} at {approval['approved_at']}: nothing was written "
+            f"to {r.target}"
         )
+        raise FerryError(f"promotion {ctx['run_id']} {why} (audit status {status!r})")
     if states.get(EXECUTE) in ("failed", "upstream_failed"):
         raise FerryError(f"promotion {ctx['run_id']}: execute {states[EXECUTE]} (see its log and the audit record)")
     return {"mode": r.mode, "execute": states.get(EXECUTE), **approval}

@@ -1,0 +1,51 @@
+"""Who may do what on the real deployment (ferry_dev.deployment.USERS, FERRY_APPROVERS=approver): the viewer
+cannot trigger; the operator triggers a promotion and cannot approve it, nor can an admin who is not an
+approver (Airflow answers 403 itself); the approver approves, the write happens, the audit names both."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferry_dev.deployment import ApiError
+from tests.conftest import unique
+
+pytestmark = [pytest.mark.deployment, pytest.mark.integration]
+
+
+@pytest.fixture
+def promo_db(stack):
+    from ferry_dev.demo import promotion as promo_demo
+
+    name = unique("roles_promo")
+    with stack.mongo_client("local") as local, stack.mongo_client("prod") as prod:
+        promo_demo._seed(local[name], prod[name])
+        yield name
+        local.drop_database(name)
+        prod.drop_database(name)
+
+
+def test_viewer_operator_and_approver(deployment, api, approver, stack, promo_db):
+    viewer, operator = deployment.client("viewer"), deployment.client("operator")
+    conf = {"mode": "execute", "confirm": promo_db, "source_db": promo_db, "target_db": promo_db,
+            "require_approval": True}  # fmt: skip
+    api.unpause("prod_promotion")
+    with pytest.raises(ApiError, match="-> 403"):
+        viewer.trigger("prod_promotion", conf)
+    assert viewer.get("/api/v2/dags/prod_promotion")["dag_id"] == "prod_promotion"  # but may look
+
+    run_id = operator.trigger("prod_promotion", conf)
+    detail = api.wait_hitl("prod_promotion", run_id, "approve")
+    assert [u["id"] for u in detail["assigned_users"]] == ["approver"]
+    for who in (operator, api):  # the triggering user, and an admin not named in FERRY_APPROVERS
+        with pytest.raises(ApiError, match="-> 403.*is not a respondent"):
+            who.respond("prod_promotion", run_id, "approve", ["Approve"])
+    with stack.mongo_client("prod") as prod:
+        assert prod[promo_db].companies.count_documents({}) == 1  # nothing written while it waits
+
+    approver.respond("prod_promotion", run_id, "approve", ["Approve"])
+    assert api.wait_run("prod_promotion", run_id) == "success", api.failure_logs("prod_promotion", run_id)
+    with stack.mongo_client("prod") as prod:
+        assert prod[promo_db].companies.count_documents({}) == 3
+        rec = prod[promo_db]["_ferry_promotions"].find_one({"_id": run_id})
+    assert rec["status"] == "succeeded"
+    assert (rec["who"], rec["triggered_by"], rec["approved_by"]) == ("operator", "operator", "approver")
