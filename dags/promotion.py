@@ -10,7 +10,9 @@ listing every rejected or failed document. `require_approval=true` adds a human 
 summary; a rejection is audited (`rejected`, by whom, when) and ends the run as failed with that message.
 
 **`prod_promotion_rollback`** undoes one promotion exactly (`promotion_id`, `confirm`); without
-`promotion_id` it lists the recent promotions. See `docs/promotion.md` (dataset catalogs: `dags/catalog.py`).
+`promotion_id` it lists the recent promotions. `require_approval=true` asks an approver first (never the
+user who triggered it); a rejection is kept in the promotion's record and fails the run.
+See `docs/promotion.md` (dataset catalogs: `dags/catalog.py`).
 """
 
 from __future__ import annotations
@@ -72,7 +74,18 @@ prod_promotion()
 def prod_promotion_rollback():
     from ferry.promotion import runs
 
-    task(runs.rollback, **LONG)()
+    checked = task(runs.check_rollback)()
+    gate = task.branch(runs.rollback_gate)(checked)
+    approve = RecordedApprovalOperator(
+        task_id=runs.APPROVE_ROLLBACK,
+        subject="Roll back promotion {{ params.promotion_id }} in production database {{ params.target_db }}?",
+        body="{{ ti.xcom_pull(task_ids='check_rollback')['table'] }}",
+        response_timeout=timedelta(hours=24),
+    )
+    undo = task(runs.rollback, trigger_rule="none_failed_min_one_success", **LONG)()
+    gate >> approve >> undo
+    gate >> undo
+    undo >> task(runs.rollback_outcome, trigger_rule="all_done", retries=0)()
 
 
 prod_promotion_rollback()

@@ -1,6 +1,7 @@
 """Who may do what on the real deployment (ferry_dev.deployment.USERS, FERRY_APPROVERS=approver): the viewer
 cannot trigger; the operator triggers a promotion and cannot approve it, nor can an admin who is not an
-approver (Airflow answers 403 itself); the approver approves, the write happens, the audit names both."""
+approver (Airflow answers 403 itself); the approver approves, the write happens, the audit names both. The
+same for the promotion's rollback: rejected (kept in the record, nothing undone), then approved."""
 
 from __future__ import annotations
 
@@ -49,3 +50,29 @@ def test_viewer_operator_and_approver(deployment, api, approver, stack, promo_db
         rec = prod[promo_db]["_ferry_promotions"].find_one({"_id": run_id})
     assert rec["status"] == "succeeded"
     assert (rec["who"], rec["triggered_by"], rec["approved_by"]) == ("operator", "operator", "approver")
+
+    # its rollback, asked for by the operator: rejected first (nothing undone), then approved
+    undo = {"promotion_id": run_id, "target_db": promo_db, "confirm": promo_db, "require_approval": True}
+    api.unpause("prod_promotion_rollback")
+    for answer, final in (("Reject", "failed"), ("Approve", "success")):
+        rb_id = operator.trigger("prod_promotion_rollback", undo)
+        detail = api.wait_hitl("prod_promotion_rollback", rb_id, "approve_rollback")
+        assert [u["id"] for u in detail["assigned_users"]] == ["approver"] and run_id in detail["body"]
+        with pytest.raises(ApiError, match="-> 403"):
+            operator.respond("prod_promotion_rollback", rb_id, "approve_rollback", ["Approve"])
+        approver.respond("prod_promotion_rollback", rb_id, "approve_rollback", [answer])
+        assert api.wait_run("prod_promotion_rollback", rb_id) == final, api.failure_logs(
+            "prod_promotion_rollback", rb_id
+        )
+        with stack.mongo_client("prod") as prod:
+            rec = prod[promo_db]["_ferry_promotions"].find_one({"_id": run_id})
+            companies = prod[promo_db].companies.count_documents({})
+        if answer == "Reject":
+            assert rec["status"] == "succeeded" and companies == 3  # nothing undone
+            assert [(q["outcome"], q["triggered_by"], q["answered_by"]) for q in rec["rollback_requests"]] == [
+                ("rejected", "operator", "approver")
+            ]
+        else:
+            assert rec["status"] == "rolled_back" and companies == 1
+            by = rec["rollback_by"]
+            assert (by["run_id"], by["triggered_by"], by["approved_by"]) == (rb_id, "operator", "approver")

@@ -59,9 +59,18 @@ def test_prod_promotion_dry_run_then_execute_then_rollback(airflow_conns, dbs, s
     assert audit["status"] == "succeeded" and audit["params"]["mode"] == "execute"
     assert Path(audit["report_location"]).exists()
 
-    dr2 = dagtest.run_dag("prod_promotion_rollback", {"promotion_id": dr.run_id, "target_db": name, "confirm": name})
+    undo = {"promotion_id": dr.run_id, "target_db": name, "confirm": name}
+    dr2 = dagtest.run_dag("prod_promotion_rollback", {**undo, "confirm": "production"}, check=False)
+    assert dagtest.task_states(dr2)["check_rollback"] == "failed"  # checked before anyone is asked
+    assert dagtest.task_states(dr2)["rollback"] == "upstream_failed" and dr2.state == "failed"
+    dr2 = dagtest.run_dag(
+        "prod_promotion_rollback", {**undo, "require_approval": True}, mark_success_pattern="approve_rollback"
+    )
+    assert "| promotion_id" in dagtest.xcom(dr2, "check_rollback")["table"]  # what the approver is shown
     assert {r["collection"]: r["deleted"] for r in dagtest.xcom(dr2, "rollback")}["documents"] == 2
     assert db_hash(prod_db) == before
+    rec = prod_db["_ferry_promotions"].find_one({"_id": dr.run_id})
+    assert rec["status"] == "rolled_back" and rec["rollback_by"]["run_id"] == dr2.run_id
 
 
 @pytest.mark.parametrize(

@@ -51,3 +51,25 @@ def test_nobody_to_approve_is_audited_as_refused(airflow_conns, dbs):
         runs.outcome(**_ctx(name, {"refused": "nobody may approve this run: ..."}))
     rec = prod_db["_ferry_promotions"].find_one({"_id": "manual__refused"})
     assert rec["status"] == "refused" and rec["rejected_by"] is None and rec["triggered_by"] == "alice"
+
+
+def test_a_rejected_rollback_is_kept_in_the_promotions_record_and_undoes_nothing(airflow_conns, dbs):
+    from ferry.promotion import runs
+
+    _local, prod_db, name = dbs
+    prod_db["_ferry_promotions"].insert_one({"_id": "p1", "status": "succeeded"})
+    before = db_hash(prod_db)
+    answer = {"chosen_options": ["Reject"], "responded_by_user": {"id": "bob", "name": "bob"},
+              "responded_at": "2026-12-06T11:00:00+00:00"}  # fmt: skip
+    ctx = _ctx(name, answer)
+    ctx["params"] = {"promotion_id": "p1", "target_db": name, "confirm": name, "require_approval": True}
+    for _ in range(2):  # a retried task records it once
+        with pytest.raises(AirflowFailException, match="the rollback of p1 was rejected: rejected by bob at"):
+            runs.rollback_outcome(**ctx)
+    rec = prod_db["_ferry_promotions"].find_one({"_id": "p1"})
+    assert rec["status"] == "succeeded" and rec["rollback_requests"] == [
+        {"run_id": "manual__refused", "outcome": "rejected", "triggered_by": "alice", "answered_by": "bob",
+         "at": "2026-12-06T11:00:00+00:00", "reason": None}
+    ]  # fmt: skip
+    prod_db["_ferry_promotions"].update_one({"_id": "p1"}, {"$unset": {"rollback_requests": 1}})
+    assert db_hash(prod_db) == before

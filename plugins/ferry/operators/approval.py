@@ -11,11 +11,14 @@ count).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
 from ferry.approvals import ANSWER_KEY
+
+if TYPE_CHECKING:
+    from airflow.sdk.execution_time.hitl import HITLUser
 
 
 def _answer(event: dict[str, Any]) -> dict[str, Any]:
@@ -31,6 +34,8 @@ def _answer(event: dict[str, Any]) -> dict[str, Any]:
 class FourEyes:
     """Mixin for a ``HITLOperator``: approvers assigned when the task runs, the answer recorded and checked."""
 
+    assigned_users: list[HITLUser] | None
+
     def execute(self, context: Any) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -38,11 +43,11 @@ class FourEyes:
         from ferry.errors import FerryError
 
         try:
-            self.assigned_users = Assignment.of(context).assigned_users()
+            self.assigned_users = cast("list[HITLUser]", Assignment.of(context).assigned_users())
         except FerryError as e:
             context["ti"].xcom_push(key=ANSWER_KEY, value={"refused": str(e)})
             raise AirflowFailException(str(e)) from None
-        names = [u["id"] for u in self.assigned_users] or "any user who may edit this DAG"
+        names = [u["id"] for u in self.assigned_users or []] or "any user who may edit this DAG"
         self.log.info("approvers of this step: %s", names)  # type: ignore[attr-defined]
         return super().execute(context)  # type: ignore[misc]
 

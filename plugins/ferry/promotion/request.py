@@ -80,6 +80,9 @@ class RollbackRequest(Request):
     promotion_id: str | None = param(None, "The prod_promotion run id to undo. Empty: list recent promotions.")
     target_db: MongoDatabase = param("clausea", "Database on ferry_mongo_prod.")
     confirm: str | None = param(None, "Type the target database name to confirm the rollback.")
+    require_approval: bool = param(
+        False, "Ask an approver (FERRY_APPROVERS, never the user who triggers) before undoing."
+    )
 
     @property
     def target(self) -> str:

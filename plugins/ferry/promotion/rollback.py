@@ -18,8 +18,11 @@ class UnknownPromotion(FerryError, LookupError):
     pass
 
 
-def rollback(cfg: PromotionConfig, prod_db, promotion_id: str, *, owner: str | None = None) -> list[dict]:
-    """Undo ``promotion_id`` exactly: delete what it inserted, restore what it replaced.
+def rollback(
+    cfg: PromotionConfig, prod_db, promotion_id: str, *, owner: str | None = None, requested: dict | None = None
+) -> list[dict]:
+    """Undo ``promotion_id`` exactly: delete what it inserted, restore what it replaced. ``requested`` (who
+    triggered the rollback, who approved it and when) is kept in the promotion's record as ``rollback_by``.
 
     Crash-safe and idempotent: it holds the target's lock, marks the promotion ``rolling_back`` (durably)
     before its first write, and every step can be repeated: a rerun after a crash resumes and ends in the
@@ -56,6 +59,7 @@ def rollback(cfg: PromotionConfig, prod_db, promotion_id: str, *, owner: str | N
                 "$set": {
                     "status": "rolling_back",
                     "status_before_rollback": rec.get("status_before_rollback", rec.get("status")),
+                    "rollback_by": requested or {"run_id": owner},
                 }
             },
         )
@@ -115,6 +119,14 @@ def legacy_hash(doc: dict) -> str:
     from ferry.hashing import doc_digest
 
     return doc_digest(doc)
+
+
+def record_refusal(cfg: PromotionConfig, prod_db, promotion_id: str, request: dict) -> None:
+    """A rejected or refused rollback of ``promotion_id``, kept in its record (``rollback_requests``); nothing
+    else is written. The same request recorded twice (a retried task) is kept once."""
+    durable(prod_db[cfg.audit_collection]).update_one(
+        {"_id": promotion_id}, {"$addToSet": {"rollback_requests": request}}
+    )
 
 
 def recent(cfg: PromotionConfig, prod_db, limit: int = 20) -> list[dict]:

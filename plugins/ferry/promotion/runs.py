@@ -21,6 +21,8 @@ FAMILY = "promotion"
 TARGET_ALIAS = "ferry_promotion_target"
 #: Task ids other tasks read results of (``dags/promotion.py`` names its tasks with these).
 CHECK, PLAN, APPROVE, EXECUTE = "check", "plan", "approve", "execute"
+#: prod_promotion_rollback's task ids.
+CHECK_ROLLBACK, APPROVE_ROLLBACK, ROLLBACK = "check_rollback", "approve_rollback", "rollback"
 
 
 def _deployment(conn_id: str) -> frozenset[str]:
@@ -94,13 +96,13 @@ def gate(planned: dict, **ctx) -> list[str]:
     return next_tasks(r.mode, r.require_approval)
 
 
-def _approval(ctx) -> dict:
+def _approval(ctx, task_id: str = APPROVE) -> dict:
     """Who answered the approval step and when (empty when no approval was asked)."""
     # the approve task's own record of the answer (a "Reject" skips downstream before any return value lands)
     from ferry.approvals import ANSWER_KEY
 
     ti = ctx["ti"]
-    answer = ti.xcom_pull(task_ids=APPROVE, key=ANSWER_KEY) or ti.xcom_pull(task_ids=APPROVE) or {}
+    answer = ti.xcom_pull(task_ids=task_id, key=ANSWER_KEY) or ti.xcom_pull(task_ids=task_id) or {}
     if not answer:
         return {}
     user = answer.get("responded_by_user") or {}
@@ -189,6 +191,67 @@ def outcome(**ctx) -> dict:
 
 
 @fails_fast
+def check_rollback(**ctx) -> dict:
+    """Before anyone is asked or anything written: the confirmation, and the promotion to undo (its record as a
+    table, which the approval step shows). Without ``promotion_id`` nothing is checked (``rollback`` lists)."""
+    from ferry.promotion import config
+    from ferry.promotion.guards import require_confirmation
+
+    r = RollbackRequest.from_context(ctx)
+    if not r.promotion_id:
+        return {"promotion_id": None, "table": ""}
+    require_confirmation("the rollback", r.confirm or "", r.target)
+    cfg = config.load()
+    with conns.mongo_client(conns.MONGO_PROD) as prod:
+        rec = prod[r.target][cfg.audit_collection].find_one({"_id": r.promotion_id})
+    if rec is None:
+        raise FerryError(
+            f"no promotion {r.promotion_id!r} in {r.target}.{cfg.audit_collection}: nothing to undo (leave "
+            "promotion_id empty to list the recent ones)"
+        )
+    keep = ("status", "who", "approved_by", "started_at", "finished_at")
+    table = report.log_table(
+        log, "Promotion to undo", [{"promotion_id": r.promotion_id, **{k: rec.get(k) for k in keep}}]
+    )
+    counts = rec.get("counts")
+    if isinstance(counts, list) and counts:
+        table += "\n\n" + report.log_table(log, "What it wrote", counts)
+    return {"promotion_id": r.promotion_id, "table": table}
+
+
+def rollback_gate(checked: dict, **ctx) -> list[str]:
+    """Branch: the approval step when asked for (and there is a promotion to undo), else the rollback."""
+    r = RollbackRequest.from_context(ctx)
+    return [APPROVE_ROLLBACK] if r.require_approval and checked.get("promotion_id") else [ROLLBACK]
+
+
+@fails_fast
+def rollback_outcome(**ctx) -> dict:
+    """The run's verdict (its last task): a rejected or refused rollback is kept in the promotion's record (who,
+    when, why) and fails the run, nothing undone; a failed rollback fails it too."""
+    from ferry.promotion import config
+    from ferry.promotion.rollback import record_refusal
+
+    r = RollbackRequest.from_context(ctx)
+    approval = _approval(ctx, APPROVE_ROLLBACK)
+    if not (approval.get("refused") or approval.get("approval") == "Reject"):
+        dr = ctx["dag_run"]
+        raw = ctx["ti"].get_task_states(dag_id=dr.dag_id, run_ids=[dr.run_id])
+        state = raw.get(dr.run_id, raw).get(ROLLBACK)
+        if state in ("failed", "upstream_failed"):
+            raise FerryError(f"rollback {state} (see its log; a rerun resumes it)")
+        return {"rollback": state, **approval}
+    status = "refused" if approval.get("refused") else "rejected"
+    request = {"run_id": ctx["run_id"], "outcome": status, "triggered_by": audit.who(ctx),
+               "answered_by": approval["approved_by"], "at": approval["approved_at"],
+               "reason": approval.get("refused")}  # fmt: skip
+    with conns.mongo_client(conns.MONGO_PROD) as prod:
+        record_refusal(config.load(), prod[r.target], r.promotion_id or "", request)
+    why = approval.get("refused") or f"rejected by {approval['approved_by']} at {approval['approved_at']}"
+    raise FerryError(f"the rollback of {r.promotion_id} was {status}: {why}; nothing was undone in {r.target}")
+
+
+@fails_fast
 def rollback(**ctx) -> list[dict]:
     """Undo one promotion exactly; without ``promotion_id`` list the recent promotions (writes nothing)."""
     from ferry.promotion import config
@@ -205,7 +268,9 @@ def rollback(**ctx) -> list[dict]:
         report.log_table(log, f"Recent promotions into {target_db} (set promotion_id to undo one)", rows)
         return rows
     require_confirmation("the rollback", r.confirm or "", target_db)
+    approval = _approval(ctx, APPROVE_ROLLBACK)
+    requested = {"run_id": ctx["run_id"], "triggered_by": audit.who(ctx), **approval}
     with conns.mongo_client(conns.MONGO_PROD) as prod:
-        rows = undo(cfg, prod[target_db], r.promotion_id, owner=ctx["run_id"])
+        rows = undo(cfg, prod[target_db], r.promotion_id, owner=ctx["run_id"], requested=requested)
     report.log_table(log, f"Rollback of {r.promotion_id}", rows)
     return rows
