@@ -10,8 +10,8 @@ production with the same definition is reused, the same identity with another de
 both. Data URLs are kept, or with `copy_data` the S3 objects are copied to `target_bucket` (each verified) and
 the URLs rewritten. Everything is checked before anything is written; a rerun changes nothing (on the
 PDS: it reports the existing AT URIs). `dry_run` (on by default) lists new and reused schemas and records
-and writes nothing. See
-`docs/promotion.md`.
+and writes nothing. With `require_approval` (and `dry_run=false`) an approver who is not the triggering user
+says yes to that list first; a rejection is audited and fails the run. See `docs/promotion.md`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from airflow.sdk import AssetAlias, dag, task
 
 from ferry.catalog.request import CatalogRequest
 from ferry.dagdefaults import default_args
+from ferry.operators.approval import RecordedApprovalOperator
 
 LONG = {"execution_timeout": timedelta(hours=4)}
 
@@ -39,7 +40,19 @@ LONG = {"execution_timeout": timedelta(hours=4)}
 def dataset_promotion():
     from ferry.catalog import runs
 
-    task(runs.promote, outlets=[AssetAlias(runs.TARGET_ALIAS)], **LONG)()
+    gate = task.branch(runs.gate)(task(runs.plan, **LONG)())
+    approve = RecordedApprovalOperator(
+        task_id=runs.APPROVE,
+        subject="Promote dataset catalog entries to {{ params.target }} ({{ params.target_db }})?",
+        body="{{ ti.xcom_pull(task_ids='plan')['table'] }}",
+        response_timeout=timedelta(hours=24),
+    )
+    promote = task(
+        runs.promote, trigger_rule="none_failed_min_one_success", outlets=[AssetAlias(runs.TARGET_ALIAS)], **LONG
+    )()
+    gate >> approve >> promote
+    gate >> promote
+    promote >> task(runs.outcome, trigger_rule="all_done")()
 
 
 dataset_promotion()

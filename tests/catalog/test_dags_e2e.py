@@ -21,9 +21,16 @@ def test_dataset_promotion_dag(airflow_conns, mongo_local, mongo_prod, mongo_db_
     assert [(r["schema"], r["entry"]) for r in rows] == [(f"{REF} (new)", "new"), (f"{REF} (reused)", "new")]
     assert mongo_db_name not in mongo_prod.list_database_names()
     assert s3.list_objects_v2(Bucket=target).get("KeyCount") == 0
-    conf["dry_run"] = False
-    rows = dagtest.xcom(dagtest.run_dag("dataset_promotion", conf), "promote")
+    conf.update(dry_run=False, require_approval=True)
+    # the approval step is passed (marked success, as dag.test cannot answer it): the plan it shows, then the write
+    dr = dagtest.run_dag("dataset_promotion", conf, mark_success_pattern="approve")
+    shown = dagtest.xcom(dr, "plan")
+    assert shown["rows"] == 2 and f"| policies-a | {REF} (new)" in shown["table"]  # the dry run, shown first
+    rows = dagtest.xcom(dr, "promote")
     assert [r["schema"] for r in rows] == [f"{REF} (published)", f"{REF} (reused)"]
+    rec = mongo_prod[mongo_db_name]["_ferry_catalog_runs"].find_one({"_id": dr.run_id})
+    assert rec["outcome"] == "success" and rec["params"]["require_approval"] is True
+    conf["require_approval"] = False
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=target)["Contents"])
     assert keys == [
         f"{s3_bucket}/raw/policies-a/part-0.tar",

@@ -73,3 +73,18 @@ def test_a_rejected_rollback_is_kept_in_the_promotions_record_and_undoes_nothing
     ]  # fmt: skip
     prod_db["_ferry_promotions"].update_one({"_id": "p1"}, {"$unset": {"rollback_requests": 1}})
     assert db_hash(prod_db) == before
+
+
+def test_a_rejected_dataset_promotion_is_audited_and_writes_nothing(airflow_conns, mongo_prod, mongo_db_name):
+    from ferry.catalog import runs
+
+    answer = {"chosen_options": ["Reject"], "responded_by_user": {"id": "bob", "name": "bob"},
+              "responded_at": "2026-12-06T12:00:00+00:00"}  # fmt: skip
+    ctx = _ctx(mongo_db_name, answer)
+    ctx["params"] = {"target_db": mongo_db_name, "dry_run": False, "require_approval": True}
+    ctx["dag_run"].dag_id = "dataset_promotion"
+    with pytest.raises(AirflowFailException, match="was rejected: rejected by bob at 2026-12-06T12:00"):
+        runs.outcome(**ctx)
+    assert mongo_prod[mongo_db_name].list_collection_names() == ["_ferry_catalog_runs"]  # only the audit
+    rec = mongo_prod[mongo_db_name]["_ferry_catalog_runs"].find_one({"_id": "manual__refused"})
+    assert (rec["outcome"], rec["status"], rec["who"], rec["rejected_by"]) == ("rejected", "rejected", "alice", "bob")

@@ -31,6 +31,9 @@ class CatalogRequest(Request):
     description: Text | None = param(None, "Override the description. Empty: keep.")
     tags: list[Text] | None = param(None, "Override the tags. Empty: keep.")
     license: Text | None = param(None, "Override the license. Empty: keep.")
+    require_approval: bool = param(
+        False, "With dry_run=false: an approver (FERRY_APPROVERS, never you) says yes to the plan before any write."
+    )
 
     @model_validator(mode="after")
     def _bucket_for_copies(self) -> CatalogRequest:
