@@ -32,6 +32,15 @@ DAG_IDS = (
     "sales_backup_retention",
 )
 PG_DB = f"ferry_deploy_prod_{os.getpid()}"  # per test process: two checkouts may test at once
+#: A distinct secret in every connection that carries one (test_secrets.py greps every log, XCom, audit
+#: record and artifact for each). The test servers accept any value: moto any key, a trust-auth PostgreSQL
+#: any password, the webhook any path.
+SECRETS = {
+    "s3 secret key": "ferry-s3-secret-7f3a9c1e",
+    "webhook url path": "/hook/T0FERRY-webhook-secret-b81d",
+    "postgres password": "ferry-pg-secret-5e2c40aa",
+    "sales api key": API_KEY,
+}
 
 
 def pytest_collection_modifyitems(items):
@@ -65,13 +74,22 @@ def deployment(stack, tmp_path_factory, sales_api_server, webhook_server):
     with stack.pg.connect(PG_DB) as conn:
         demodata.create_schema(conn)
         demodata.seed(conn, accounts=30, campaigns_per=2, items_per=2, tags_per=1)
+    conns = stack.connection_env(pg_db=PG_DB)
+    s3 = {**json.loads(conns["AIRFLOW_CONN_FERRY_S3"]), "password": SECRETS["s3 secret key"]}
+    pg = json.loads(conns["AIRFLOW_CONN_FERRY_PG_PROD"])
+    if not pg.get("password"):  # a trust-auth server ignores it; one that needs a password has its own secret
+        pg["password"] = SECRETS["postgres password"]
+    else:
+        SECRETS["postgres password"] = pg["password"]
     extra = {
         "AIRFLOW_CONN_FERRY_SALES_API": json.dumps(
             {"conn_type": "http", "host": sales_api_server.url, "password": API_KEY}
         ),
         "AIRFLOW_CONN_FERRY_ALERTS_WEBHOOK": json.dumps(
-            {"conn_type": "slackwebhook", "password": webhook_server.url + "/hook"}
+            {"conn_type": "slackwebhook", "password": webhook_server.url + SECRETS["webhook url path"]}
         ),
+        "AIRFLOW_CONN_FERRY_S3": json.dumps(s3),
+        "AIRFLOW_CONN_FERRY_PG_PROD": json.dumps(pg),
     }
     started = time.monotonic()
     dep = Deployment.start(stack, tmp_path_factory.mktemp("deployment"), pg_db=PG_DB, extra_env=extra)

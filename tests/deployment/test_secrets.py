@@ -1,0 +1,93 @@
+"""Secrets never reach a log, an XCom, an audit record or an artifact (issue 28 item 5). The session's
+deployment has a distinct secret in every connection that carries one (conftest.SECRETS). This module runs
+last in the package (after the ETL, promotion, sales and HITL runs of the other modules) and adds runs of
+its own that use each connection: the smoke DAG (PostgreSQL, MongoDB, S3), a sales load through the API
+(the API key) and a failing run whose alert goes to the webhook. Then it reads everything a run left:
+every file under the deployment (task logs, component logs, the OpenLineage file), the metadata DB's XComs
+and run confs, every Ferry bookkeeping collection on both MongoDB servers, every S3 object."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.deployment.conftest import SECRETS, run_dag
+
+pytestmark = [pytest.mark.deployment, pytest.mark.integration]
+SKIP_FILES = {"passwords.json"}  # the UI users' passwords: Airflow's own file, not a connection's secret
+SKIP_SUFFIXES = (".duckdb", ".wal", ".sock", ".pid")
+
+
+def _files(root: Path):
+    for path in root.rglob("*"):
+        if path.is_file() and path.name not in SKIP_FILES and not path.name.endswith(SKIP_SUFFIXES):
+            yield str(path.relative_to(root)), path.read_bytes()
+
+
+def _metadata(stack, db: str):
+    with stack.pg.connect(db) as conn:
+        for table, sql in [
+            ("xcom", "SELECT dag_id || '/' || run_id || '/' || task_id || '/' || key, value::text FROM xcom"),
+            ("dag_run.conf", "SELECT dag_id || '/' || run_id, conf::text FROM dag_run"),
+        ]:
+            for where, value in conn.execute(sql).fetchall():
+                yield f"{table} {where}", (value or "").encode()
+
+
+def _mongo(stack):
+    import pymongo
+    from bson import json_util
+
+    for role, uri in [("prod", stack.mongo_prod_uri), ("local", stack.mongo_local_uri)]:
+        client: pymongo.MongoClient[dict] = pymongo.MongoClient(uri)
+        try:
+            for db_name in client.list_database_names():
+                if db_name in ("admin", "local", "config"):
+                    continue
+                db = client[db_name]
+                for coll in db.list_collection_names():
+                    if coll.startswith("_ferry") or db_name.endswith("__ferry"):
+                        docs = list(db[coll].find().limit(20_000))
+                        yield f"mongo-{role} {db_name}.{coll}", json_util.dumps(docs).encode()
+        finally:
+            client.close()
+
+
+def _s3(stack):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=stack.s3_endpoint, aws_access_key_id="x", aws_secret_access_key="x")
+    for bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                if obj["Size"] <= 20 * 2**20:
+                    yield f"s3://{bucket}/{obj['Key']}", s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+
+
+def test_no_secret_in_any_log_xcom_audit_record_or_artifact(deployment, api, stack, sales_api_server, webhook_server):
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+    sales_api_server.seed(yesterday, 1, 5)
+    api_calls, alerts = len(sales_api_server.requests), len(webhook_server.payloads)
+    assert run_dag(api, "ferry_smoke")[1] == "success"
+    assert run_dag(api, "sales_manual_load", {"target_date": str(yesterday)})[1] == "success"
+    assert run_dag(api, "ferry_smoke", {"run_key": "secrets", "dryrun": True})[1] == "failed"  # alerts
+    assert len(sales_api_server.requests) > api_calls, "the sales API (its key) was not used"
+    for _ in range(60):
+        if len(webhook_server.payloads) > alerts:
+            break
+        time.sleep(1)
+    assert len(webhook_server.payloads) > alerts, "the failure alert (the webhook URL) was not sent"
+
+    places = [
+        *_files(deployment.root),
+        *_metadata(stack, deployment.metadata_db),
+        *_mongo(stack),
+        *_s3(stack),
+    ]
+    assert len(places) > 30 and any(p.startswith("airflow/logs/") for p, _ in places)  # task logs were read
+    hits = [(name, where) for where, data in places for name, secret in SECRETS.items() if secret.encode() in data]
+    assert hits == [], f"secrets found: {hits[:20]}"
+    print(f"\nsecrets: {len(SECRETS)} secrets, {len(places)} logs/XComs/records/objects, 0 hits")
