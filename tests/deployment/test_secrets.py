@@ -37,29 +37,23 @@ def _metadata(stack, db: str):
                 yield f"{table} {where}", (value or "").encode()
 
 
-def _mongo(stack):
-    import pymongo
+def _mongo(clients: dict):
     from bson import json_util
 
-    for role, uri in [("prod", stack.mongo_prod_uri), ("local", stack.mongo_local_uri)]:
-        client: pymongo.MongoClient[dict] = pymongo.MongoClient(uri)
-        try:
-            for db_name in client.list_database_names():
-                if db_name in ("admin", "local", "config"):
-                    continue
-                db = client[db_name]
-                for coll in db.list_collection_names():
-                    if coll.startswith("_ferry") or db_name.endswith("__ferry"):
-                        docs = list(db[coll].find().limit(20_000))
-                        yield f"mongo-{role} {db_name}.{coll}", json_util.dumps(docs).encode()
-        finally:
-            client.close()
+    from ferry.request import SYSTEM_DATABASES
+
+    for role, client in clients.items():
+        for db_name in client.list_database_names():
+            if db_name in SYSTEM_DATABASES:
+                continue
+            db = client[db_name]
+            for coll in db.list_collection_names():
+                if coll.startswith("_ferry") or db_name.endswith("__ferry"):
+                    docs = list(db[coll].find().limit(20_000))
+                    yield f"mongo-{role} {db_name}.{coll}", json_util.dumps(docs).encode()
 
 
-def _s3(stack):
-    import boto3
-
-    s3 = boto3.client("s3", endpoint_url=stack.s3_endpoint, aws_access_key_id="x", aws_secret_access_key="x")
+def _s3(s3):
     for bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for obj in page.get("Contents", []):
@@ -67,7 +61,9 @@ def _s3(stack):
                     yield f"s3://{bucket}/{obj['Key']}", s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
 
 
-def test_no_secret_in_any_log_xcom_audit_record_or_artifact(deployment, api, stack, sales_api_server, webhook_server):
+def test_no_secret_in_any_log_xcom_audit_record_or_artifact(
+    deployment, api, stack, mongo_prod, mongo_local, s3, sales_api_server, webhook_server
+):
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
     sales_api_server.seed(yesterday, 1, 5)
     api_calls, alerts = len(sales_api_server.requests), len(webhook_server.payloads)
@@ -84,8 +80,8 @@ def test_no_secret_in_any_log_xcom_audit_record_or_artifact(deployment, api, sta
     places = [
         *_files(deployment.root),
         *_metadata(stack, deployment.metadata_db),
-        *_mongo(stack),
-        *_s3(stack),
+        *_mongo({"prod": mongo_prod, "local": mongo_local}),
+        *_s3(s3),
     ]
     assert len(places) > 30 and any(p.startswith("airflow/logs/") for p, _ in places)  # task logs were read
     hits = [(name, where) for where, data in places for name, secret in SECRETS.items() if secret.encode() in data]
