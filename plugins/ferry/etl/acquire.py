@@ -356,3 +356,85 @@ def child_counts(conn, schema: str, rel: dict, itersize: int = 10000) -> Iterato
         cur.itersize = itersize
         cur.execute(q)
         yield from cur
+
+
+# --------------------------------------------------------------------------- key ranges (delete detection)
+
+#: Integer key types whose ranges Ferry fingerprints: a delete is then looked for only in the ranges whose
+#: fingerprint moved, by probing the few integers of the range the source no longer has.
+INT_KEYS = ("smallint", "integer", "bigint")
+#: Keys per range (at least), and at most this many ranges per table (the state stays small).
+RANGE_KEYS = 2000
+MAX_RANGES = 1000
+
+
+def key_type(conn, schema: str, table: str, column: str) -> str:
+    """The PostgreSQL type of ``column`` (``format_type``: ``bigint``, ``text``, ``numeric(10,2)`` ...)."""
+    row = conn.execute(
+        "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+        " WHERE a.attrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass AND a.attname = %s",
+        (schema, table, column),
+    ).fetchone()
+    return row[0] if row else ""
+
+
+def range_bounds(conn, schema: str, table: str, column: str, rows: int) -> list[int]:
+    """Every ``size``-th key of ``table`` in order (the first is the smallest): the lower bounds of ranges of
+    about ``size`` keys, ``size = max(RANGE_KEYS, rows / MAX_RANGES)``. Integer keys only."""
+    size = max(RANGE_KEYS, -(-rows // MAX_RANGES))
+    q = sql.SQL(
+        "SELECT k FROM (SELECT {c} AS k, row_number() OVER (ORDER BY {c}) - 1 AS rn FROM {s}.{t}"
+        " WHERE {c} IS NOT NULL) q WHERE rn %% %s = 0 ORDER BY k"
+    ).format(c=sql.Identifier(column), s=sql.Identifier(schema), t=sql.Identifier(table))
+    return [int(k) for (k,) in conn.execute(q, (size,)).fetchall()]
+
+
+def range_fingerprints(conn, schema: str, table: str, column: str, bounds: list[int]) -> list[list[int]]:
+    """``[count, sum of key_hash]`` of the keys in each range (one aggregate): index 0 holds the keys below
+    ``bounds[0]``, index ``i`` those in ``[bounds[i-1], bounds[i])``, the last those from ``bounds[-1]`` on
+    (``width_bucket``'s numbering; ``range_of`` computes the same in Python)."""
+    q = sql.SQL(
+        "SELECT width_bucket({c}, %s::bigint[]), count(*), coalesce(sum({h}), 0) FROM {s}.{t}"
+        " WHERE {c} IS NOT NULL GROUP BY 1"
+    ).format(
+        c=sql.Identifier(column),
+        h=_key_hash_sql(sql.Identifier(column)),
+        s=sql.Identifier(schema),
+        t=sql.Identifier(table),
+    )
+    out = [[0, 0] for _ in range(len(bounds) + 1)]
+    for i, n, total in conn.execute(q, (bounds,)).fetchall():
+        out[i] = [int(n), int(total)]
+    return out
+
+
+def range_of(bounds: list[int], key: int) -> int:
+    """The range index of ``key`` (as ``width_bucket`` numbers them)."""
+    import bisect
+
+    return bisect.bisect_right(bounds, key)
+
+
+def keys_between(conn, schema: str, table: str, column: str, lo: int | None, hi: int | None) -> set[int]:
+    """The keys of ``table`` in ``[lo, hi)`` (``None``: unbounded)."""
+    where = [sql.SQL("{} IS NOT NULL").format(sql.Identifier(column))]
+    args: list = []
+    if lo is not None:
+        where.append(sql.SQL("{} >= %s").format(sql.Identifier(column)))
+        args.append(lo)
+    if hi is not None:
+        where.append(sql.SQL("{} < %s").format(sql.Identifier(column)))
+        args.append(hi)
+    q = sql.SQL("SELECT {c} FROM {s}.{t} WHERE {w}").format(
+        c=sql.Identifier(column), s=sql.Identifier(schema), t=sql.Identifier(table), w=sql.SQL(" AND ").join(where)
+    )
+    return {int(k) for (k,) in conn.execute(q, args).fetchall()}
+
+
+def key_span(conn, schema: str, table: str, column: str) -> list[int] | None:
+    """``[smallest, largest]`` key of ``table`` (``None`` when empty)."""
+    q = sql.SQL("SELECT min({c}), max({c}) FROM {s}.{t}").format(
+        c=sql.Identifier(column), s=sql.Identifier(schema), t=sql.Identifier(table)
+    )
+    lo, hi = conn.execute(q).fetchone()
+    return None if lo is None else [int(lo), int(hi)]

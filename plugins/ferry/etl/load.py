@@ -61,14 +61,38 @@ class Options:
 
 
 class Written(NamedTuple):
-    """What one batch's write did (``_Writer``): documents written of those given, ids added (count, key-hash
-    sum: change capture's delete check) and pre-images saved."""
+    """What one batch's write did (``_Writer``): documents written of those given, the ids it added (change
+    capture's delete check: ``_Added``) and pre-images saved."""
 
     written: int
     given: int
-    added: int = 0
-    added_hash: int = 0
+    added: tuple = ()
     saved: int = 0
+    span: tuple = ()  # smallest and largest integer id written
+
+
+@dataclass
+class _Added:
+    """The ids an incremental run added to the target: their count and key-hash sum, per key range too when
+    the key is an integer (``acquire.range_fingerprints``), and their smallest and largest."""
+
+    bounds: list | None = None
+    n: int = 0
+    total: int = 0
+    by_range: dict = field(default_factory=dict)
+    span: list = field(default_factory=list)
+
+    def add(self, keys) -> None:
+        for k in keys:
+            h = acquire.key_hash(k)
+            self.n, self.total = self.n + 1, self.total + h
+            if self.bounds is not None and isinstance(k, int):
+                r = self.by_range.setdefault(acquire.range_of(self.bounds, k), [0, 0])
+                r[0], r[1] = r[0] + 1, r[1] + h
+
+    def widen(self, span: tuple) -> None:
+        if span:
+            self.span = [min(self.span[0], span[0]), max(self.span[1], span[1])] if self.span else list(span)
 
 
 def strategy_name(strategy: str) -> str:
@@ -116,6 +140,7 @@ def load(conn, client, db: str, eff: dict, opts: Options | None = None) -> dict:
     elif full:
         for name in opts.collections or ():  # an earlier attempt of this task
             staging.drop_collection(name)
+    _consistent_read(conn)
     job = _Job(conn, client, db, eff, opts, full, acquire.source_identity(conn))
     result: dict[str, Any] = {
         "db": db,
@@ -139,6 +164,16 @@ def load(conn, client, db: str, eff: dict, opts: Options | None = None) -> dict:
     if full and opts.publish_now:
         publish(client, staging.name, db, list(result["collections"]))
     return result
+
+
+def _consistent_read(conn) -> None:
+    """Read the capture state and the rows in one REPEATABLE READ transaction when the caller has not begun
+    one (production_etl's tasks import the run's source snapshot first): a row committed between the two
+    would otherwise be loaded without being in the state, and its later delete missed."""
+    from psycopg.pq import TransactionStatus
+
+    if not conn.autocommit and conn.info.transaction_status == TransactionStatus.IDLE:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
 
 def _new_counts(total: int, coll: dict, capture: bool, full: bool) -> dict[str, Any]:
@@ -176,11 +211,14 @@ class _Job:
         from ferry.report import Progress
 
         opts, schema, name = self.opts, self.eff["source"]["schema"], coll["name"]
-        now = _capture_state(self.conn, schema, coll, self.eff, self.db, self.source_id)  # before reading
-        prev = opts.meta_db[STATE].find_one({"_id": now["_id"]}) if opts.meta_db is not None and not self.full else None
+        found = opts.meta_db[STATE].find_one({"_id": f"{self.db}:{name}"}) if opts.meta_db is not None else None
+        prev = found if not self.full else None
+        now = _capture_state(self.conn, schema, coll, self.eff, self.db, self.source_id, prev)  # before reading
+        compare = now.pop("compare", None)  # the key ranges' fingerprints under the previous run's bounds
         capture = _capture_valid(prev, now)
         counts = _new_counts(now["keys"][0], coll, capture, self.full)
-        new_keys = [0, 0]  # count and key-hash sum of the ids this run adds (change capture's delete check)
+        # what this run adds (change capture's delete check)
+        new_keys = _Added(bounds=(prev or {}).get("ranges", {}).get("bounds") if capture else None)
         target = self.client[staging_db(self.db)][name] if self.full else self.client[self.db][name]
         out = _Writer(target, opts.meta_db, opts.backup_version, name, opts.s3, opts.chunk)
         progress = Progress(opts.logger, f"{coll['table']} -> {self.db}.{name}", counts["source_rows"])
@@ -199,7 +237,10 @@ class _Job:
             _account(pending.result(), counts, new_keys)
         progress.log(final=True)
         if not self.full:
-            self._deletions(coll, target, out, counts, prev if capture else None, now, new_keys)
+            self._deletions(coll, target, out, counts, prev if capture else None, now, new_keys, compare)
+        if now.get("ranges") and new_keys.span:  # the next run probes up to the largest id this one wrote
+            span = now["ranges"]["span"] or new_keys.span
+            now["ranges"]["span"] = [min(span[0], new_keys.span[0]), max(span[1], new_keys.span[1])]
         for rel, n in counts["missing"].items():
             if n:
                 opts.logger.warning("%s.%s: %d row(s) without their relation's target row", name, rel, n)
@@ -240,14 +281,18 @@ class _Job:
             if rows:
                 yield rows, children
 
-    def _deletions(self, coll: dict, target, out: _Writer, counts: dict, prev: dict | None, now: dict, new_keys):
-        """Incremental: when the key sets may differ (rows deleted at the source), delete or flag the gone ids."""
-        expected = [prev["keys"][0] + new_keys[0], prev["keys"][1] + new_keys[1]] if prev else None
+    def _deletions(self, coll: dict, target, out: _Writer, counts: dict, prev, now: dict, added: _Added, compare):
+        """Incremental: when the key sets may differ (rows deleted at the source), delete or flag the gone ids:
+        looked for only in the key ranges whose fingerprint moved (integer keys), else by comparing every key."""
+        expected = [prev["keys"][0] + added.n, prev["keys"][1] + added.total] if prev else None
         if expected == now["keys"]:
             return
         on_delete = self.eff["defaults"]["on_source_delete"]
         numeric = self.eff["defaults"]["numeric"]
-        gone = _gone(self.conn, self.eff["source"]["schema"], coll, target, on_delete, numeric)
+        schema = self.eff["source"]["schema"]
+        gone = _gone_in_ranges(self.conn, schema, coll, target, prev, compare, added, self.opts) if prev else None
+        if gone is None:
+            gone = _gone(self.conn, schema, coll, target, on_delete, numeric)
         counts["deleted"], counts["flagged"], saved = out.delete(gone, on_delete)
         counts["backed_up"] += saved
 
@@ -276,12 +321,12 @@ def merge(parts) -> dict:
     return out
 
 
-def _account(res: Written, counts: dict, new_keys: list) -> None:
+def _account(res: Written, counts: dict, new_keys: _Added) -> None:
     counts["written"] += res.written
     counts["unchanged"] += res.given - res.written
     counts["backed_up"] += res.saved
-    new_keys[0] += res.added
-    new_keys[1] += res.added_hash
+    new_keys.add(res.added)
+    new_keys.widen(res.span)
 
 
 # --------------------------------------------------------------------------- change capture state
@@ -295,12 +340,14 @@ def _parts(coll: dict):
             yield rel["as"], rel["table"], rel.get("watermark", acquire.XMIN)
 
 
-def _capture_state(conn, schema: str, coll: dict, eff: dict, db: str, source_id: str) -> dict:
+def _capture_state(conn, schema: str, coll: dict, eff: dict, db: str, source_id: str, prev: dict | None) -> dict:
     """What the next incremental run compares with: each table's high-water mark, the key fingerprint of
-    the root table and of every embedded child table, the collection's mapping, the source."""
+    the root table (per key range too, for an integer key: ``_key_ranges``) and of every embedded child
+    table, the collection's mapping, the source."""
     from ferry.hashing import json_digest
 
     part = {k: v for k, v in coll.items() if k != "line"}
+    keys, ranges, compare = _key_ranges(conn, schema, coll, prev)
     return {
         "_id": f"{db}:{coll['name']}",
         "db": db,
@@ -311,13 +358,82 @@ def _capture_state(conn, schema: str, coll: dict, eff: dict, db: str, source_id:
             p: {"watermark": wm, "value": None if wm == "none" else acquire.take_watermark(conn, schema, t, wm)}
             for p, t, wm in _parts(coll)
         },
-        "keys": acquire.fingerprint(conn, schema, coll["table"], coll["id"]),
+        "keys": keys,
+        "ranges": ranges,
+        "compare": compare,
         "children": {
             r["as"]: acquire.fingerprint(conn, schema, r["table"], r["foreign_key"])
             for r in coll["relations"]
             if r["kind"] == "embed_many"
         },
     }
+
+
+def _key_ranges(conn, schema: str, coll: dict, prev: dict | None) -> tuple[list[int], dict | None, list | None]:
+    """(key fingerprint, key ranges, the ranges' fingerprints under ``prev``'s bounds). An integer key's
+    table is cut into ranges of about ``acquire.RANGE_KEYS`` keys, each with its fingerprint, and the
+    smallest and largest key (``span``); the previous run's bounds are kept while no range has grown past
+    twice its size. Other keys: one fingerprint, no ranges."""
+    table, col = coll["table"], coll["id"]
+    if acquire.key_type(conn, schema, table, col) not in acquire.INT_KEYS:
+        return acquire.fingerprint(conn, schema, table, col), None, None
+    old = (prev or {}).get("ranges") or {}
+    compare = acquire.range_fingerprints(conn, schema, table, col, old["bounds"]) if old.get("bounds") else None
+    rows = sum(n for n, _ in compare) if compare else acquire.count(conn, schema, table)
+    size = max(acquire.RANGE_KEYS, -(-rows // acquire.MAX_RANGES))
+    if compare is not None and max(n for n, _ in compare) <= 2 * size:
+        bounds, fp = old["bounds"], compare
+    else:
+        bounds = acquire.range_bounds(conn, schema, table, col, rows)
+        fp = acquire.range_fingerprints(conn, schema, table, col, bounds)
+    span = acquire.key_span(conn, schema, table, col)
+    if old.get("span") and span:
+        span = [min(span[0], old["span"][0]), max(span[1], old["span"][1])]
+    keys = [sum(n for n, _ in fp), sum(h for _, h in fp)]
+    return keys, {"bounds": bounds, "fp": fp, "span": span or old.get("span")}, compare
+
+
+#: A delete check probes at most this many ids by range (``_gone_in_ranges``); beyond, every key is compared.
+PROBE_LIMIT = 20_000
+
+
+def _gone_in_ranges(conn, schema: str, coll: dict, target, prev: dict, compare, added: _Added, opts) -> list | None:
+    """Ids of live target documents whose source row is gone, looked for only in the key ranges whose
+    fingerprint differs from the previous run's plus what this run added: the integers of such a range (within
+    the smallest and largest id ever written) that the source no longer has are probed in the target
+    (``$in``, ``opts.chunk`` at a time). ``None`` when that cannot answer (no ranges, or more than
+    ``PROBE_LIMIT`` ids to probe: sparse keys): then the caller compares every key."""
+    old = prev.get("ranges") or {}
+    if compare is None or not old.get("bounds") or not old.get("span") or len(compare) != len(old["fp"]):
+        return None
+    bounds = old["bounds"]
+    span = [min(old["span"][0], added.span[0]), max(old["span"][1], added.span[1])] if added.span else old["span"]
+    moved = [
+        i
+        for i, (now, was) in enumerate(zip(compare, old["fp"], strict=True))
+        if now != [was[0] + added.by_range.get(i, [0, 0])[0], was[1] + added.by_range.get(i, [0, 0])[1]]
+    ]
+    probe: list[int] = []
+    for i in moved:
+        lo = max(bounds[i - 1] if i else span[0], span[0])
+        hi = min(bounds[i] if i < len(bounds) else span[1] + 1, span[1] + 1)
+        if hi - lo - (compare[i][0]) > PROBE_LIMIT - len(probe):
+            return None
+        have = acquire.keys_between(conn, schema, coll["table"], coll["id"], lo, hi)
+        probe += [k for k in range(lo, hi) if k not in have]
+    gone = []
+    for i in range(0, len(probe), opts.chunk):
+        found = target.find({"_id": {"$in": probe[i : i + opts.chunk]}}, {"_id": 1, DELETED_FIELD: 1})
+        gone += [d["_id"] for d in found if not d.get(DELETED_FIELD)]
+    opts.logger.info(
+        "%s: delete check in %d of %d key ranges, %d ids probed, %d gone",
+        coll["name"],
+        len(moved),
+        len(compare),
+        len(probe),
+        len(gone),
+    )
+    return sorted(gone)
 
 
 def _capture_valid(prev: dict | None, now: dict) -> bool:
@@ -448,33 +564,44 @@ class _Writer:
     def insert(self, docs: list[dict]):
         if docs:
             self.target.insert_many(docs, ordered=False)
-        return Written(len(docs), len(docs))
+        return Written(len(docs), len(docs), span=_int_span(docs))
 
-    def _save_preimages(self, ids: list, existing: set) -> int:
-        if self.version is None or self.meta is None or not ids:
+    def _backing_up(self) -> bool:
+        return self.version is not None and self.meta is not None
+
+    def _save_preimages(self, ids: list, existing: set, old: dict | None = None) -> int:
+        """Store the pre-image of each of ``ids`` (``absent`` for one not in the target) in the delta version;
+        ``old``: the documents already read (else they are read here)."""
+        if not self._backing_up() or not ids:
             return 0
         from ferry.etl import backup
 
-        old = {}
-        for part in self._chunks([i for i in ids if i in existing]):
-            old.update({d["_id"]: d for d in self.target.find({"_id": {"$in": part}})})
+        if old is None:
+            old = {}
+            for part in self._chunks([i for i in ids if i in existing]):
+                old.update({d["_id"]: d for d in self.target.find({"_id": {"$in": part}})})
         entries = [{"_id": i, "doc": old[i]} if i in old else {"_id": i, "absent": True} for i in ids]
         backup.add_delta_part(self.meta, self.version, self.name, entries, s3=self.s3)
         return len(entries)
 
     def upsert_changed(self, docs: list[dict], extra: list):
-        from ferry.etl.acquire import key_hash
-
+        """Replace the documents whose hash differs from the target's; one ``$in`` read per chunk gives the
+        hashes and, when a delta version is open, the pre-images too."""
         existing: dict = {}
+        old: dict | None = {} if self._backing_up() else None
+        projection = None if old is not None else {HASH_FIELD: 1, DELETED_FIELD: 1}
         for part in self._chunks([d["_id"] for d in docs] + extra):
-            for d in self.target.find({"_id": {"$in": part}}, {HASH_FIELD: 1, DELETED_FIELD: 1}):
+            for d in self.target.find({"_id": {"$in": part}}, projection):
                 existing[d["_id"]] = (d.get(HASH_FIELD), d.get(DELETED_FIELD))
+                if old is not None:
+                    old[d["_id"]] = d
         added = [k for k in [d["_id"] for d in docs] + extra if k not in existing or existing[k][1]]
         changed = [d for d in docs if existing.get(d["_id"]) != (d[HASH_FIELD], None)]
-        saved = self._save_preimages([d["_id"] for d in changed], set(existing))
+        saved = self._save_preimages([d["_id"] for d in changed], set(existing), old)
+        del old
         for part in self._chunks(changed):
             self.target.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in part], ordered=False)
-        return Written(len(changed), len(docs), len(added), sum(key_hash(k) for k in added), saved)
+        return Written(len(changed), len(docs), tuple(added), saved, _int_span(changed))
 
     def delete(self, gone: list, on_delete: str) -> tuple[int, int, int]:
         saved = self._save_preimages(gone, set(gone))
@@ -487,6 +614,11 @@ class _Writer:
                     [UpdateMany({"_id": {"$in": part}}, {"$set": {DELETED_FIELD: True}})]
                 ).modified_count
         return deleted, flagged, saved
+
+
+def _int_span(docs: list[dict]) -> tuple:
+    ids = [d["_id"] for d in docs if type(d["_id"]) is int]
+    return (min(ids), max(ids)) if ids else ()
 
 
 def _quarantine(meta_db, run_id: str, rejected: list[dict], logger) -> None:
