@@ -93,8 +93,16 @@ def run_etl(
     res = load.load(conn, client, db, planned["effective_mapping"], opts)
     conn.commit()
     quarantined = {k: v["quarantined"] for k, v in res["collections"].items()}
+    res["backup_version"] = rec["_id"]
+    changed = load.changed(meta, res)  # an incremental run checks what it wrote (as production_etl does)
     rows = checks.run(
-        conn, client, res["staging"] or db, planned["effective_mapping"], quarantined=quarantined, sample=20
+        conn,
+        client,
+        res["staging"] or db,
+        planned["effective_mapping"],
+        quarantined=quarantined,
+        sample=20,
+        changed=changed,
     )
     conn.commit()
     if res["staging"]:

@@ -215,3 +215,32 @@ def test_sparse_keys_fall_back_to_comparing_every_key(demo_pg, mongo_local, mong
     assert out["load"]["collections"]["campaigns"]["deleted"] == 1 and calls
     monkeypatch.undo()
     assert hashing.db_digest(mongo_local[db]) == _clean_copy(conn, mongo_local, db, tmp_path)
+
+
+def test_an_incremental_check_reads_only_what_the_run_wrote(demo_pg, mongo_local, mongo_db_name, tmp_path, monkeypatch):
+    """An incremental run's check rebuilds every document it wrote from the source (and the random sample),
+    looks up references only among them, and still catches a written document that differs; references
+    are checked in every document when the referenced collection lost documents."""
+    from ferry.etl import checks, load
+
+    conn, db = demo_pg.conn, mongo_db_name
+    eff = run_etl(conn, mongo_local, db, tmp_path)["planned"]["effective_mapping"]
+    conn.execute("UPDATE campaigns SET budget = coalesce(budget, 0) + 1 WHERE id IN (3, 4)")
+    conn.commit()
+    full_reference_scans = []
+    dangling = checks._dangling
+    monkeypatch.setattr(checks, "_dangling", lambda *a: full_reference_scans.append(a[1]["as"]) or dangling(*a))
+    out = run_etl(conn, mongo_local, db, tmp_path, strategy="incremental")
+    rows = {(r["check"], r["collection"]): (r["expected"], r["actual"]) for r in out["checks"]}
+    assert rows[("written documents rebuilt (2 docs)", "campaigns")] == (0, 0)
+    assert rows[("written documents rebuilt (0 docs)", "accounts")] == (0, 0)
+    assert rows[("dangling accountId -> accounts (written)", "campaigns")] == (0, 0)
+    assert ("duplicate _id", "campaigns") not in rows and full_reference_scans == []
+    mongo_local[db].campaigns.update_one({"_id": 3}, {"$set": {"name": "tampered"}})
+    changed = load.changed(mongo_local[meta_db(db)], out["load"])
+    with pytest.raises(checks.TargetDiffers, match=r"written documents rebuilt \(2 docs\)"):
+        checks.run(conn, mongo_local, db, eff, changed=changed)
+    changed.deleted.add("accounts")
+    with pytest.raises(checks.TargetDiffers):
+        checks.run(conn, mongo_local, db, eff, changed=changed)
+    assert full_reference_scans == ["accountId"]

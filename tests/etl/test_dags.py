@@ -97,6 +97,15 @@ def test_production_etl_and_rollback_end_to_end(
     assert rows["jsonschema/accounts.schema.json"]["consumers"] == "additive"
     assert rows["jsonschema/campaigns.schema.json"]["changed"] == "no"
     assert cs.latest(mongo_db_name)["version"] == c2["version"]
+    # the S3 export of an incremental run is a delta on the full export of step 1: the accounts it rewrote;
+    # the base and the chain assemble into exactly what the target holds
+    from ferry.etl import publish
+
+    pushed = dagtest.xcom(dr, "push_s3")
+    assert pushed["kind"] == "delta" and pushed["collections"] == {"accounts": 15, "campaigns": 0}
+    assembled = publish.assemble(s3_bucket, pushed["manifest"], s3=s3)
+    for name in ("accounts", "campaigns"):
+        assert assembled[name] == {d["_id"]: d for d in db[name].find()}, name
 
     # 3. source=s3: a real pg_dump -Fc in the bucket, restored into a scratch database; nothing changed
     with stack.pg.connect(pg_database) as conn:

@@ -301,3 +301,16 @@ def restore(client, meta_db, version: str, *, s3=None, db: str | None = None, lo
 
 def manifest_json(rec: dict) -> str:
     return json.dumps(rec, default=str, indent=2, sort_keys=True)
+
+
+def changed_ids(meta_db, version: str, collection: str, *, s3=None) -> Iterator:
+    """The ids whose pre-image delta ``version`` holds for ``collection``: what the run wrote or deleted
+    there, part by part (streamed; the incremental check reads only these)."""
+    rec = meta_db[VERSIONS].find_one({"_id": version}, {"location": 1, "parts": 1}) or {}
+    for part in rec.get("parts") or []:
+        if part["collection"] != collection:
+            continue
+        with tempfile.TemporaryDirectory(prefix="ferry-etl-delta-") as tmp:
+            path = storage.get_file(storage.join(rec["location"], part["file"]), Path(tmp) / part["file"], s3=s3)
+            for entry in _read_lines(path):
+                yield entry["_id"]

@@ -310,7 +310,7 @@ def merge(parts) -> dict:
     parts = [parts] if isinstance(parts, dict) else [p for p in parts if p]
     if not parts:
         raise FerryError("no load results to merge")
-    out = {k: parts[0].get(k) for k in ("db", "staging", "strategy", "snapshot")}
+    out = {k: parts[0].get(k) for k in ("db", "staging", "strategy", "snapshot", "backup_version")}
     out.update(collections={}, quarantined=0, state={})
     for p in parts:
         out["collections"].update(p["collections"])
@@ -319,6 +319,18 @@ def merge(parts) -> dict:
         if p.get("validators"):
             out.setdefault("validators", []).extend(p["validators"])
     return out
+
+
+def changed(meta_db, loaded: dict, *, s3=None):
+    """For ``checks.run``: what an incremental load wrote (``checks.Changed``, from its delta version), or
+    ``None`` (a full or dated-copy load, or no delta version: every document is checked)."""
+    from ferry.etl import backup, checks
+
+    version = loaded.get("backup_version")
+    if loaded.get("strategy") != "incremental" or not version:
+        return None
+    deleted = {n for n, c in loaded["collections"].items() if c.get("deleted") or c.get("flagged")}
+    return checks.Changed(lambda name: backup.changed_ids(meta_db, version, name, s3=s3), deleted)
 
 
 def _account(res: Written, counts: dict, new_keys: _Added) -> None:
@@ -572,7 +584,7 @@ class _Writer:
     def _save_preimages(self, ids: list, existing: set, old: dict | None = None) -> int:
         """Store the pre-image of each of ``ids`` (``absent`` for one not in the target) in the delta version;
         ``old``: the documents already read (else they are read here)."""
-        if not self._backing_up() or not ids:
+        if self.version is None or self.meta is None or not ids:
             return 0
         from ferry.etl import backup
 

@@ -57,6 +57,11 @@ class EtlRequest(Request):
     )
     apply_validators: bool = param(False, "Set each collection's $jsonSchema validator.")
     push_to_s3: bool = param(True, "Publish JSON lines + manifest to s3://bucket/processed/...")
+    s3_export: Literal["auto", "full"] = param(
+        "auto",
+        "auto: an incremental run publishes a delta (what changed since the last export) on its base full "
+        "export; full: every document.",
+    )
     validate_sample: int = param(50, "Documents checked by checksum.", minimum=0)
 
     @model_validator(mode="after")

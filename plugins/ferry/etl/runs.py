@@ -337,6 +337,7 @@ def load(acquired: dict, planned: dict, backed_up: dict, collection: str | None 
         )
         res = ld.load(conn, client, planned["target_db"], eff, opts)
         res["snapshot"] = backed_up.get("snapshot")
+        res["backup_version"] = backed_up["version"]
         if r.apply_validators:
             schemas = {k: v for k, v in planned["schemas"].items() if names is None or k in names}
             res["validators"] = jsonschema.apply_validators(client[res["staging"] or res["db"]], schemas)
@@ -403,6 +404,7 @@ def validate(acquired: dict, planned: dict, loaded, **ctx) -> list[dict]:
             quarantined=quarantined,
             sample=r.validate_sample,
             logger=log,
+            changed=ld.changed(client[r.meta], loaded),
         )
 
 
@@ -473,10 +475,12 @@ def push_s3(planned: dict, loaded, **ctx) -> dict | None:
             loaded["db"],
             list(loaded["collections"]),
             conns.s3_client(S3),
-            r.bucket,
-            f"processed/{loaded['db']}/{storage.safe_name(ctx['run_id'])}",
+            f"s3://{r.bucket}/processed/{loaded['db']}/{storage.safe_name(ctx['run_id'])}",
             extra={"run_id": ctx["run_id"], "decision": planned["decision"]},
+            version=loaded.get("backup_version"),
+            full=loaded["strategy"] != "incremental" or r.s3_export == "full",
         )
+        log.info("published %s export: s3://%s/%s", out["kind"], r.bucket, out["manifest"])
         lineage.report(
             client,
             inputs=[lineage.mongo(client, loaded["db"], c) for c in loaded["collections"]],
