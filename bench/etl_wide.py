@@ -13,8 +13,8 @@ updated, 100 deleted, 100 inserted. Printed:
   same prebuilt documents;
 - the 1%-changed incremental load task (pre-image version + load, as production_etl runs it) as a share of
   the full load task (target <= 8%), and a no-change one (target <= 5%);
-- the whole DAG (``dag.test()``, full then 1%-changed incremental) with its tasks; the incremental whole
-  DAG as a share of the full whole DAG (target <= 10%) — ``--dag``;
+- the whole DAG (``dag.test()``, full then 1%-changed incremental, S3 export on) with its tasks; the
+  incremental whole DAG as a share of the full whole DAG (target <= 10%) — ``--dag``;
 - with ``--profile``, pyinstrument's top functions of the incremental load task.
 """
 
@@ -155,7 +155,8 @@ def dag_child(mapping_path: str, target: str, batch: int, strategy: str) -> None
         {
             "mongo_db": target,
             "batch_size": batch,
-            "push_to_s3": False,
+            "push_to_s3": True,
+            "bucket": "ferry-bench-wide",
             "refresh_strategy": strategy,
             "mapping": mapping_path,
         },
@@ -182,6 +183,8 @@ def _dag(stack, pg, batch: int, rows: int) -> None:
     env = {**os.environ, **airflow_env(home / "airflow"), **stack.connection_env(pg_db="bench_wide_dag")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])
     env["FERRY_ALLOWED_DIRS"] = str(folder)
+    env["FERRY_ALLOWED_BUCKETS"] = "ferry-bench-wide"
+    stack.s3_client().create_bucket(Bucket="ferry-bench-wide")
     _seed(pg, "bench_wide_dag", rows)
     runs = {}
     for strategy in ("full", "incremental"):

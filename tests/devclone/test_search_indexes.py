@@ -182,6 +182,23 @@ def test_unsupported_target_gets_the_exact_command_then_a_manual_report(
     defs, why = search_indexes.read(mongo_prod[mongo_db_name].events)
     assert defs == [] and why
     assert structure.read_structure(target)["collections"].keys() == {"events", "companies", "emails"}
+    # a rerun onto the same target: it says it cannot list search indexes, so none is sent again; the
+    # definitions are handed over again in the report
+    before = len(rec.commands)
+    again = clone.clone_database(
+        client[mongo_db_name],
+        target,
+        clone.CloneOptions(dry_run=False),
+        report_url=tmp_path / "report2",
+        search_reader=lambda c: reader(c) if c.database.name == mongo_db_name else search_indexes.read(c),
+    )
+    assert [n for n, _, _ in rec.commands[before:] if n == "createSearchIndexes"] == []
+    assert {r["object"]: r["status"] for r in again.rows if r["kind"].startswith("search/")} == {
+        "vector_index": "manual",
+        "companies_search": "manual",
+        "vector_index_loop_events": "manual",
+    }
+    assert again.failures == [] and (tmp_path / "report2" / "SEARCH_INDEXES.md").exists()
 
 
 def test_apply_search_on_a_capable_target_creates_and_probes():

@@ -369,12 +369,14 @@ def apply_search(
     timeout: float = 600,
     verify_vector_search: bool = False,
     sleep: Callable[[float], None] | None = None,
+    unsupported: str | None = None,
 ) -> tuple[list[dict], str | None, int]:
     """Create the search indexes of ``rows`` (one ``createSearchIndexes`` per collection).
 
     Where the target has no search support the definitions and instructions go to
-    ``<report_url>/SEARCH_INDEXES.md`` (rows get status ``manual``). Returns
-    ``(failures, report_path, commands_sent)``.
+    ``<report_url>/SEARCH_INDEXES.md`` (rows get status ``manual``). ``unsupported``: the target already
+    said it cannot list search indexes (why): nothing is sent, the rows go to the report (a rerun onto the
+    same target sends no search command). Returns ``(failures, report_path, commands_sent)``.
     """
     from pymongo.errors import PyMongoError
 
@@ -390,8 +392,11 @@ def apply_search(
     for coll, srows in sorted(by_coll.items()):
         defs = [r["spec"] for r in srows]
         try:
-            sent += 1
-            res = search_indexes.create(target_db, coll, defs, timeout=timeout, sleep=sleep)
+            if unsupported:
+                res = {"status": "unsupported", "error": unsupported, "pending": []}
+            else:
+                sent += 1
+                res = search_indexes.create(target_db, coll, defs, timeout=timeout, sleep=sleep)
         except PyMongoError as exc:
             res = {"status": "failed", "error": search_indexes._errmsg(exc), "pending": [d["name"] for d in defs]}
         for r in srows:
@@ -442,18 +447,19 @@ _LEFT_AS_IS = (
 
 
 def _searches(source_db, target_db, src: dict, tgt: dict, opts: CloneOptions, reader, logger):
-    """The source's and the target's search index definitions (``None`` where not wanted or not listable)."""
+    """The source's and the target's search index definitions (``None`` where not wanted or not listable),
+    and why the target cannot list them (``None``: it can, or it has no collection to ask yet)."""
     if not opts.include_search_indexes:
-        return None, None
+        return None, None, None
     s_search, why = read_search(source_db, src["collections"], reader)
     if why:
         logger.info("source %s: no search indexes read (%s)", source_db.name, why)
-    t_search = None
+    t_search, why_t = None, None
     if s_search:
         t_search, why_t = read_search(target_db, tgt["collections"], reader)
         if why_t:
             logger.info("target %s: search indexes cannot be listed (%s)", target_db.name, why_t)
-    return s_search, t_search
+    return s_search, t_search, why_t
 
 
 def _empty_collections(target_db, tgt: dict, opts: CloneOptions, emptiness_checked: bool) -> set[str]:
@@ -507,7 +513,7 @@ def clone_database(
     tgt = structure.read_structure(target_db)
     empty = _empty_collections(target_db, tgt, opts, emptiness_checked)
     result = CloneResult(source=source_db.name, target=target_db.name)
-    s_search, t_search = _searches(source_db, target_db, src, tgt, opts, search_reader, logger)
+    s_search, t_search, t_unsupported = _searches(source_db, target_db, src, tgt, opts, search_reader, logger)
     rows = plan_clone(
         src,
         tgt,
@@ -533,6 +539,7 @@ def clone_database(
         report_url=report_url,
         timeout=opts.search_timeout,
         verify_vector_search=opts.verify_vector_search,
+        unsupported=t_unsupported,
     )
     differs = [
         {"database": target_db.name, "collection": r["collection"], "object": r["object"], "error": _LEFT_AS_IS}
