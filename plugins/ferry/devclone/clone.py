@@ -393,7 +393,7 @@ def apply_search(
         defs = [r["spec"] for r in srows]
         try:
             if unsupported:
-                res = {"status": "unsupported", "error": unsupported, "pending": []}
+                res: dict[str, Any] = {"status": "unsupported", "error": unsupported, "pending": []}
             else:
                 sent += 1
                 res = search_indexes.create(target_db, coll, defs, timeout=timeout, sleep=sleep)
