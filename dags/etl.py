@@ -20,7 +20,7 @@ from airflow.sdk import AssetAlias, dag, task
 from ferry import settings
 from ferry.dagdefaults import default_args
 from ferry.etl.policy import OPTIONS as REVIEW_OPTIONS
-from ferry.etl.request import EtlRequest, RollbackRequest
+from ferry.etl.request import EtlRequest, RollbackRequest, ScaffoldRequest
 from ferry.operators.schema_change import SchemaChangeDetectOperator, SchemaReviewOperator
 
 LONG = {"execution_timeout": timedelta(hours=6)}
@@ -105,3 +105,24 @@ def production_etl_rollback():
 
 
 production_etl_rollback()
+
+
+@dag(
+    dag_id="production_etl_scaffold",
+    schedule=None,
+    catchup=False,
+    tags=["ferry", "etl", "scaffold"],
+    default_args=default_args(retries=0),
+    doc_md="### Draft a production_etl mapping\n\nReads `pg_conn_id`'s schema (tables, keys, foreign keys, row "
+    "counts, fan-out) and writes a mapping `production_etl` accepts as it is, each suggestion commented with the "
+    "figures it was based on. Prints it in the log and stores it at `output_url`. Nothing is written to the "
+    'source. See `docs/etl.md` ("Drafting a mapping").',
+    params=ScaffoldRequest.params(),
+)
+def production_etl_scaffold():
+    from ferry.etl import runs
+
+    task(runs.scaffold)()
+
+
+production_etl_scaffold()

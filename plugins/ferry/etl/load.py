@@ -218,7 +218,7 @@ class _Job:
         capture = _capture_valid(prev, now)
         counts = _new_counts(now["keys"][0], coll, capture, self.full)
         # what this run adds (change capture's delete check)
-        new_keys = _Added(bounds=(prev or {}).get("ranges", {}).get("bounds") if capture else None)
+        new_keys = _Added(bounds=((prev or {}).get("ranges") or {}).get("bounds") if capture else None)
         target = self.client[staging_db(self.db)][name] if self.full else self.client[self.db][name]
         out = _Writer(target, opts.meta_db, opts.backup_version, name, opts.s3, opts.chunk)
         progress = Progress(opts.logger, f"{coll['table']} -> {self.db}.{name}", counts["source_rows"])

@@ -106,6 +106,24 @@ class EtlRequest(Request):
         return [target_db(n) for n in self.also_publish_to or []]
 
 
+class ScaffoldRequest(Request):
+    """A ``production_etl_scaffold`` run's params (the limits: ``ferry.etl.scaffold.Limits``)."""
+
+    pg_conn_id: Text = param(
+        "ferry_pg_prod", "Airflow connection id of the PostgreSQL database to draft from.", pattern=r"^[A-Za-z0-9_.-]+$"
+    )
+    pg_schema: Text = param("public", "Schema to read.")
+    tables: list[Text] | None = param(None, "Only these tables. Empty: every table of the schema.")
+    output_url: Location | None = param(
+        None, "Where the draft goes (a folder or s3://bucket/prefix). Empty: $FERRY_STORAGE_URL/etl-drafts/<run_id>."
+    )
+    embed_one_rows: int = param(10_000, "embed_one a parent of at most this many rows.", minimum=0)
+    embed_one_churn: float = param(0.1, "... whose (updates + deletes) per row stay at most this.", minimum=0)
+    embed_many_max: int = param(1_000, "embed_many when a parent has at most this many children.", minimum=0)
+    embed_many_p99: int = param(100, "... and the 99th percentile of children per parent at most this.", minimum=0)
+    document_bytes: int = param(1 << 20, "Largest estimated document size to embed into.", minimum=1)
+
+
 class RollbackRequest(Request):
     """A ``production_etl_rollback`` run's params."""
 

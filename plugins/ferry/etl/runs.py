@@ -20,7 +20,7 @@ from typing import Any
 from ferry import audit, conns, lineage, locks, report, storage
 from ferry.errors import FerryError, fails_fast
 from ferry.etl.names import RUNS, meta_db
-from ferry.etl.request import EtlRequest, RollbackRequest
+from ferry.etl.request import EtlRequest, RollbackRequest, ScaffoldRequest
 
 log = logging.getLogger("ferry.etl")
 
@@ -550,6 +550,23 @@ def finish(**ctx) -> dict:
 
 
 # --------------------------------------------------------------------------- production_etl_rollback
+
+
+@fails_fast
+def scaffold(**ctx) -> dict:
+    """Draft a mapping from ``pg_conn_id``'s schema, store it by URL and print it in the log."""
+    from ferry.etl import mapping
+    from ferry.etl import scaffold as sc
+
+    r = ScaffoldRequest.from_context(ctx)
+    limits = sc.Limits(**{k: getattr(r, k) for k in sc.Limits().__dict__ if k in type(r).model_fields})
+    with conns.pg_connect(r.pg_conn_id) as conn:
+        text = sc.draft(conn, r.pg_schema, r.tables, limits)
+    base = r.output_url or storage.join(storage.root(), "etl-drafts", storage.safe_name(ctx["run_id"]))
+    url = storage.join(base, "mapping.yaml")
+    storage.put_text(url, text)
+    log.info("draft mapping of %s (%s), stored at %s:\n%s", r.pg_conn_id, r.pg_schema, url, text)
+    return {"url": url, "collections": [c["name"] for c in mapping.parse(text, url)["collections"]]}
 
 
 def list_versions(**ctx) -> list[dict]:
