@@ -46,6 +46,9 @@ test-faults: setup  ## fault injection: N trials per scenario and fault kind (ma
 	@FERRY_FAULT_N=$(N) FERRY_FAULT_RESULTS=$(CURDIR)/$(FAULT_RESULTS) $(PY) -m pytest tests/faults $(PYTEST_ARGS); rc=$$?; \
 	  $(PY) -m ferry_dev.faults table $(FAULT_RESULTS); exit $$rc
 
+test-props: setup  ## property tests on random schemas, N examples (make test-props N=200, the default; make test runs 12)
+	@FERRY_PROPS_N=$(if $(filter command line,$(origin N)),$(N),200) $(PY) -m pytest tests/etl/test_properties.py --hypothesis-show-statistics $(PYTEST_ARGS)
+
 bench: setup  ## benchmarks (on demand; prints figures and ratios against same-run baselines)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 

@@ -1,5 +1,6 @@
-"""Demo step: production_etl on the demo ad-campaign schema (full load, then a safe schema change +
-incremental load), then production_etl_rollback lists the versioned backups."""
+"""Demo step: production_etl_scaffold drafts a mapping for the demo ad-campaign schema, production_etl loads it
+(full load, then a safe schema change + incremental load), then production_etl_rollback lists the versioned
+backups."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ DB = "bravo-1"
 
 
 def run(ctx) -> list[dict]:
+    from ferry import storage
+    from ferry.etl import mapping
     from ferry.etl.load import merge
     from ferry.etl.names import meta_db
     from ferry_dev import dagtest
@@ -17,6 +20,11 @@ def run(ctx) -> list[dict]:
         conn.execute("DROP TABLE IF EXISTS campaign_tags, line_items, campaigns, accounts CASCADE")
         demodata.create_schema(conn)
         counts = demodata.seed(conn, accounts=100, campaigns_per=3, items_per=4, tags_per=2)
+    dr = ctx.run_dag("production_etl_scaffold", {"pg_schema": "public", "output_url": None})
+    drafted = dagtest.xcom(dr, "scaffold")
+    draft = mapping.parse(storage.read_text(drafted["url"]), drafted["url"])
+    kinds = sorted(f"{r['kind']} {r.get('table') or r['column']}" for c in draft["collections"] for r in c["relations"])
+    ctx.notes.append(f"production_etl_scaffold: the draft mapping of the demo source is at {drafted['url']}")
     with ctx.stack.mongo_client("local") as client:
         for name in (DB, meta_db(DB)):
             client.drop_database(name)
@@ -47,6 +55,10 @@ def run(ctx) -> list[dict]:
         + ", ".join(v["version"] for v in versions)
     )
     return [
+        {
+            "dag": "production_etl_scaffold",
+            "result": f"drafted {', '.join(drafted['collections'])}: " + "; ".join(kinds),
+        },
         {
             "dag": "production_etl",
             "result": (

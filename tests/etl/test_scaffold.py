@@ -233,3 +233,11 @@ def test_scaffold_dag_stores_the_draft_and_prints_it(airflow_conns, stack, pg_da
         "embed_one:accounts",
         "reference:account_id",
     ]
+
+
+def test_docs_carry_the_type_table():
+    from pathlib import Path
+
+    doc = Path("docs/etl.md").read_text()
+    for typname, (bson_type, note) in scaffold.TYPES.items():
+        assert f"| `{typname}` | {bson_type} | {note} |" in doc, typname

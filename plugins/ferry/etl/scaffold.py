@@ -8,7 +8,8 @@ rows, else over a sample of parents), then decides:
 
 - a table that other tables point at, or that has no bounded parent, is a **collection** (primary key as
   ``_id``; without one, a unique NOT NULL column; without either it is reported, not guessed);
-- a leaf table (nothing points at it, not even itself) whose rows belong to one parent with a bounded fan-out is
+- a leaf table (nothing points at it, not even itself) whose rows belong to one parent (a NOT NULL foreign
+  key) with a bounded fan-out is
   **embed_many** in the parent's collection; a join table (its key is two foreign keys) is an array of
   references (``embed_many`` of the other key) in its first parent;
 - every many-to-one foreign key is a **reference**, plus an **embed_one** copy when the parent is small and
@@ -276,6 +277,11 @@ def _embed_children(p: _Plan, pointed: set[str]) -> None:
             col, parent = fk["columns"][0], fk["ref_table"]
             f, lim = t.fanout[col], p.limits
             grown = p.size[parent] + f["max"] * t.width
+            if t.columns[col]["nullable"]:
+                p.notes.setdefault(n, []).append(
+                    f"not embedded in {parent}: {col} is nullable (a row without a parent would be in no document)"
+                )
+                continue
             if f["max"] > lim.embed_many_max or f["p99"] > lim.embed_many_p99 or grown > lim.document_bytes:
                 p.notes.setdefault(n, []).append(
                     f"not embedded in {parent}: {_fan(f)} children per {parent} row, ~{_kib(grown)} documents "
