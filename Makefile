@@ -50,7 +50,7 @@ test-props: setup  ## property tests on random schemas, N examples (make test-pr
 	@FERRY_PROPS_N=$(if $(filter command line,$(origin N)),$(N),200) $(PY) -m pytest tests/etl/test_properties.py --hypothesis-show-statistics $(PYTEST_ARGS)
 
 bench: setup  ## benchmarks (on demand; prints figures and ratios against same-run baselines)
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 up:  ## full stack with Docker (Airflow, PostgreSQL, MongoDB, MinIO); writes .env with generated secrets first
 	python3 scripts/compose_env.py

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import dag_child, incremental, raw_insert_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
@@ -56,56 +58,6 @@ def _seed(pg, db: str, rows: int) -> dict:
         conn.execute("ALTER TABLE campaigns ALTER COLUMN account_id DROP NOT NULL")
         conn.execute("UPDATE campaigns SET account_id = NULL WHERE id % 10 = 0")  # nullable relations
     return counts
-
-
-def _incremental(pg, client, db: str, target: str, batch: int, change: str | None) -> tuple[float, dict]:
-    """One incremental load of ``target`` (after ``change`` SQL, if any), as production_etl does it: a
-    pre-image version, then the load; returns the time and the counts."""
-    import tempfile
-
-    from ferry.etl import backup, load
-    from ferry.etl.names import meta_db
-
-    with pg.connect(db) as conn:
-        if change:
-            conn.execute(change)
-            conn.commit()
-        eff = _effective(conn)
-        meta = client[meta_db(target)]
-        t = time.perf_counter()
-        rec = backup.open_delta(client, target, meta, tempfile.mkdtemp(prefix="ferry-bench-delta-"))
-        opts = load.Options(strategy="incremental", batch_size=batch, meta_db=meta, backup_version=rec["_id"])
-        res = load.load(conn, client, target, eff, opts)
-        load.save_state(meta, res)
-        return time.perf_counter() - t, res
-
-
-def dag_child(pg_db: str, target: str, batch: int) -> None:
-    """The whole production_etl DAG in this process (``dag.test()``), environment from the parent."""
-    from ferry_dev import dagtest
-
-    t = time.perf_counter()
-    dr = dagtest.run_dag(
-        "production_etl",
-        {"mongo_db": target, "batch_size": batch, "push_to_s3": False, "refresh_strategy": "full"},
-    )
-    seconds = time.perf_counter() - t
-    from airflow.models import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        tis = session.query(TaskInstance).filter_by(dag_id=dr.dag_id, run_id=dr.run_id).all()
-        tasks = sorted(
-            (
-                {
-                    "task": ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""),
-                    "s": round(ti.duration or 0, 1),
-                }
-                for ti in tis
-            ),
-            key=lambda r: -r["s"],
-        )
-    print(json.dumps({"seconds": seconds, "tasks": tasks}))
 
 
 def child(pg_uri: str, mongo_uri: str, target: str, batch: int) -> None:
@@ -144,8 +96,9 @@ def main() -> None:
     if args.child:
         child(*args.child, args.batch_size)
         return
-    if args.dag_child:
-        dag_child(*args.dag_child, args.batch_size)
+    if args.dag_child:  # the source database (PG_DB) comes in the environment the parent sets
+        target = args.dag_child[1]
+        dag_child({"mongo_db": target, "batch_size": args.batch_size, "push_to_s3": False, "refresh_strategy": "full"})
         return
 
     import logging
@@ -171,19 +124,7 @@ def main() -> None:
                 ferry_s = time.perf_counter() - t
                 docs_n = sum(c["documents"] for c in res["collections"].values())
                 # prebuilt documents (not timed), then raw insert_many of them
-                prebuilt = {}
-                for coll in eff["collections"]:
-                    prebuilt[coll["name"]] = []
-                    for rows, children in acquire.batches(conn, "public", coll, args.batch_size):
-                        prebuilt[coll["name"]] += transform.build_batch(rows, coll, children, "decimal128")[0]
-                conn.commit()
-                client.drop_database("bench_raw")
-                t = time.perf_counter()
-                for name, docs in prebuilt.items():
-                    for i in range(0, len(docs), 10_000):
-                        client["bench_raw"][name].insert_many(docs[i : i + 10_000], ordered=False)
-                raw_s = time.perf_counter() - t
-                del prebuilt
+                raw_s = raw_insert_seconds(conn, client, eff, args.batch_size, "bench_raw")
                 # row at a time: one query per child table per root row, insert_one per document (sampled)
                 client.drop_database("bench_rowwise")
                 coll = next(c for c in eff["collections"] if c["name"] == "campaigns")
@@ -204,13 +145,15 @@ def main() -> None:
             with pg.connect("bench_etl") as conn:
                 eff = _effective(conn)
                 ld.save_state(client[mdb("bench_ferry")], {"state": res["state"]})  # as finish does
-            quiet_s, quiet = _incremental(pg, client, "bench_etl", "bench_ferry", args.batch_size, None)
+            quiet_s, quiet, _ = incremental(pg, client, "bench_etl", "bench_ferry", _effective, args.batch_size, None)
             one = (
                 "UPDATE accounts SET balance = coalesce(balance, 0) + 1 WHERE id % 100 = 7;"
                 "UPDATE campaigns SET budget = coalesce(budget, 0) + 1 WHERE id % 100 = 7;"
                 "UPDATE line_items SET quantity = quantity + 1 WHERE id % 100 = 7"
             )
-            changed_s, changed = _incremental(pg, client, "bench_etl", "bench_ferry", args.batch_size, one)
+            changed_s, changed, _ = incremental(
+                pg, client, "bench_etl", "bench_ferry", _effective, args.batch_size, one
+            )
             # the whole DAG, in a subprocess with its own Airflow home
             from ferry_dev.devstack import airflow_env
 
@@ -240,8 +183,9 @@ def main() -> None:
                 dag_s = last["seconds"]
                 from ferry.report import table
 
+                tasks = sorted(({"task": k, "s": round(s, 1)} for k, s in last["tasks"].items()), key=lambda r: -r["s"])
                 print("whole DAG, seconds per task (the rest is dag.test's own start and scheduling):")
-                print(table(last["tasks"]))
+                print(table(tasks))
             for db in ("bench_ferry", "bench_raw", "bench_rowwise", "bench_dag"):
                 client.drop_database(db)
             ferry_docs_s = docs_n / ferry_s

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import dag_child, incremental, raw_insert_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
@@ -109,67 +111,9 @@ def _seed(pg, db: str, rows: int) -> None:
         conn.commit()
 
 
-def _incremental(pg, client, db: str, target: str, batch: int, change: str | None, profile: bool):
-    """One incremental load as production_etl runs it (a pre-image version, then the load); (seconds, result,
-    profile text)."""
-    from ferry.etl import backup, load
-    from ferry.etl.names import meta_db
-
-    with pg.connect(db) as conn:
-        if change:
-            conn.execute(change)
-            conn.commit()
-        eff = _effective(conn)
-        meta = client[meta_db(target)]
-        prof = None
-        if profile:
-            from pyinstrument import Profiler
-
-            prof = Profiler(interval=0.005)
-            prof.start()
-        t = time.perf_counter()
-        rec = backup.open_delta(client, target, meta, tempfile.mkdtemp(prefix="ferry-bench-delta-"))
-        opts = load.Options(strategy="incremental", batch_size=batch, meta_db=meta, backup_version=rec["_id"])
-        res = load.load(conn, client, target, eff, opts)
-        load.save_state(meta, res)
-        seconds = time.perf_counter() - t
-        text = ""
-        if prof is not None:
-            prof.stop()
-            text = prof.output_text(unicode=False, color=False, show_all=False, short_mode=True)
-        return seconds, res, text
-
-
 def _counts(res: dict) -> dict:
     keys = ("read", "written", "deleted", "backed_up")
     return {name: {k: c[k] for k in keys} for name, c in res["collections"].items()}
-
-
-def dag_child(mapping_path: str, target: str, batch: int, strategy: str) -> None:
-    """production_etl with ``dag.test()`` in this process; prints seconds and per-task durations."""
-    from ferry_dev import dagtest
-
-    t = time.perf_counter()
-    dr = dagtest.run_dag(
-        "production_etl",
-        {
-            "mongo_db": target,
-            "batch_size": batch,
-            "push_to_s3": True,
-            "bucket": "ferry-bench-wide",
-            "refresh_strategy": strategy,
-            "mapping": mapping_path,
-        },
-    )
-    seconds = time.perf_counter() - t
-    from airflow.models import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        tis = session.query(TaskInstance).filter_by(dag_id=dr.dag_id, run_id=dr.run_id).all()
-        tasks = {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): ti.duration or 0 for ti in tis}
-        states = {ti.task_id: str(ti.state) for ti in tis}
-    print(json.dumps({"seconds": seconds, "tasks": tasks, "state": str(dr.state), "states": states}))
 
 
 def _dag(stack, pg, batch: int, rows: int) -> None:
@@ -225,12 +169,14 @@ def main() -> None:
     ap.add_argument("--dag-child", nargs=3, metavar=("MAPPING", "TARGET", "STRATEGY"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.dag_child:
-        dag_child(args.dag_child[0], args.dag_child[1], args.batch_size, args.dag_child[2])
+        mapping_path, target, strategy = args.dag_child
+        params = {"mongo_db": target, "batch_size": args.batch_size, "push_to_s3": True, "bucket": "ferry-bench-wide"}
+        dag_child({**params, "refresh_strategy": strategy, "mapping": mapping_path})
         return
 
     import logging
 
-    from ferry.etl import acquire, load, transform
+    from ferry.etl import load
     from ferry_dev.devstack import DevStack
 
     logging.basicConfig(level=logging.WARNING)
@@ -245,23 +191,13 @@ def main() -> None:
             full_s = time.perf_counter() - t
             load.save_state(client["bench_wide__ferry"], res)  # as finish does
             docs_n = sum(c["documents"] for c in res["collections"].values())
-            prebuilt = {}
-            for coll in eff["collections"]:
-                prebuilt[coll["name"]] = []
-                for rows, children in acquire.batches(conn, "public", coll, args.batch_size):
-                    prebuilt[coll["name"]] += transform.build_batch(rows, coll, children, "decimal128")[0]
-            conn.commit()
+            raw_s = raw_insert_seconds(conn, client, eff, args.batch_size, "bench_wide_raw")
         client.drop_database("bench_wide_raw")
-        t = time.perf_counter()
-        for name, docs in prebuilt.items():
-            for i in range(0, len(docs), 10_000):
-                client["bench_wide_raw"][name].insert_many(docs[i : i + 10_000], ordered=False)
-        raw_s = time.perf_counter() - t
-        del prebuilt
-        client.drop_database("bench_wide_raw")
-        quiet_s, quiet, _ = _incremental(pg, client, "bench_wide", "bench_wide", args.batch_size, None, False)
+        quiet_s, quiet, _ = incremental(pg, client, "bench_wide", "bench_wide", _effective, args.batch_size, None)
         change = CHANGE.replace("%(rows)s", str(args.rows))
-        one_s, one, prof = _incremental(pg, client, "bench_wide", "bench_wide", args.batch_size, change, args.profile)
+        one_s, one, prof = incremental(
+            pg, client, "bench_wide", "bench_wide", _effective, args.batch_size, change, args.profile
+        )
         print(
             f"full load task: {full_s:.1f}s for {docs_n} documents; raw insert_many {raw_s:.1f}s = {raw_s / full_s:.0%}"
         )

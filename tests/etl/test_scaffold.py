@@ -241,3 +241,23 @@ def test_docs_carry_the_type_table():
     doc = Path("docs/etl.md").read_text()
     for typname, (bson_type, note) in scaffold.TYPES.items():
         assert f"| `{typname}` | {bson_type} | {note} |" in doc, typname
+
+
+@pytest.mark.parametrize(
+    "table,id_col,says",
+    [
+        ("events", "at", "it has no primary key"),
+        ("ledger", "a", "its primary key is (a, b)"),
+        ("customers", "name", "its primary key is (id)"),
+    ],
+)
+def test_an_id_that_is_not_a_key_is_refused_at_plan_time_naming_the_table(shop, table, id_col, says):
+    from ferry.etl.schema import snapshot
+
+    m = mapping.parse(f"collections:\n  - name: x\n    table: {table}\n    id: {id_col}\n", "mine.yaml")
+    with pytest.raises(mapping.MappingError) as err:
+        mapping.resolve(m, snapshot(shop))
+    assert f"mapping line 2: x: id column {id_col!r} is not a key of table {table!r} ({says})" in str(err.value)
+    # a unique NOT NULL column is a key
+    m = mapping.parse("collections:\n  - {name: d, table: devices, id: serial}\n")
+    assert mapping.resolve(m, snapshot(shop))["collections"][0]["id"] == "serial"

@@ -1,4 +1,5 @@
-"""Pure logic: mapping validation (with line numbers), schema diff classification, policy, conversions."""
+"""Pure logic: mapping validation (with line numbers), schema diff classification, policy, conversions, key
+spans, lookup chunks, an incremental check's written ids."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from decimal import Decimal
 import pytest
 from bson.decimal128 import Decimal128
 
-from ferry.etl import mapping, policy, schema, transform
+from ferry.etl import acquire, checks, load, mapping, policy, schema, transform
 
 
 def _col(typ="text", nullable=True, default=None, pos=1):
@@ -223,3 +224,44 @@ def test_conversions():
         transform.convert(Decimal("NaN"))
     with pytest.raises(transform.RowError):
         transform.convert(Decimal("1.5"), "int")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "union"),
+    [
+        (None, None, None),
+        ([], (), None),
+        ([3, 9], None, [3, 9]),
+        ((), (3, 9), [3, 9]),
+        ([3, 9], (1, 5), [1, 9]),
+        ([3, 9], [4, 12], [3, 12]),
+    ],
+)
+def test_span_union(a, b, union):
+    assert load._span_union(a, b) == union
+    assert load._span_union(b, a) == union
+
+
+def test_chunked_is_lazy_and_keeps_order():
+    assert list(acquire.chunked(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(acquire.chunked([], 3)) == []
+    endless = acquire.chunked(iter(int, 1), 2)  # never ends: taken a chunk at a time
+    assert next(endless) == [0, 0]
+
+
+def test_changed_streams_the_delta_once():
+    """``usable`` looks at the first ids; ``written`` goes on from there instead of reading the parts again."""
+    reads = []
+
+    def ids(name):
+        reads.append(name)
+        yield from range(2500)
+
+    changed = checks.Changed(ids)
+    assert changed.usable("c") and changed.usable("c")
+    assert list(changed.written("c")) == list(range(2500))
+    assert reads == ["c"]
+    assert list(changed.written("c")) == list(range(2500))  # asked again: read again
+    assert reads == ["c", "c"]
+    odd = checks.Changed(lambda name: iter([1, 2.5]))
+    assert not odd.usable("c")

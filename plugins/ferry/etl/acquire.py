@@ -6,11 +6,12 @@ time; their embedded rows are fetched per batch with ``= ANY(keys)``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +234,13 @@ def restore_dump(s3, bucket: str, key: str, scratch, server_major: int) -> dict:
 #: 0.08 s, 1,000 ids 4 s), so a bounded chunk keeps every lookup linear.
 LOOKUP_CHUNK = 100
 XMIN = "xmin"
+
+
+def chunked(items: Iterable, size: int) -> Iterator[list]:
+    """``items`` in lists of ``size`` (the last one shorter), read lazily: ``LOOKUP_CHUNK`` lookups."""
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
 
 
 def key_hash(value) -> int:

@@ -87,11 +87,24 @@ class Changed:
     ids: Callable[[str], Iterable]
     deleted: set = field(default_factory=set)
     _seen: dict = field(default_factory=dict)
+    _started: dict = field(default_factory=dict)  # name -> (ids usable read, the rest of their stream)
 
     def usable(self, name: str) -> bool:
+        """Whether ``name``'s first 1,000 ids are integers or strings; the stream is kept for ``written``."""
         if name not in self._seen:
-            self._seen[name] = all(type(i) in (int, str) for i in itertools.islice(self.ids(name), 1000))
+            stream = iter(self.ids(name))
+            head = list(itertools.islice(stream, 1000))
+            self._seen[name] = all(type(i) in (int, str) for i in head)
+            if self._seen[name]:
+                self._started[name] = (head, stream)
         return self._seen[name]
+
+    def written(self, name: str) -> Iterator:
+        """``ids(name)``, going on from where ``usable`` stopped reading (the delta's parts are read once)."""
+        if name not in self._started:
+            return iter(self.ids(name))
+        head, rest = self._started.pop(name)
+        return itertools.chain(head, rest)
 
 
 def _measure_changed(conn, tdb, coll: dict, eff: dict, quarantined: int, sample: int, changed: Changed, row) -> None:
@@ -111,7 +124,7 @@ def _measure_changed(conn, tdb, coll: dict, eff: dict, quarantined: int, sample:
     n = bad = 0
     values: dict[str, set] = {r["as"]: set() for r in refs}
     step = acquire.LOOKUP_CHUNK
-    for ids in _chunked(changed.ids(name), step):
+    for ids in acquire.chunked(changed.written(name), step):
         m, b, stored = _rebuilt_mismatches(conn, schema, coll, target, numeric, ids)
         n, bad = n + m, bad + b
         for r in refs:
@@ -125,12 +138,6 @@ def _measure_changed(conn, tdb, coll: dict, eff: dict, quarantined: int, sample:
         row(f"dangling {r['as']} -> {r['collection']}" + ("" if full else " (written)"), 0, dangling)
     m, b = _sample_mismatches(conn, schema, coll, target, numeric, sample)
     row(f"sample checksum ({m} docs)", 0, b)
-
-
-def _chunked(items: Iterable, size: int) -> Iterator[list]:
-    it = iter(items)
-    while chunk := list(itertools.islice(it, size)):
-        yield chunk
 
 
 def _embedded(conn, schema: str, coll: dict, rel: dict, target) -> tuple[int, int]:

@@ -80,7 +80,7 @@ class _Added:
     n: int = 0
     total: int = 0
     by_range: dict = field(default_factory=dict)
-    span: list = field(default_factory=list)
+    span: list | None = None
 
     def add(self, keys) -> None:
         for k in keys:
@@ -90,9 +90,14 @@ class _Added:
                 r = self.by_range.setdefault(acquire.range_of(self.bounds, k), [0, 0])
                 r[0], r[1] = r[0] + 1, r[1] + h
 
-    def widen(self, span: tuple) -> None:
-        if span:
-            self.span = [min(self.span[0], span[0]), max(self.span[1], span[1])] if self.span else list(span)
+
+def _span_union(a, b) -> list | None:
+    """The smallest ``[lo, hi]`` covering the key spans ``a`` and ``b`` (each ``[lo, hi]`` / ``(lo, hi)``, or
+    empty / ``None``); ``None`` when both are empty."""
+    spans = [s for s in (a, b) if s]
+    if not spans:
+        return None
+    return [min(s[0] for s in spans), max(s[1] for s in spans)]
 
 
 def strategy_name(strategy: str) -> str:
@@ -239,8 +244,7 @@ class _Job:
         if not self.full:
             self._deletions(coll, target, out, counts, prev if capture else None, now, new_keys, compare)
         if now.get("ranges") and new_keys.span:  # the next run probes up to the largest id this one wrote
-            span = now["ranges"]["span"] or new_keys.span
-            now["ranges"]["span"] = [min(span[0], new_keys.span[0]), max(span[1], new_keys.span[1])]
+            now["ranges"]["span"] = _span_union(now["ranges"]["span"], new_keys.span)
         for rel, n in counts["missing"].items():
             if n:
                 opts.logger.warning("%s.%s: %d row(s) without their relation's target row", name, rel, n)
@@ -338,7 +342,7 @@ def _account(res: Written, counts: dict, new_keys: _Added) -> None:
     counts["unchanged"] += res.given - res.written
     counts["backed_up"] += res.saved
     new_keys.add(res.added)
-    new_keys.widen(res.span)
+    new_keys.span = _span_union(new_keys.span, res.span)
 
 
 # --------------------------------------------------------------------------- change capture state
@@ -398,11 +402,9 @@ def _key_ranges(conn, schema: str, coll: dict, prev: dict | None) -> tuple[list[
     else:
         bounds = acquire.range_bounds(conn, schema, table, col, rows)
         fp = acquire.range_fingerprints(conn, schema, table, col, bounds)
-    span = acquire.key_span(conn, schema, table, col)
-    if old.get("span") and span:
-        span = [min(span[0], old["span"][0]), max(span[1], old["span"][1])]
+    span = _span_union(acquire.key_span(conn, schema, table, col), old.get("span"))
     keys = [sum(n for n, _ in fp), sum(h for _, h in fp)]
-    return keys, {"bounds": bounds, "fp": fp, "span": span or old.get("span")}, compare
+    return keys, {"bounds": bounds, "fp": fp, "span": span}, compare
 
 
 #: A delete check probes at most this many ids by range (``_gone_in_ranges``); beyond, every key is compared.
@@ -416,10 +418,10 @@ def _gone_in_ranges(conn, schema: str, coll: dict, target, prev: dict, compare, 
     (``$in``, ``opts.chunk`` at a time). ``None`` when that cannot answer (no ranges, or more than
     ``PROBE_LIMIT`` ids to probe: sparse keys): then the caller compares every key."""
     old = prev.get("ranges") or {}
-    if compare is None or not old.get("bounds") or not old.get("span") or len(compare) != len(old["fp"]):
+    span = _span_union(old["span"], added.span) if old.get("span") else None  # every id ever written
+    if compare is None or not old.get("bounds") or span is None or len(compare) != len(old["fp"]):
         return None
     bounds = old["bounds"]
-    span = [min(old["span"][0], added.span[0]), max(old["span"][1], added.span[1])] if added.span else old["span"]
     moved = [
         i
         for i, (now, was) in enumerate(zip(compare, old["fp"], strict=True))
@@ -560,14 +562,9 @@ class _Writer:
     preceded by the pre-images of what it changes (a delta backup version)."""
 
     def __init__(self, target, meta_db, backup_version: str | None, name: str, s3, chunk: int):
-        self.target, self.meta, self.version, self.name, self.s3, self.chunk = (
-            target,
-            meta_db,
-            backup_version,
-            name,
-            s3,
-            chunk,
-        )
+        self.target, self.meta, self.name, self.s3, self.chunk = target, meta_db, name, s3, chunk
+        #: the delta version that receives pre-images; ``None``: no backup (no version or no meta database)
+        self.version = backup_version if meta_db is not None else None
 
     def _chunks(self, items: list):
         for i in range(0, len(items), self.chunk):
@@ -578,13 +575,10 @@ class _Writer:
             self.target.insert_many(docs, ordered=False)
         return Written(len(docs), len(docs), span=_int_span(docs))
 
-    def _backing_up(self) -> bool:
-        return self.version is not None and self.meta is not None
-
     def _save_preimages(self, ids: list, existing: set, old: dict | None = None) -> int:
         """Store the pre-image of each of ``ids`` (``absent`` for one not in the target) in the delta version;
         ``old``: the documents already read (else they are read here)."""
-        if self.version is None or self.meta is None or not ids:
+        if self.version is None or not ids:
             return 0
         from ferry.etl import backup
 
@@ -600,7 +594,7 @@ class _Writer:
         """Replace the documents whose hash differs from the target's; one ``$in`` read per chunk gives the
         hashes and, when a delta version is open, the pre-images too."""
         existing: dict = {}
-        old: dict | None = {} if self._backing_up() else None
+        old: dict | None = {} if self.version is not None else None
         projection = None if old is not None else {HASH_FIELD: 1, DELETED_FIELD: 1}
         for part in self._chunks([d["_id"] for d in docs] + extra):
             for d in self.target.find({"_id": {"$in": part}}, projection):

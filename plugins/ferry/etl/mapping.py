@@ -323,6 +323,7 @@ def resolve(m: dict, snapshot: dict) -> dict:
         if part is coll:
             skip.add(coll["id"])
             _need(cols, coll["id"], line, where, "id")
+            _unique_key(tables[table], table, coll["id"], line, where)
             for rel in coll["relations"]:
                 if rel["kind"] == "reference":
                     _need(cols, rel["column"], rel["line"], f"{coll['name']}.{rel['as']}", "column")
@@ -342,6 +343,19 @@ def resolve(m: dict, snapshot: dict) -> dict:
             for c in part["fields"]:
                 _need(cols, c, line, where, "fields")
     return eff
+
+
+def _unique_key(info: dict, table: str, col: str, line: int, where: str) -> None:
+    """A document's ``_id`` is unique and never null: the primary key, or a unique NOT NULL column."""
+    pk = info.get("primary_key") or []
+    if [col] == pk or ([col] in (info.get("unique") or []) and not info["columns"][col].get("nullable", True)):
+        return
+    has = f"its primary key is ({', '.join(pk)})" if pk else "it has no primary key"
+    raise MappingError(
+        f"mapping line {line}: {where}: id column {col!r} is not a key of table {table!r} ({has}): the id must be "
+        "the one-column primary key or a unique NOT NULL column, or rows would collapse into one document. "
+        "Add such a key (e.g. an identity column), or embed the table in a parent (docs/etl.md)"
+    )
 
 
 def _need(cols: dict, col: str, line: int, where: str, what: str) -> None:

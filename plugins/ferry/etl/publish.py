@@ -103,21 +103,17 @@ def _put_full(coll, tmp: Path, base: str, s3) -> dict:
 
 
 def _put_delta(coll, ids, tmp: Path, base: str, s3) -> dict:
-    """The current document (or the deletion) of each of ``ids``, looked up 100 at a time."""
-    from ferry.etl.acquire import LOOKUP_CHUNK
+    """The current document (or the deletion) of each of ``ids``, looked up ``LOOKUP_CHUNK`` at a time."""
+    from ferry.etl.acquire import LOOKUP_CHUNK, chunked
 
     def lines():
-        chunk: list = []
-        for i in list(dict.fromkeys(ids)) + [None]:
-            if i is not None:
-                chunk.append(i)
-            if chunk and (len(chunk) == LOOKUP_CHUNK or i is None):
-                found = {d["_id"]: d for d in coll.find({"_id": {"$in": chunk}})}
-                for k in chunk:
-                    d = found.get(k)
-                    live = d is not None and not d.get(DELETED_FIELD)
-                    yield {"_id": k, "doc": d} if live else {"_id": k, "deleted": True}
-                chunk = []
+        unique = (i for i in dict.fromkeys(ids) if i is not None)  # a null id was never exported
+        for chunk in chunked(unique, LOOKUP_CHUNK):
+            found = {d["_id"]: d for d in coll.find({"_id": {"$in": chunk}})}
+            for k in chunk:
+                d = found.get(k)
+                live = d is not None and not d.get(DELETED_FIELD)
+                yield {"_id": k, "doc": d} if live else {"_id": k, "deleted": True}
 
     path = tmp / f"{coll.name}.changes.jsonl.gz"
     info = backup._write_lines(path, lines())
