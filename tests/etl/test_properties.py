@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ferry import hashing
-from ferry.etl import mapping, scaffold
+from ferry.etl import keys, mapping, scaffold
 from ferry.etl.schema import snapshot
 from tests.etl.conftest import run_etl
 
@@ -222,7 +222,7 @@ def _project(row: dict, fields: dict) -> dict:
 
 def _assert_loaded(conn, db, eff: dict) -> None:
     """Every source row once, equal after conversion; embeds equal their rows; references resolve."""
-    ids = {c["name"]: {d["_id"] for d in db[c["name"]].find({}, {"_id": 1})} for c in eff["collections"]}
+    ids = {c["name"]: {keys.stored(d["_id"]) for d in db[c["name"]].find({}, {"_id": 1})} for c in eff["collections"]}
     # every source table is a collection or embedded in one, and every child row is in exactly one array
     embeds = [(c["name"], r) for c in eff["collections"] for r in c["relations"] if r["kind"] == "embed_many"]
     tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
@@ -232,10 +232,11 @@ def _assert_loaded(conn, db, eff: dict) -> None:
         assert held == len(_rows(conn, rel["table"], rel["foreign_key"])), rel["table"]
     for coll in eff["collections"]:
         rows = _rows(conn, coll["table"])
-        docs = {d["_id"]: _nan(d) for d in db[coll["name"]].find()}
+        docs = {keys.stored(d["_id"]): _nan(d) for d in db[coll["name"]].find()}
         assert len(docs) == len(rows) == db[coll["name"]].count_documents({}), coll["name"]
-        for row in rows:
-            doc = docs[row[coll["id"]]]
+        cols = keys.columns(coll)
+        for row in rows:  # a composite key's _id: its columns in key order
+            doc = docs[row[cols[0]] if len(cols) == 1 else keys.Key((c, row[c]) for c in cols)]
             want = _project(row, coll["fields"])
             assert {k: doc.get(k) for k in want} == want, (coll["name"], row)
             for rel in coll["relations"]:

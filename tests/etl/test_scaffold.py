@@ -94,7 +94,18 @@ def _rels(m: dict, coll: str) -> dict[str, dict]:
 def test_draft_decides_each_shape_and_says_why(shop, tmp_path):
     text, m = _draft(shop, tmp_path)
     colls = {c["name"]: c for c in m["collections"]}
-    assert sorted(colls) == ["customers", "devices", "kinds", "orders", "people", "regions", "tags", "teams", "visits"]
+    assert sorted(colls) == [
+        "customers",
+        "devices",
+        "kinds",
+        "ledger",
+        "orders",
+        "people",
+        "regions",
+        "tags",
+        "teams",
+        "visits",
+    ]
     # a small, stable parent: a reference plus an embedded copy; a self-reference: a reference only
     assert sorted(_rels(m, "customers")) == [
         "embed_many:customer_tags",
@@ -121,11 +132,12 @@ def test_draft_decides_each_shape_and_says_why(shop, tmp_path):
     # a foreign-key cycle: references only, both ways
     assert list(_rels(m, "teams")) == ["reference:lead_id"] and list(_rels(m, "people")) == ["reference:team_id"]
     assert text.count("a foreign-key cycle: a reference only") == 2
-    # keys: a unique NOT NULL column stands in; no key and a composite key without a parent are reported
+    # keys: a unique NOT NULL column stands in; no key is reported; a composite key is a sub-document _id
     assert colls["devices"]["id"] == "serial"
     assert "no primary key: the unique NOT NULL column serial is the _id" in text
     assert "# - events: no primary key and no unique NOT NULL column" in text
-    assert "# - ledger: composite primary key (a, b)" in text
+    assert colls["ledger"]["id"] == ["a", "b"]
+    assert "id: composite primary key (a, b): _id is a sub-document of its columns in key order" in text
     # watermark: the indexed updated_at, else xmin with why
     assert colls["customers"]["watermark"] == "updated_at" and colls["orders"]["watermark"] == "xmin"
     # columns without a BSON counterpart are named with what they become

@@ -53,7 +53,9 @@ def test_new_tables_report_or_create(mode, demo_pg, mongo_local, mongo_db_name, 
     conn.execute("""
         CREATE TABLE budgets (id bigint PRIMARY KEY, amount numeric, note text);
         INSERT INTO budgets VALUES (1, 10.5, 'a'), (2, NULL, NULL);
-        CREATE TABLE pairs (a int, b int, PRIMARY KEY (a, b));
+        CREATE TABLE pairs (a int, b text, w int, PRIMARY KEY (a, b));
+        INSERT INTO pairs VALUES (2, 'x', 1), (1, 'y', 2), (1, 'x', 3);
+        CREATE TABLE loose (x int);
     """)
     conn.commit()
     out = run_etl(conn, mongo_local, db, tmp_path, mapping=str(mapping))  # auto_safe: new tables are safe
@@ -66,6 +68,20 @@ def test_new_tables_report_or_create(mode, demo_pg, mongo_local, mongo_db_name, 
         assert [d["_id"] for d in docs] == [1, 2] and docs[1] == {"_id": 2, "amount": None, "note": None}
         assert str(docs[0]["amount"]) == "10.5"
         assert "created collection budgets" in actions["budgets"]
-        assert "no single-column primary key" in actions["pairs"]
+        # a composite primary key: _id is a sub-document of its columns in key order
+        pairs = list(mongo_local[db].pairs.find({}, {"_ferry_hash": 0}))
+        assert sorted((list(d["_id"].items()), d["w"]) for d in pairs) == [
+            ([("a", 1), ("b", "x")], 3),
+            ([("a", 1), ("b", "y")], 2),
+            ([("a", 2), ("b", "x")], 1),
+        ]
+        assert "_id = (a, b)" in actions["pairs"]
+        assert "no primary key nor a unique NOT NULL key" in actions["loose"]
+        conn.execute("UPDATE pairs SET w = 30 WHERE a = 1 AND b = 'x'; DELETE FROM pairs WHERE a = 2")
+        conn.commit()
         again = run_etl(conn, mongo_local, db, tmp_path, mapping=str(mapping), strategy="incremental")
         assert again["load"]["collections"]["budgets"]["read"] == 0  # part of the effective mapping from now on
+        got = again["load"]["collections"]["pairs"]
+        assert (got["read"], got["written"], got["deleted"]) == (1, 1, 1), got
+        pairs = {(d["_id"]["a"], d["_id"]["b"]): d["w"] for d in mongo_local[db].pairs.find()}
+        assert pairs == {(1, "x"): 30, (1, "y"): 2}

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 
 from ferry import settings
 from ferry.errors import FerryError
+from ferry.etl import keys
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,12 @@ def _cols(part: dict, extra: list[str]) -> sql.Composable:
 
 
 def root_columns(coll: dict) -> list[str]:
-    extra = [coll["id"]]
+    extra = keys.columns(coll)
     for rel in coll["relations"]:
-        extra.append(rel["column"] if rel["kind"] == "reference" else rel.get("local_key") or coll["id"])
+        if rel["kind"] == "reference":
+            extra.append(rel["column"])
+        elif rel["kind"] == "embed_one":
+            extra.append(rel["local_key"])
     return extra
 
 
@@ -47,7 +51,7 @@ def batches(conn, schema: str, coll: dict, batch_size: int) -> Iterator[tuple[li
         _cols(coll, root_columns(coll)),
         sql.Identifier(schema),
         sql.Identifier(coll["table"]),
-        sql.Identifier(coll["id"]),
+        keys.idents(keys.columns(coll)),
     )
     name = f"ferry_{coll['name']}_{uuid.uuid4().hex[:6]}"
     with conn.cursor(name=name, row_factory=dict_row) as cur:
@@ -66,45 +70,54 @@ def children(conn, schema: str, coll: dict, rows: list[dict]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for rel in coll["relations"]:
         if rel["kind"] == "embed_many":
-            keys = [r[coll["id"]] for r in rows]
-            order = [rel["foreign_key"], rel.get("order_by") or rel["foreign_key"]]
-            q = sql.SQL("SELECT {} FROM {}.{} WHERE {} = ANY(%s) ORDER BY {}").format(
-                _cols(rel, [rel["foreign_key"]]),
+            fk, cols = foreign_key(rel), keys.columns(coll)
+            pred, args = keys.among(fk, [keys.of_row(r, cols) for r in rows], schema, coll["table"], cols)
+            order = [*fk, rel.get("order_by") or fk[0]]
+            q = sql.SQL("SELECT {} FROM {}.{} WHERE {} ORDER BY {}").format(
+                _cols(rel, fk),
                 sql.Identifier(schema),
                 sql.Identifier(rel["table"]),
-                sql.Identifier(rel["foreign_key"]),
-                sql.SQL(", ").join(sql.Identifier(c) for c in order),
+                pred,
+                keys.idents(order),
             )
             with conn.cursor(row_factory=dict_row) as cur:
-                out[rel["as"]] = group(cur.execute(q, (keys,)).fetchall(), rel["foreign_key"])
+                out[rel["as"]] = group(cur.execute(q, args).fetchall(), fk)
         elif rel["kind"] == "embed_one":
-            keys = list({r[rel["local_key"]] for r in rows if r[rel["local_key"]] is not None})
+            wanted = list({r[rel["local_key"]] for r in rows if r[rel["local_key"]] is not None})
             pk = rel["pk"]
             q = sql.SQL("SELECT {} FROM {}.{} WHERE {} = ANY(%s)").format(
                 _cols(rel, [pk]), sql.Identifier(schema), sql.Identifier(rel["table"]), sql.Identifier(pk)
             )
             with conn.cursor(row_factory=dict_row) as cur:
-                out[rel["as"]] = {r[pk]: r for r in cur.execute(q, (keys,)).fetchall()}
+                out[rel["as"]] = {r[pk]: r for r in cur.execute(q, (wanted,)).fetchall()}
         elif rel.get("ref_table"):  # reference: which of the referenced keys exist (missing ones are reported)
-            keys = list({r[rel["column"]] for r in rows if r[rel["column"]] is not None})
+            wanted = list({r[rel["column"]] for r in rows if r[rel["column"]] is not None})
             q = sql.SQL("SELECT {c} FROM {s}.{t} WHERE {c} = ANY(%s)").format(
                 c=sql.Identifier(rel["ref_key"]), s=sql.Identifier(schema), t=sql.Identifier(rel["ref_table"])
             )
-            out[rel["as"]] = {r[0] for r in conn.execute(q, (keys,)).fetchall()} if keys else set()
+            out[rel["as"]] = {r[0] for r in conn.execute(q, (wanted,)).fetchall()} if wanted else set()
     return out
 
 
+def foreign_key(rel: dict) -> list[str]:
+    """An embed_many's foreign key columns (several when the parent's key is composite)."""
+    fk = rel["foreign_key"]
+    return [fk] if isinstance(fk, str) else list(fk)
+
+
 def fetch_ids(conn, schema: str, coll: dict, ids: list) -> tuple[list[dict], dict[str, dict]]:
-    """The rows (and children) of ``ids`` only (validation samples)."""
-    q = sql.SQL("SELECT {} FROM {}.{} WHERE {} = ANY(%s) ORDER BY {}").format(
+    """The rows (and children) of ``ids`` (source keys, ``keys.of_row``) only (validation samples)."""
+    cols = keys.columns(coll)
+    pred, args = keys.among(cols, ids, schema, coll["table"])
+    q = sql.SQL("SELECT {} FROM {}.{} WHERE {} ORDER BY {}").format(
         _cols(coll, root_columns(coll)),
         sql.Identifier(schema),
         sql.Identifier(coll["table"]),
-        sql.Identifier(coll["id"]),
-        sql.Identifier(coll["id"]),
+        pred,
+        keys.idents(cols),
     )
     with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(q, (ids,)).fetchall()
+        rows = cur.execute(q, args).fetchall()
     return rows, children(conn, schema, coll, rows)
 
 
@@ -254,11 +267,13 @@ def _key_hash_sql(expr: sql.Composable) -> sql.Composable:
     return sql.SQL("('x' || substr(md5(({})::text), 1, 8))::bit(32)::bigint").format(expr)
 
 
-def fingerprint(conn, schema: str, table: str, column: str) -> list[int]:
-    """``[count, sum of key_hash]`` over ``column`` of ``table`` (one aggregate, computed by the server)."""
-    q = sql.SQL("SELECT count({c}), coalesce(sum({h}), 0) FROM {s}.{t} WHERE {c} IS NOT NULL").format(
-        c=sql.Identifier(column),
-        h=_key_hash_sql(sql.Identifier(column)),
+def fingerprint(conn, schema: str, table: str, column: str | list[str]) -> list[int]:
+    """``[count, sum of key_hash]`` over ``column`` (or the columns of a composite key, hashed as
+    ``keys.Key.__str__`` reads) of ``table`` (one aggregate, computed by the server)."""
+    cols = [column] if isinstance(column, str) else column
+    q = sql.SQL("SELECT count(*), coalesce(sum({h}), 0) FROM {s}.{t} WHERE {nn}").format(
+        nn=keys.not_null_sql(cols),
+        h=_key_hash_sql(keys.text_sql(cols)),
         s=sql.Identifier(schema),
         t=sql.Identifier(table),
     )
@@ -316,21 +331,25 @@ def changed_batches(
         # embed_many: the root's id among the changed children's foreign keys; embed_one: the root's local key
         # among the changed parents' keys
         mine, theirs = (
-            (coll["id"], rel["foreign_key"]) if rel["kind"] == "embed_many" else (rel["local_key"], rel["pk"])
+            (keys.columns(coll), foreign_key(rel)) if rel["kind"] == "embed_many" else ([rel["local_key"]], [rel["pk"]])
         )
         preds.append(
-            sql.SQL("t.{} IN (SELECT c.{} FROM {}.{} c WHERE {})").format(
-                sql.Identifier(mine), sql.Identifier(theirs), sql.Identifier(schema), sql.Identifier(rel["table"]), p
+            sql.SQL("{} IN (SELECT {} FROM {}.{} c WHERE {})").format(
+                keys.row_expr(mine, "t"),
+                keys.idents(theirs, "c"),
+                sql.Identifier(schema),
+                sql.Identifier(rel["table"]),
+                p,
             )
         )
         args += a
     cols = list(dict.fromkeys([*root_columns(coll), *coll["fields"].keys()]))
-    q = sql.SQL("SELECT {} FROM {}.{} t WHERE {} ORDER BY t.{}").format(
+    q = sql.SQL("SELECT {} FROM {}.{} t WHERE {} ORDER BY {}").format(
         sql.SQL(", ").join(sql.Identifier("t", c) for c in cols),
         sql.Identifier(schema),
         sql.Identifier(coll["table"]),
         sql.SQL(" OR ").join(preds),
-        sql.Identifier(coll["id"]),
+        keys.idents(keys.columns(coll), "t"),
     )
     name = f"ferry_cc_{coll['name']}_{uuid.uuid4().hex[:6]}"
     with conn.cursor(name=name, row_factory=dict_row) as cur:
@@ -343,27 +362,31 @@ def changed_batches(
             yield rows, children(conn, schema, coll, rows)
 
 
-def sorted_keys(conn, schema: str, table: str, column: str, itersize: int = 10000) -> Iterator:
-    """Every key of ``table``, in order (a server-side cursor; keys only)."""
+def sorted_keys(conn, schema: str, table: str, column: str | list[str], itersize: int = 10000) -> Iterator:
+    """Every key of ``table``, in order (a server-side cursor; keys only; a tuple per composite key)."""
+    cols = [column] if isinstance(column, str) else column
     q = sql.SQL("SELECT {c} FROM {s}.{t} ORDER BY {c}").format(
-        c=sql.Identifier(column), s=sql.Identifier(schema), t=sql.Identifier(table)
+        c=keys.idents(cols), s=sql.Identifier(schema), t=sql.Identifier(table)
     )
     with conn.cursor(name=f"ferry_keys_{uuid.uuid4().hex[:6]}") as cur:
         cur.itersize = itersize
         cur.execute(q)
-        for (k,) in cur:
-            yield k
+        for k in cur:
+            yield k[0] if len(cols) == 1 else tuple(k)
 
 
 def child_counts(conn, schema: str, rel: dict, itersize: int = 10000) -> Iterator[tuple]:
-    """``(parent key, number of child rows)`` of an embed_many relation, in parent-key order."""
-    q = sql.SQL("SELECT {c}, count(*) FROM {s}.{t} WHERE {c} IS NOT NULL GROUP BY {c} ORDER BY {c}").format(
-        c=sql.Identifier(rel["foreign_key"]), s=sql.Identifier(schema), t=sql.Identifier(rel["table"])
+    """``(parent key, number of child rows)`` of an embed_many relation, in parent-key order (a tuple per
+    composite key)."""
+    fk = foreign_key(rel)
+    q = sql.SQL("SELECT {c}, count(*) FROM {s}.{t} WHERE {nn} GROUP BY {c} ORDER BY {c}").format(
+        c=keys.idents(fk), nn=keys.not_null_sql(fk), s=sql.Identifier(schema), t=sql.Identifier(rel["table"])
     )
     with conn.cursor(name=f"ferry_counts_{uuid.uuid4().hex[:6]}") as cur:
         cur.itersize = itersize
         cur.execute(q)
-        yield from cur
+        for r in cur:
+            yield (r[0], r[1]) if len(fk) == 1 else (tuple(r[:-1]), r[-1])
 
 
 # --------------------------------------------------------------------------- key ranges (delete detection)

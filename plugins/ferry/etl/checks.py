@@ -18,7 +18,8 @@ from psycopg import sql
 
 from ferry.errors import FerryError
 from ferry.etl import acquire
-from ferry.etl.transform import DELETED_FIELD, HASH_FIELD, build_batch, convert, doc_hash
+from ferry.etl import keys as keymod
+from ferry.etl.transform import DELETED_FIELD, HASH_FIELD, build_batch, doc_hash, doc_id
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,8 @@ def _embedded(conn, schema: str, coll: dict, rel: dict, target) -> tuple[int, in
     q = sql.SQL("SELECT count(*) FROM {s}.{c} WHERE {fk} IN (SELECT {id} FROM {s}.{p})").format(
         s=sql.Identifier(schema),
         c=sql.Identifier(rel["table"]),
-        fk=sql.Identifier(rel["foreign_key"]),
-        id=sql.Identifier(coll["id"]),
+        fk=keymod.row_expr(acquire.foreign_key(rel)),
+        id=keymod.idents(keymod.columns(coll)),
         p=sql.Identifier(coll["table"]),
     )
     size = {"$sum": {"$size": {"$ifNull": [f"${rel['as']}", []]}}}
@@ -172,10 +173,11 @@ def _missing(tdb, collection: str, values: list) -> int:
 def _sample_mismatches(conn, schema: str, coll: dict, target, numeric: str, sample: int) -> tuple[int, int]:
     """A random sample of source rows rebuilt into documents and compared with the stored ones (content hash
     as stored and as recomputed): ``(documents rebuilt, mismatches)``."""
+    cols = keymod.columns(coll)
     q = sql.SQL("SELECT {id} FROM {s}.{t} ORDER BY random() LIMIT %s").format(
-        id=sql.Identifier(coll["id"]), s=sql.Identifier(schema), t=sql.Identifier(coll["table"])
+        id=keymod.idents(cols), s=sql.Identifier(schema), t=sql.Identifier(coll["table"])
     )
-    ids = [r[0] for r in conn.execute(q, (sample,)).fetchall()]
+    ids = [r[0] if len(cols) == 1 else tuple(r) for r in conn.execute(q, (sample,)).fetchall()]
     n, bad, _stored = _rebuilt_mismatches(conn, schema, coll, target, numeric, ids)
     return n, bad
 
@@ -184,9 +186,11 @@ def _rebuilt_mismatches(conn, schema: str, coll: dict, target, numeric: str, ids
     """The source rows of ``ids`` rebuilt into documents and compared with the stored ones (content hash as
     stored and as recomputed): ``(documents rebuilt, mismatches, stored documents)``. An id without a
     source row (deleted) must have no live document."""
+    cols = keymod.columns(coll)
     src_rows, children = acquire.fetch_ids(conn, schema, coll, ids)
     docs, _rejected = build_batch(src_rows, coll, children, numeric)
-    stored = {d["_id"]: d for d in target.find({"_id": {"$in": list(ids)}})}
+    wanted = [doc_id(k, cols, numeric) for k in ids] if len(cols) > 1 else list(ids)
+    stored = {keymod.stored(d["_id"]): d for d in target.find({"_id": {"$in": wanted}})}
     bad = sum(
         1
         for d in docs
@@ -194,7 +198,7 @@ def _rebuilt_mismatches(conn, schema: str, coll: dict, target, numeric: str, ids
         or stored[d["_id"]].get(HASH_FIELD) != d[HASH_FIELD]
         or doc_hash(stored[d["_id"]]) != d[HASH_FIELD]
     )
-    present = {convert(r[coll["id"]], "auto", numeric) for r in src_rows}  # rejected rows too (quarantined)
+    present = {doc_id(keymod.of_row(r, cols), cols, numeric) for r in src_rows}  # rejected rows too (quarantined)
     bad += sum(1 for k, d in stored.items() if k not in present and not d.get(DELETED_FIELD))
     return len(docs), bad, stored
 

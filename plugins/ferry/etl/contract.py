@@ -98,13 +98,28 @@ def _relation_field(rel: dict, coll: dict, tables: dict, numeric: str) -> Field:
     return Field(rel["as"], ("object",), True, not omit, f"the {rel['table']} row", shape=sub)
 
 
+def _id_field(coll: dict, table: dict, numeric: str) -> Field:
+    """``_id``: the key column's value, or for a composite key a sub-document of its columns in key order."""
+    from ferry.etl import keys
+
+    def kinds(col: str) -> tuple[str, ...]:
+        return tuple(bson_type(table["columns"][col]["type"], "auto", numeric) or ["string"])
+
+    cols = keys.columns(coll)
+    if len(cols) == 1:
+        return Field("_id", kinds(cols[0]), False, True, f"{coll['table']}.{cols[0]} (primary key)")
+    parts = tuple(
+        Field(c, kinds(c), False, True, f"{coll['table']}.{c} (key column {i + 1})") for i, c in enumerate(cols)
+    )
+    desc = f"{coll['table']} {keys.label(cols)} (composite key, in key order)"
+    return Field("_id", ("object",), False, True, desc, shape=Shape(type_name(coll["name"], "id"), parts))
+
+
 def collection_shape(coll: dict, snapshot: dict, numeric: str) -> Shape:
     """The document shape of one collection of the effective mapping."""
     tables = snapshot["tables"]
     table = tables[coll["table"]]
-    id_col = table["columns"][coll["id"]]
-    id_kinds = tuple(bson_type(id_col["type"], "auto", numeric) or ["string"])
-    fields = [Field("_id", id_kinds, False, True, f"{coll['table']}.{coll['id']} (primary key)")]
+    fields = [_id_field(coll, table, numeric)]
     fields += _part_fields(coll, table, numeric)
     fields += [_relation_field(rel, coll, tables, numeric) for rel in coll["relations"]]
     fields += [

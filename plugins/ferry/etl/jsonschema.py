@@ -56,12 +56,23 @@ def _object(part: dict, table: dict, numeric: str, extra: dict | None = None, re
     return {"bsonType": "object", "required": required, "properties": props}
 
 
+def _id_schema(coll: dict, t: dict, numeric: str) -> dict:
+    """``_id``: the key column's type, or an object of the composite key's columns (all required)."""
+    from ferry.etl import keys
+
+    cols = keys.columns(coll)
+    kinds = {c: bson_type(t["columns"][c]["type"], "auto", numeric) or ["string"] for c in cols}
+    if len(cols) == 1:
+        return {"bsonType": kinds[cols[0]]}
+    props = {c: {"bsonType": kinds[c]} for c in cols}
+    return {"bsonType": "object", "required": cols, "properties": props, "additionalProperties": False}
+
+
 def collection_schema(coll: dict, snapshot: dict, numeric: str) -> dict:
     tables = snapshot["tables"]
     t = tables[coll["table"]]
-    id_col = t["columns"][coll["id"]]
     extra = {
-        "_id": {"bsonType": bson_type(id_col["type"], "auto", numeric) or ["string"]},
+        "_id": _id_schema(coll, t, numeric),
         HASH_FIELD: {"bsonType": "string"},
         DELETED_FIELD: {"bsonType": "bool"},
     }

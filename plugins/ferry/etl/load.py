@@ -22,8 +22,9 @@ from pymongo import DeleteMany, ReplaceOne, UpdateMany
 
 from ferry.errors import FerryError
 from ferry.etl import acquire
+from ferry.etl import keys as keymod
 from ferry.etl.backup import STATE
-from ferry.etl.transform import DELETED_FIELD, HASH_FIELD, build_batch, convert
+from ferry.etl.transform import DELETED_FIELD, HASH_FIELD, build_batch, doc_id
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +255,7 @@ class _Job:
         """(rows, documents, ids of rows that gave no document) per batch; rejected rows are quarantined."""
         schema, numeric, opts = self.eff["source"]["schema"], self.eff["defaults"]["numeric"], self.opts
         processed: set = set()
+        cols = keymod.columns(coll)
         source: Any = acquire.batches(self.conn, schema, coll, opts.batch_size)
         if prev is not None:
             source = itertools.chain(
@@ -268,9 +270,9 @@ class _Job:
             extra: list = []
             if not self.full:
                 ids = {d["_id"] for d in docs}
-                extra = [k for k in (convert(r[coll["id"]], "auto", numeric) for r in rows) if k not in ids]
+                extra = [k for k in (doc_id(keymod.of_row(r, cols), cols, numeric) for r in rows) if k not in ids]
                 if prev is not None:
-                    processed.update(r[coll["id"]] for r in rows)
+                    processed.update(keymod.of_row(r, cols) for r in rows)
             counts["documents"] += len(docs)
             counts["read"] += len(rows)
             yield rows, docs, extra
@@ -391,6 +393,8 @@ def _key_ranges(conn, schema: str, coll: dict, prev: dict | None) -> tuple[list[
     smallest and largest key (``span``); the previous run's bounds are kept while no range has grown past
     twice its size. Other keys: one fingerprint, no ranges."""
     table, col = coll["table"], coll["id"]
+    if keymod.composite(coll):
+        return acquire.fingerprint(conn, schema, table, keymod.columns(coll)), None, None
     if acquire.key_type(conn, schema, table, col) not in acquire.INT_KEYS:
         return acquire.fingerprint(conn, schema, table, col), None, None
     old = (prev or {}).get("ranges") or {}
@@ -516,27 +520,36 @@ _NONE = object()
 def _gone(conn, schema: str, coll: dict, target, on_delete: str, numeric: str) -> list:
     """Ids of live target documents whose source row is gone: sorted source keys against sorted target ids
     (streams; a set only if the two orders differ)."""
-    src = ((convert(k, "auto", numeric), None) for k in acquire.sorted_keys(conn, schema, coll["table"], coll["id"]))
-    tgt = ((d["_id"], d.get(DELETED_FIELD)) for d in target.find({}, {"_id": 1, DELETED_FIELD: 1}).sort("_id", 1))
+    cols, table = keymod.columns(coll), coll["table"]
+    src = ((doc_id(k, cols, numeric), None) for k in acquire.sorted_keys(conn, schema, table, cols))
+    found = target.find({}, {"_id": 1, DELETED_FIELD: 1}).sort("_id", 1)
+    tgt = ((keymod.stored(d["_id"]), d.get(DELETED_FIELD)) for d in found)
     try:
         return [k for k, s, t in _merge(src, tgt) if s is _NONE and not t]
     except _Unordered:
-        keys = {convert(k, "auto", numeric) for k in acquire.sorted_keys(conn, schema, coll["table"], coll["id"])}
+        keys = {doc_id(k, cols, numeric) for k in acquire.sorted_keys(conn, schema, table, cols)}
         found = target.find({}, {"_id": 1, DELETED_FIELD: 1})
-        return [d["_id"] for d in found if d["_id"] not in keys and not d.get(DELETED_FIELD)]
+        ids = ((keymod.stored(d["_id"]), d.get(DELETED_FIELD)) for d in found)
+        return [k for k, deleted in ids if k not in keys and not deleted]
+
+
+def _source_key(value: Any, cols: list[str]) -> Any:
+    """A stored ``_id`` as a source key (``keys.of_row``): a composite one's values in key order."""
+    return tuple(value[c] for c in cols) if len(cols) > 1 else value
 
 
 def _dirty_parents(conn, schema: str, coll: dict, target, prev: dict, now: dict, numeric: str) -> list:
     """Parents that lost embedded child rows (a delete is not seen by a watermark): where a child table's
     key fingerprint moved, the number of child rows per parent against the array lengths in the target."""
     dirty: list = []
+    cols = keymod.columns(coll)
     for rel in coll["relations"]:
         if rel["kind"] != "embed_many" or prev.get("children", {}).get(rel["as"]) == now["children"][rel["as"]]:
             continue
-        src = ((convert(k, "auto", numeric), (k, n)) for k, n in acquire.child_counts(conn, schema, rel))
+        src = ((doc_id(k, cols, numeric), (k, n)) for k, n in acquire.child_counts(conn, schema, rel))
         field = f"${rel['as']}"
         tgt = (
-            (d["_id"], d["n"])
+            (keymod.stored(d["_id"]), d["n"])
             for d in target.aggregate([{"$sort": {"_id": 1}}, {"$project": {"n": {"$size": {"$ifNull": [field, []]}}}}])
         )
         try:
@@ -544,13 +557,13 @@ def _dirty_parents(conn, schema: str, coll: dict, target, prev: dict, now: dict,
                 if t is _NONE:
                     continue  # no document (yet): a new row, read by its watermark
                 if (s[1] if s is not _NONE else 0) != t:
-                    dirty.append(s[0] if s is not _NONE else k)
+                    dirty.append(s[0] if s is not _NONE else _source_key(k, cols))
         except _Unordered:
-            counts = {convert(k, "auto", numeric): (k, n) for k, n in acquire.child_counts(conn, schema, rel)}
+            counts = {doc_id(k, cols, numeric): (k, n) for k, n in acquire.child_counts(conn, schema, rel)}
             for d in target.aggregate([{"$project": {"n": {"$size": {"$ifNull": [field, []]}}}}]):
-                s = counts.get(d["_id"])
+                s = counts.get(keymod.stored(d["_id"]))
                 if (s[1] if s else 0) != d["n"]:
-                    dirty.append(s[0] if s else d["_id"])
+                    dirty.append(s[0] if s else _source_key(d["_id"], cols))
     return list(dict.fromkeys(dirty))
 
 
@@ -585,7 +598,7 @@ class _Writer:
         if old is None:
             old = {}
             for part in self._chunks([i for i in ids if i in existing]):
-                old.update({d["_id"]: d for d in self.target.find({"_id": {"$in": part}})})
+                old.update({keymod.stored(d["_id"]): d for d in self.target.find({"_id": {"$in": part}})})
         entries = [{"_id": i, "doc": old[i]} if i in old else {"_id": i, "absent": True} for i in ids]
         backup.add_delta_part(self.meta, self.version, self.name, entries, s3=self.s3)
         return len(entries)
@@ -598,9 +611,10 @@ class _Writer:
         projection = None if old is not None else {HASH_FIELD: 1, DELETED_FIELD: 1}
         for part in self._chunks([d["_id"] for d in docs] + extra):
             for d in self.target.find({"_id": {"$in": part}}, projection):
-                existing[d["_id"]] = (d.get(HASH_FIELD), d.get(DELETED_FIELD))
+                k = keymod.stored(d["_id"])
+                existing[k] = (d.get(HASH_FIELD), d.get(DELETED_FIELD))
                 if old is not None:
-                    old[d["_id"]] = d
+                    old[k] = d
         added = [k for k in [d["_id"] for d in docs] + extra if k not in existing or existing[k][1]]
         changed = [d for d in docs if existing.get(d["_id"]) != (d[HASH_FIELD], None)]
         saved = self._save_preimages([d["_id"] for d in changed], set(existing), old)

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ferry.errors import FerryError
+from ferry.etl import keys
 
 KINDS = ("embed_many", "embed_one", "reference")
 TYPES = ("auto", "decimal128", "double", "string", "int", "datetime", "bool")
@@ -165,9 +166,12 @@ def _collection(doc: _Doc, c: Any, p: tuple, names: dict[str, int]) -> dict:
     if not isinstance(c, dict):
         raise doc.error(p, "each collection must be a mapping with name, table, id")
     _keys(doc, c, p, _COLL_KEYS)
-    for req in ("name", "table", "id"):
+    for req in ("name", "table"):
         if not isinstance(c.get(req), str) or not c.get(req):
             raise doc.error(p + (req,) if req in c else p, f"'{req}' is required (a string)")
+    if "id" not in c:
+        raise doc.error(p, "'id' is required (the key column, or a list of a composite key's columns)")
+    _columns(doc, c["id"], p + ("id",), "the key column, or a list of a composite key's columns in key order")
     if c["name"] in names:
         raise doc.error(p + ("name",), f"collection {c['name']!r} is already defined (collections[{names[c['name']]}])")
     if c["name"].startswith(("system.", "_ferry")) or "$" in c["name"]:
@@ -175,7 +179,7 @@ def _collection(doc: _Doc, c: Any, p: tuple, names: dict[str, int]) -> dict:
     coll = {
         "name": c["name"],
         "table": c["table"],
-        "id": c["id"],
+        "id": c["id"] if isinstance(c["id"], str) or len(c["id"]) > 1 else c["id"][0],
         **_fields(doc, c, p),
         "watermark": _watermark(doc, c, p),
         "relations": [],
@@ -208,7 +212,9 @@ def _relation(doc: _Doc, r: Any, rp: tuple) -> dict:
     kind = str(r.get("kind"))
     _choice(doc, r.get("kind"), rp + ("kind",), KINDS)
     for req in _RELATION_NEEDS[kind]:
-        if not isinstance(r.get(req), str) or not r.get(req):
+        if req == "foreign_key" and isinstance(r.get(req), list):  # the parent's key is composite
+            _columns(doc, r[req], rp + (req,), "a column, or a list of columns matching the parent's key")
+        elif not isinstance(r.get(req), str) or not r.get(req):
             raise doc.error(rp, f"{kind} needs '{req}' (a string)")
     rel: dict[str, Any] = {"kind": kind}
     if kind != "embed_many":
@@ -223,12 +229,22 @@ def _relation(doc: _Doc, r: Any, rp: tuple) -> dict:
     else:
         rel.update(table=r["table"], **{"as": r["as"]}, **_fields(doc, r, rp), watermark=_watermark(doc, r, rp))
         if kind == "embed_many":
-            rel["foreign_key"] = r["foreign_key"]
+            fk = r["foreign_key"]
+            rel["foreign_key"] = fk[0] if isinstance(fk, list) and len(fk) == 1 else fk
             rel["order_by"] = r.get("order_by")
         else:
             rel["local_key"] = r["local_key"]
     rel["line"] = doc.lines.get(rp, 1)
     return rel
+
+
+def _columns(doc: _Doc, value: Any, path: tuple, what: str) -> None:
+    """A column name, or a non-empty list of distinct column names."""
+    if isinstance(value, str) and value:
+        return
+    ok = isinstance(value, list) and value and all(isinstance(v, str) and v for v in value)
+    if not ok or len(set(value)) != len(value):
+        raise doc.error(path, f"must be {what}")
 
 
 def _watermark(doc: _Doc, d: dict, path: tuple) -> str:
@@ -312,6 +328,7 @@ def resolve(m: dict, snapshot: dict) -> dict:
     """
     eff = copy.deepcopy(m)
     tables = snapshot["tables"]
+    by_name = {c["name"]: c for c in eff["collections"]}
     for coll, part, table, where in _parts(eff):
         line = part.get("line") or m["lines"].get(coll["name"], 1)
         if table not in tables:
@@ -321,18 +338,28 @@ def resolve(m: dict, snapshot: dict) -> dict:
         if part.get("watermark", WATERMARK_XMIN) not in (WATERMARK_XMIN, WATERMARK_NONE):
             _need(cols, part["watermark"], line, where, "watermark")
         if part is coll:
-            skip.add(coll["id"])
-            _need(cols, coll["id"], line, where, "id")
-            _unique_key(tables[table], table, coll["id"], line, where)
+            for c in keys.columns(coll):
+                skip.add(c)
+                _need(cols, c, line, where, "id")
+            _unique_key(tables[table], table, keys.columns(coll), line, where)
             for rel in coll["relations"]:
                 if rel["kind"] == "reference":
                     _need(cols, rel["column"], rel["line"], f"{coll['name']}.{rel['as']}", "column")
+                    _simple_target(by_name[rel["collection"]], rel, f"{coll['name']}.{rel['as']}")
                     skip.add(rel["column"])
                 elif rel["kind"] == "embed_one":
                     _need(cols, rel["local_key"], rel["line"], f"{coll['name']}.{rel['as']}", "local_key")
         elif part["kind"] == "embed_many":
-            _need(cols, part["foreign_key"], line, where, "foreign_key")
-            skip.add(part["foreign_key"])
+            fk = [part["foreign_key"]] if isinstance(part["foreign_key"], str) else part["foreign_key"]
+            for c in fk:
+                _need(cols, c, line, where, "foreign_key")
+                skip.add(c)
+            if len(fk) != len(keys.columns(coll)):
+                raise MappingError(
+                    f"mapping line {line}: {where}: foreign_key {keys.label(part['foreign_key'])} has {len(fk)} "
+                    f"column(s); the key of {coll['name']} {keys.label(coll['id'])} has {len(keys.columns(coll))}: "
+                    "list the child's columns in the order of the parent's key"
+                )
             if part.get("order_by"):
                 _need(cols, part["order_by"], line, where, "order_by")
         elif part["kind"] == "embed_one" and not tables[table]["primary_key"]:
@@ -345,17 +372,30 @@ def resolve(m: dict, snapshot: dict) -> dict:
     return eff
 
 
-def _unique_key(info: dict, table: str, col: str, line: int, where: str) -> None:
-    """A document's ``_id`` is unique and never null: the primary key, or a unique NOT NULL column."""
-    pk = info.get("primary_key") or []
-    if [col] == pk or ([col] in (info.get("unique") or []) and not info["columns"][col].get("nullable", True)):
+def _unique_key(info: dict, table: str, cols: list[str], line: int, where: str) -> None:
+    """A document's ``_id`` is unique and never null: the primary key, or a unique constraint of NOT NULL
+    columns, in key order (several columns: a composite ``_id``)."""
+    if keys.is_key(info, cols):
         return
+    pk = info.get("primary_key") or []
     has = f"its primary key is ({', '.join(pk)})" if pk else "it has no primary key"
+    what = f"id column {cols[0]!r}" if len(cols) == 1 else f"id columns {keys.label(cols)}"
     raise MappingError(
-        f"mapping line {line}: {where}: id column {col!r} is not a key of table {table!r} ({has}): the id must be "
-        "the one-column primary key or a unique NOT NULL column, or rows would collapse into one document. "
-        "Add such a key (e.g. an identity column), or embed the table in a parent (docs/etl.md)"
+        f"mapping line {line}: {where}: {what} is not a key of table {table!r} ({has}): the id must be the "
+        "primary key or a unique constraint of NOT NULL columns (a list, in key order, for a composite key), or "
+        "rows would collapse into one document. Add such a key (e.g. an identity column), or embed the table "
+        "in a parent (docs/etl.md)"
     )
+
+
+def _simple_target(target: dict, rel: dict, where: str) -> None:
+    """A reference names one column: the collection it points at has a one-column key."""
+    if keys.composite(target):
+        raise MappingError(
+            f"mapping line {rel['line']}: {where}: collection {target['name']!r} has the composite key "
+            f"{keys.label(target['id'])}: a reference names one column, so it cannot point there. Embed those "
+            "rows (embed_many), or give the table a one-column unique key and use it as the id"
+        )
 
 
 def _need(cols: dict, col: str, line: int, where: str, what: str) -> None:
@@ -409,8 +449,7 @@ def evolve(
             fields = part["fields"]
             col = ch.get("column")
             if ch["kind"] == "column_added" and part["new_columns"] == "include":
-                keys = {coll["id"]} if part is coll else {part.get("foreign_key")}
-                if col not in fields and col not in part["exclude"] and col not in keys:
+                if col not in fields and col not in part["exclude"] and col not in _key_columns(coll, part):
                     fields[col] = {"name": col, "type": "auto"}
                     applied.append({"mapping": where, "action": f"add field {col}"})
             elif ch["kind"] == "column_dropped" and col in fields:
@@ -441,8 +480,7 @@ def _reviewed(eff: dict, ch: dict, review: dict, applied: list[dict]) -> None:
                 what = f"field {spec['name']} keeps type {spec['type']} ({review['choice']})"
             applied.append({"mapping": where, "action": f"{what}, by {review['by']}"})
         elif ch["kind"] == "column_added_required":
-            keys = {coll["id"]} if part is coll else {part.get("foreign_key")}
-            if part["new_columns"] == "include" and col not in fields and col not in keys:
+            if part["new_columns"] == "include" and col not in fields and col not in _key_columns(coll, part):
                 fields[col] = {"name": col, "type": "auto"}
                 if review.get("default") is not None:
                     fields[col]["default"] = review["default"]
@@ -458,6 +496,16 @@ def _reviewed(eff: dict, ch: dict, review: dict, applied: list[dict]) -> None:
             applied.append(
                 {"mapping": where, "action": f"drop field {old['name']}, add field {ch['new']}, by {review['by']}"}
             )
+
+
+def _key_columns(coll: dict, part: dict) -> set:
+    """The columns a part reads as keys, not as fields: the id (root) or the foreign key (embed_many)."""
+    if part is coll:
+        return set(keys.columns(coll))
+    fk = part.get("foreign_key")
+    if fk is None:
+        return set()
+    return {fk} if isinstance(fk, str) else set(fk)
 
 
 def check_columns(eff: dict, snapshot: dict) -> None:
@@ -491,12 +539,13 @@ def read_columns(eff: dict) -> dict[str, set]:
     for coll, part, table, _ in _parts(eff):
         cols = out.setdefault(table, set())
         cols.update(part["fields"] or ())
+        cols.update(_key_columns(coll, part))
         if part is coll:
-            cols.add(coll["id"])
             for rel in coll["relations"]:
-                cols.add(rel["column"] if rel["kind"] == "reference" else rel.get("local_key") or coll["id"])
-        elif part["kind"] == "embed_many":
-            cols.update(c for c in (part["foreign_key"], part.get("order_by")) if c)
+                if rel["kind"] != "embed_many":
+                    cols.add(rel["column"] if rel["kind"] == "reference" else rel["local_key"])
+        elif part["kind"] == "embed_many" and part.get("order_by"):
+            cols.add(part["order_by"])
         if part.get("watermark") not in (None, WATERMARK_XMIN, WATERMARK_NONE):
             cols.add(part["watermark"])
     return out
@@ -523,21 +572,22 @@ def affects_documents(eff: dict, change: dict) -> bool:
 
 
 def default_collection(table: str, info: dict, existing: set) -> tuple[dict | None, str]:
-    """A collection for a new table (``new_tables: create``): every column, the primary key as ``_id``."""
-    pk = info.get("primary_key") or []
-    if len(pk) != 1:
-        return None, f"table {table!r} has no single-column primary key: reported, not created"
+    """A collection for a new table (``new_tables: create``): every column, its key (``keys.table_key``) as
+    ``_id`` (a sub-document when the key is composite)."""
+    pk = keys.table_key(info)
+    if not pk:
+        return None, f"table {table!r} has no primary key nor a unique NOT NULL key: reported, not created"
     if table in existing or table.startswith(("system.", "_ferry")) or "$" in table:
         return None, f"a collection named {table!r} exists already (or the name is not usable): not created"
-    fields = {c: {"name": c, "type": "auto"} for c in info["columns"] if c != pk[0]}
+    fields = {c: {"name": c, "type": "auto"} for c in info["columns"] if c not in pk}
     coll = {
         "name": table,
         "table": table,
-        "id": pk[0],
+        "id": pk[0] if len(pk) == 1 else pk,
         "fields": fields,
         "exclude": [],
         "new_columns": "include",
         "watermark": WATERMARK_XMIN,
         "relations": [],
     }
-    return coll, f"created collection {table} ({len(fields)} fields, _id = {pk[0]})"
+    return coll, f"created collection {table} ({len(fields)} fields, _id = {keys.label(pk[0] if len(pk) == 1 else pk)})"

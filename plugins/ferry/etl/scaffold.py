@@ -216,27 +216,33 @@ class Suggestion:
 class _Plan:
     tables: dict[str, Table]
     limits: Limits
-    keys: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    keys: dict[str, tuple[str | list[str] | None, str]] = field(default_factory=dict)
     embedded: dict[str, tuple[str, Suggestion]] = field(default_factory=dict)  # child -> (parent, embed_many)
     size: dict[str, int] = field(default_factory=dict)  # estimated largest document per collection
     unmapped: list[str] = field(default_factory=list)
     notes: dict[str, list[str]] = field(default_factory=dict)  # table -> comment lines for its collection
 
 
-def _key(t: Table) -> tuple[str | None, str]:
-    """The ``_id`` column and why; ``(None, why not)`` for a composite or missing key."""
-    if len(t.primary_key) == 1:
-        return t.primary_key[0], "primary key"
-    if t.primary_key:
-        names = ", ".join(t.primary_key)
-        return None, (
-            f"composite primary key ({names}): production_etl needs a one-column _id; add a unique one-column key "
-            "(e.g. a generated or identity column) and name it as id, or embed the table in a parent"
+def _key(t: Table) -> tuple[str | list[str] | None, str]:
+    """The ``_id`` column (a list for a composite key) and why; ``(None, why not)`` for a table without a key
+    (``keys.table_key``: the primary key, else a unique constraint of NOT NULL columns)."""
+    from ferry.etl import keys
+
+    key = keys.table_key({"primary_key": t.primary_key, "unique": t.unique, "columns": t.columns})
+    if not key:
+        return (
+            None,
+            "no primary key and no unique NOT NULL column(s): add one (production_etl needs a key per document)",
         )
-    for cols in t.unique:
-        if len(cols) == 1 and not t.columns[cols[0]]["nullable"]:
-            return cols[0], f"no primary key: the unique NOT NULL column {cols[0]} is the _id"
-    return None, "no primary key and no unique NOT NULL column: add one (production_etl needs a key per document)"
+    if len(key) == 1:
+        return key[0], "primary key" if key == list(t.primary_key) else (
+            f"no primary key: the unique NOT NULL column {key[0]} is the _id"
+        )
+    what = "composite primary key" if key == list(t.primary_key) else "no primary key: the unique NOT NULL key"
+    return key, (
+        f"{what} {keys.label(key)}: _id is a sub-document of its columns in key order; a reference cannot point "
+        "at it (a reference is one column); its children embed with a foreign_key list"
+    )
 
 
 def _cyclic(tables: dict[str, Table]) -> set[tuple[str, str]]:
@@ -271,7 +277,7 @@ def _embed_children(p: _Plan, pointed: set[str]) -> None:
         if n in pointed:
             continue
         fks = [fk for fk in t.foreign_keys if len(fk["columns"]) == 1 and fk["ref_table"] != n]
-        fks = [fk for fk in fks if fk["ref_table"] in p.tables and p.keys[fk["ref_table"]][0]]
+        fks = [fk for fk in fks if fk["ref_table"] in p.tables and isinstance(p.keys[fk["ref_table"]][0], str)]
         join = len(fks) == 2 and set(t.primary_key) == {fk["columns"][0] for fk in fks}
         for i, fk in enumerate(fks[:1] if join else fks):
             col, parent = fk["columns"][0], fk["ref_table"]
@@ -342,8 +348,8 @@ def _relations(p: _Plan, t: Table, cyclic: set[tuple[str, str]]) -> list[Suggest
             )
             continue
         col = cols[0]
-        if ref not in p.tables or ref in p.embedded or not p.keys[ref][0]:
-            gap = "not among the drafted tables" if ref not in p.tables else "not a collection in this draft"
+        if ref not in p.tables or ref in p.embedded or not isinstance(p.keys[ref][0], str):
+            gap = "not among the drafted tables" if ref not in p.tables else "not a collection with a one-column key"
             p.notes.setdefault(t.name, []).append(f"{col} -> {ref}: no reference ({ref} is {gap})")
             continue
         loop = "self-reference" if ref == t.name else ("a foreign-key cycle" if (t.name, ref) in cyclic else "")

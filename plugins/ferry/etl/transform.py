@@ -20,6 +20,8 @@ from typing import Any
 import bson
 from bson.decimal128 import Decimal128
 
+from ferry.etl import keys
+
 HASH_FIELD = "_ferry_hash"
 DELETED_FIELD = "_ferry_deleted"
 
@@ -114,7 +116,8 @@ def project(row: dict, part: dict, numeric: str) -> dict:
 def document(row: dict, coll: dict, related: dict[str, Any], numeric: str, omit: list[str] | None = None) -> dict:
     """One document: ``_id`` from the id column, fields, references, embeds (``related[as]``); the fields
     in ``omit`` are left out (``on_missing: omit``)."""
-    doc = {"_id": convert(row[coll["id"]], "auto", numeric)}
+    cols = keys.columns(coll)
+    doc = {"_id": doc_id(keys.of_row(row, cols), cols, numeric)}
     doc.update(project(row, coll, numeric))
     for rel in coll["relations"]:
         if omit and rel["as"] in omit:
@@ -125,6 +128,14 @@ def document(row: dict, coll: dict, related: dict[str, Any], numeric: str, omit:
             doc[rel["as"]] = related.get(rel["as"])
     doc[HASH_FIELD] = doc_hash(doc)
     return doc
+
+
+def doc_id(value: Any, cols: list[str], numeric: str) -> Any:
+    """The ``_id`` of a source key (``keys.of_row``): converted as every value is; a composite key becomes a
+    ``keys.Key`` sub-document of its columns in key order."""
+    if len(cols) == 1:
+        return convert(value, "auto", numeric)
+    return keys.Key((c, convert(v, "auto", numeric)) for c, v in zip(cols, value, strict=True))
 
 
 def doc_hash(doc: dict) -> str:
@@ -169,6 +180,7 @@ def build_batch(
     that do not exist are counted in ``missing[as]`` and handled as the relation's ``on_missing`` says
     (``null``: the field is null, ``omit``: no field, ``quarantine``: the row is rejected, ``fail``: error).
     """
+    cols = keys.columns(coll)
     docs, rejected = [], []
     for row in rows:
         try:
@@ -178,7 +190,7 @@ def build_batch(
             for rel in coll["relations"]:
                 if rel["kind"] == "embed_many":
                     related[rel["as"]] = [
-                        project(r, rel, numeric) for r in children[rel["as"]].get(row[coll["id"]], [])
+                        project(r, rel, numeric) for r in children[rel["as"]].get(keys.of_row(row, cols), [])
                     ]
                 elif rel["kind"] == "embed_one":
                     key = row[rel["local_key"]]
@@ -197,13 +209,20 @@ def build_batch(
             docs.append(document(row, coll, related, numeric, omit))
         except (RowError, KeyError) as exc:
             rejected.append(
-                {"collection": coll["name"], "table": coll["table"], "key": str(row.get(coll["id"])), "error": str(exc)}
+                {"collection": coll["name"], "table": coll["table"], "key": _key_text(row, cols), "error": str(exc)}
             )
     return docs, rejected
 
 
-def group(rows: Iterable[dict], key: str) -> dict[Any, list[dict]]:
+def _key_text(row: dict, cols: list[str]) -> str:
+    """A rejected row's key as text (``7``, or ``7, 2`` for a composite key)."""
+    return ", ".join(str(row.get(c)) for c in cols)
+
+
+def group(rows: Iterable[dict], key: str | list[str]) -> dict[Any, list[dict]]:
+    """Rows by the value of ``key`` (the tuple of the values of several columns)."""
+    cols = [key] if isinstance(key, str) else key
     out: dict[Any, list[dict]] = {}
     for r in rows:
-        out.setdefault(r[key], []).append(r)
+        out.setdefault(keys.of_row(r, cols), []).append(r)
     return out
