@@ -35,11 +35,11 @@ DEFAULT_DATABASES = ["alphasync_db", "STKFeed"]
 _DB_LIST = Param(
     DEFAULT_DATABASES,
     type="array",
-    items={"type": "string", "minLength": 1},
+    items={"type": "string", "minLength": 1, "maxLength": 63},
     minItems=1,
     description="Production databases (on ferry_mongo_prod) whose structure is cloned.",
 )
-_SUFFIX = Param("_dev", type="string", minLength=1, description="Clone name = source name + this suffix.")
+_SUFFIX = Param("_dev", type="string", minLength=1, maxLength=40, description="Clone name = source name + this suffix.")
 
 
 @dag(

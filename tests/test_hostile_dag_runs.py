@@ -76,12 +76,12 @@ CASES = [
         {"dry_run": False, "copy_data": True, "target_bucket": FOREIGN, "target_db": "admin"},
         ("target_bucket", "target_db"),
     ),
-    # the dev-clone DAGs declare plain Params (no request): the only hostile kinds they take are a database name
-    # and free text (target_suffix has no maxLength)
+    # the dev-clone DAGs declare plain Params (no request): their operators check the database names
+    # (ferry.request.check_database) before any connection opens
     Case("dev_db_structure_clone", {"source_databases": ["local"], "dry_run": False}, ("source_databases",)),
     Case(
         "dev_db_drift_check",
-        {"source_databases": [CLONE_DB], "target_suffix": TEXT, "repair": True},
+        {"source_databases": [CLONE_DB], "target_suffix": "_dev$x", "repair": True},
         ("target_suffix",),
     ),
     Case(
@@ -100,21 +100,8 @@ CASES = [
     ),
 ]
 
-_CLONE_LOCAL = (
-    "dev_db_structure_clone takes source_databases=['local'] (a MongoDB system database, refused by every "
-    "request): the run succeeds and creates local_dev (local's oplog.rs, capped at 1.6 GB) and local_dev__ferry "
-    "(an audit record, the lock collection) on ferry_mongo_dev, plus a report; the dev-clone DAGs have no request "
-    "(issue 28, reported)"
-)
-KNOWN = {
-    ("named", "dev_db_structure_clone"): _CLONE_LOCAL,
-    ("nothing", "dev_db_structure_clone"): _CLONE_LOCAL,
-    ("named", "dev_db_drift_check"): (
-        "a 10,000-character target_suffix reaches the operator (its Param has no maxLength) and fails at the lock's "
-        "write with the server's InvalidNamespace error, which names no param and quotes the whole name; nothing "
-        "is written (issue 28, reported)"
-    ),
-}
+#: (test, DAG) known to fail: none since the dev-clone operators check their database names (issue 28)
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _params(test: str) -> list:
@@ -142,18 +129,14 @@ SCHEMA_REFUSED = [
     ("sales_health_check", "end_date", TEXT),
     ("sales_backup", "prefix", TEXT),
     ("sales_backup_retention", "prefix", TEXT),
+    ("dev_db_structure_clone", "target_suffix", TEXT),
+    ("dev_db_drift_check", "source_databases", [TEXT]),
+    ("prod_promotion", "confirm", TEXT),
+    ("prod_promotion_rollback", "promotion_id", TEXT),
 ]
 #: String params whose schema has no maxLength (a 10,000-character value reaches the task; docs/security.md says
-#: text over 4,096 characters is refused). Known gap, reported under issue 28: shrink this as they get bounds.
-UNBOUNDED = [
-    "dev_db_drift_check.source_databases[]",
-    "dev_db_drift_check.target_suffix",
-    "dev_db_structure_clone.source_databases[]",
-    "dev_db_structure_clone.target_suffix",
-    "prod_promotion.confirm",
-    "prod_promotion_rollback.confirm",
-    "prod_promotion_rollback.promotion_id",
-]
+#: text over 4,096 characters is refused). None left (issue 28).
+UNBOUNDED: list[str] = []
 
 
 # ----------------------------------------------------------------------------- the stack, seeded, and its digest

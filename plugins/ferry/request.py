@@ -166,6 +166,18 @@ def _mongo_database(name: str) -> str:
     return name
 
 
+def check_database(param_name: str, name: str, owner: str, max_length: int = 63) -> str:
+    """``name`` as a MongoDB database a task may write (``_mongo_database``'s rules, at most ``max_length``
+    characters): else a ``RequestError`` naming ``owner`` and the param, as a Request's error does (for
+    operators whose params are not a Request)."""
+    try:
+        if not name or len(name) > max_length:
+            raise ValueError(f"a MongoDB database name has 1 to {max_length} characters (got {len(name)})")
+        return _mongo_database(name)
+    except ValueError as exc:
+        raise RequestError(f"{owner}: param {param_name}: {exc}") from None
+
+
 def _mongo_collection(name: str) -> str:
     if "$" in name or "\0" in name:
         raise ValueError("a MongoDB collection name may not contain '$' or NUL")

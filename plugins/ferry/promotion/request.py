@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from ferry.request import Location, MongoDatabase, Request, param
+from ferry.request import Location, MongoDatabase, Request, Text, param
 
 #: The collections ``prod_promotion`` offers (``include/promotion.yaml`` says how each is matched).
 COLLECTIONS = ["companies", "documents", "meta_summaries"]
@@ -24,7 +24,7 @@ class PromotionRequest(Request):
         list(COLLECTIONS), "Collections to promote (written parents first).", min_items=1
     )
     mode: Mode = param("dry_run", "What to do.")
-    confirm: str | None = param(None, "For mode=execute: type the target database name. Empty: nothing is written.")
+    confirm: Text | None = param(None, "For mode=execute: type the target database name. Empty: nothing is written.")
     filter: dict[str, Any] | None = param(
         None,
         'Which local documents, e.g. {"domain": "a.com"}, or one per collection: {"companies": {...}}. Empty: all. '
@@ -77,9 +77,9 @@ class PromotionRequest(Request):
 class RollbackRequest(Request):
     """A ``prod_promotion_rollback`` run's params."""
 
-    promotion_id: str | None = param(None, "The prod_promotion run id to undo. Empty: list recent promotions.")
+    promotion_id: Text | None = param(None, "The prod_promotion run id to undo. Empty: list recent promotions.")
     target_db: MongoDatabase = param("clausea", "Database on ferry_mongo_prod.")
-    confirm: str | None = param(None, "Type the target database name to confirm the rollback.")
+    confirm: Text | None = param(None, "Type the target database name to confirm the rollback.")
     require_approval: bool = param(
         False, "Ask an approver (FERRY_APPROVERS, never the user who triggers) before undoing."
     )
