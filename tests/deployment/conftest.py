@@ -40,6 +40,7 @@ SECRETS = {
     "webhook url path": "/hook/T0FERRY-webhook-secret-b81d",
     "postgres password": "ferry-pg-secret-5e2c40aa",
     "sales api key": API_KEY,
+    "atproto password": "ferry-atproto-secret-3d91b7c4",  # test_secrets.py adds ferry_atproto through the API
 }
 
 

@@ -2,12 +2,14 @@
 deployment has a distinct secret in every connection that carries one (conftest.SECRETS). This module runs
 last in the package (after the ETL, promotion, sales and HITL runs of the other modules) and adds runs of
 its own that use each connection: the smoke DAG (PostgreSQL, MongoDB, S3), a sales load through the API
-(the API key) and a failing run whose alert goes to the webhook. Then it reads everything a run left:
+(the API key), a failing run whose alert goes to the webhook and a dataset promotion to a real local PDS
+(the account's password, in a connection added through the REST API). Then it reads everything a run left:
 every file under the deployment (task logs, component logs, the OpenLineage file), the metadata DB's XComs
 and run confs, every Ferry bookkeeping collection on both MongoDB servers, every S3 object."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,8 +63,43 @@ def _s3(s3):
                     yield f"s3://{bucket}/{obj['Key']}", s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
 
 
+def _promote_to_the_atmosphere(api, stack, s3, tmp_path) -> None:
+    """A dataset promotion to a real local PDS whose account password is ``SECRETS["atproto password"]``: the
+    connections are added through the REST API (the deployment reads them from its metadata DB)."""
+    import uuid
+
+    from atdata.local import Index
+    from atproto import Client
+    from redis import Redis
+
+    from ferry.catalog.atmosphere import ENTRY_COLLECTION, list_records, login
+    from ferry_dev.devstack import atdata_index_conn_json
+    from tests.catalog.test_atmosphere import seed_index
+
+    pds, redis_url = stack.start_pds(), stack.start_redis()
+    handle, password = f"s{uuid.uuid4().hex[:10]}.test", SECRETS["atproto password"]
+    Client(base_url=pds["pds_url"]).com.atproto.server.create_account(
+        {"handle": handle, "email": f"{handle}@ferry.test", "password": password}
+    )
+    Redis.from_url(redis_url).flushdb()  # atdata's keys are fixed
+    bucket = f"ferry-secrets-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    seed_index(Index(redis=Redis.from_url(redis_url), atmosphere=None), stack, bucket, tmp_path, names=("feat-s",))
+    index = json.loads(atdata_index_conn_json(redis_url))
+    for body in (
+        {"connection_id": "ferry_atproto", "conn_type": "http", "host": pds["pds_url"], "login": handle,
+         "password": password},
+        {"connection_id": "ferry_atdata_index", **index, "extra": json.dumps(index["extra"])},
+    ):  # fmt: skip
+        api.request("POST", "/api/v2/connections", body)
+    db = f"ferry_secrets_{uuid.uuid4().hex[:8]}"
+    run_id, state = run_dag(api, "dataset_promotion", {"target": "atmosphere", "target_db": db, "dry_run": False})
+    assert state == "success", api.failure_logs("dataset_promotion", run_id)
+    assert len(list_records(login(pds["pds_url"], handle, password), ENTRY_COLLECTION)) == 1  # it did publish
+
+
 def test_no_secret_in_any_log_xcom_audit_record_or_artifact(
-    deployment, api, stack, mongo_prod, mongo_local, s3, sales_api_server, webhook_server
+    deployment, api, stack, mongo_prod, mongo_local, s3, sales_api_server, webhook_server, tmp_path
 ):
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
     sales_api_server.seed(yesterday, 1, 5)
@@ -76,6 +113,7 @@ def test_no_secret_in_any_log_xcom_audit_record_or_artifact(
             break
         time.sleep(1)
     assert len(webhook_server.payloads) > alerts, "the failure alert (the webhook URL) was not sent"
+    _promote_to_the_atmosphere(api, stack, s3, tmp_path)  # the PDS account's password
 
     places = [
         *_files(deployment.root),
