@@ -9,7 +9,7 @@ ifdef PYTHON
 export PYTHON
 endif
 
-.PHONY: setup browser demo airflow lint test test-fast test-deployment test-faults bench up down constraints clean
+.PHONY: setup browser compose-cli demo airflow lint test test-fast test-deployment test-faults bench up down constraints clean
 
 setup:  ## create .venv and install pinned requirements (idempotent)
 	@bash scripts/setup.sh
@@ -27,10 +27,15 @@ lint: setup  ## ruff check, ruff format --check and mypy (configured in pyprojec
 browser:  ## Debian's chromium for the browser tests (installed with apt-get when missing)
 	@bash scripts/browser.sh
 
+compose-cli:  ## a compose CLI to check docker-compose.yaml (Debian's docker-compose, best effort: else that check skips)
+	@command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1 || \
+	  { mkdir -p .ferry; $$( [ "$$(id -u)" = 0 ] || echo sudo -n ) apt-get install -y --no-install-recommends docker-compose \
+	    > .ferry/compose-install.log 2>&1 || echo "ferry: no compose CLI (apt-get failed): the compose CLI check will skip"; }
+
 airflow: setup  ## a real Airflow (PostgreSQL metadata DB, CeleryExecutor, 2 workers) on local services; prints the UI URL and logins
 	@$(PY) -m ferry_dev.deployment
 
-test: setup lint browser  ## lint, then the whole suite against real local services, a real Airflow deployment and a browser (what CI runs)
+test: setup lint browser compose-cli  ## lint, then the whole suite against real local services, a real Airflow deployment and a browser (what CI runs)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup  ## unit tests only (no services)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -22,12 +23,39 @@ def _compose_cli() -> list[str] | None:
     return None
 
 
-def test_compose_cli_accepts_the_file():
+def test_compose_cli_refuses_without_env_and_renders_with_the_generated_one(tmp_path):
+    """The compose CLI itself (Docker's plugin, or Debian's docker-compose 1.29): without `.env` it refuses
+    naming the fix; with the `.env` that `make up` writes it renders the stack with those secrets, and no
+    `SIMPLE_AUTH_MANAGER_ALL_ADMINS` anywhere."""
+    import sys
+
     cli = _compose_cli()
     if cli is None:
         pytest.skip("no compose CLI on this machine (neither `docker compose` nor `docker-compose`)")
-    res = subprocess.run([*cli, "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, cwd=REPO_ROOT)
-    assert res.returncode == 0, res.stderr
+    env = tmp_path / ".env"
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "POSTGRES_", "MINIO_"))}
+
+    def config(*args: str) -> subprocess.CompletedProcess:
+        argv = [*cli, "-f", str(COMPOSE), "--env-file", str(env), "config", *args]
+        return subprocess.run(argv, capture_output=True, text=True, cwd=REPO_ROOT, env=run_env)
+
+    env.write_text("")
+    refused = config("-q")
+    assert refused.returncode != 0 and "run make up" in refused.stderr, refused.stderr
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    try:
+        import compose_env
+    finally:
+        sys.path.remove(str(REPO_ROOT / "scripts"))
+    env.unlink()
+    compose_env.write(REPO_ROOT / ".env.example", env)
+    rendered = config()
+    assert rendered.returncode == 0, rendered.stderr
+    values = dict(line.split("=", 1) for line in env.read_text().splitlines() if "=" in line and line[0] != "#")
+    for key in ("POSTGRES_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "MINIO_ROOT_PASSWORD"):
+        assert values[key] in rendered.stdout, key  # taken from .env ...
+        assert values[key] not in COMPOSE.read_text(), key  # ... never from the committed file
+    assert "ALL_ADMINS" not in rendered.stdout
 
 
 def test_compose_runs_the_full_stack_with_ferry_connections():
