@@ -122,23 +122,17 @@ def fetch_ids(conn, schema: str, coll: dict, ids: list) -> tuple[list[dict], dic
 
 
 def add_join_keys(eff: dict, snapshot: dict) -> dict:
-    """embed_one relations join on the parent table's primary key (single column); references are checked
-    against the referenced collection's table and id column."""
+    """embed_one relations join on the parent table's one-column primary key (``mapping.embed_key``);
+    references are checked against the referenced collection's table and id column."""
     roots = {c["name"]: c for c in eff["collections"]}
     for coll in eff["collections"]:
         for rel in coll["relations"]:
             if rel["kind"] == "reference" and rel["collection"] in roots:
                 rel["ref_table"], rel["ref_key"] = roots[rel["collection"]]["table"], roots[rel["collection"]]["id"]
             if rel["kind"] == "embed_one":
-                pk = snapshot["tables"][rel["table"]]["primary_key"]
-                if len(pk) != 1:
-                    from ferry.etl.mapping import MappingError
+                from ferry.etl.mapping import embed_key
 
-                    raise MappingError(
-                        f"mapping line {rel['line']}: {coll['name']}.{rel['as']}: table "
-                        f"{rel['table']!r} needs a single-column primary key to embed (has {pk})"
-                    )
-                rel["pk"] = pk[0]
+                rel["pk"] = embed_key(snapshot["tables"][rel["table"]], rel, f"{coll['name']}.{rel['as']}")
     return eff
 
 

@@ -362,8 +362,8 @@ def resolve(m: dict, snapshot: dict) -> dict:
                 )
             if part.get("order_by"):
                 _need(cols, part["order_by"], line, where, "order_by")
-        elif part["kind"] == "embed_one" and not tables[table]["primary_key"]:
-            raise MappingError(f"mapping line {line}: {where}: table {table!r} has no primary key to join on")
+        elif part["kind"] == "embed_one":
+            embed_key(tables[table], part, where)
         if part["fields"] is None:
             part["fields"] = {c: {"name": c, "type": "auto"} for c in cols if c not in skip}
         else:
@@ -386,6 +386,18 @@ def _unique_key(info: dict, table: str, cols: list[str], line: int, where: str) 
         "rows would collapse into one document. Add such a key (e.g. an identity column), or embed the table "
         "in a parent (docs/etl.md)"
     )
+
+
+def embed_key(info: dict, rel: dict, where: str) -> str:
+    """The column an embed_one joins on: its table's one-column primary key (else MappingError)."""
+    pk = list(info.get("primary_key") or [])
+    if len(pk) != 1:
+        has = f"its primary key is {keys.label(pk)}" if pk else "it has no primary key"
+        raise MappingError(
+            f"mapping line {rel.get('line', 1)}: {where}: table {rel['table']!r} needs a one-column primary key to "
+            f"embed ({has}): reference it instead, or embed its rows the other way (embed_many)"
+        )
+    return pk[0]
 
 
 def _simple_target(target: dict, rel: dict, where: str) -> None:

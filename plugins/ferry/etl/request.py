@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import model_validator
 
 from ferry import settings
+from ferry.etl.limits import DEFAULT as LIMITS
 from ferry.etl.names import backup_location, meta_db, target_db
 from ferry.etl.policy import Policy
 from ferry.request import Bucket, BundlePath, Location, MongoDatabase, Request, Text, param
@@ -107,7 +108,7 @@ class EtlRequest(Request):
 
 
 class ScaffoldRequest(Request):
-    """A ``production_etl_scaffold`` run's params (the limits: ``ferry.etl.scaffold.Limits``)."""
+    """A ``production_etl_scaffold`` run's params (the limits: ``ferry.etl.limits.Limits``)."""
 
     pg_conn_id: Text = param(
         "ferry_pg_prod", "Airflow connection id of the PostgreSQL database to draft from.", pattern=r"^[A-Za-z0-9_.-]+$"
@@ -117,11 +118,17 @@ class ScaffoldRequest(Request):
     output_url: Location | None = param(
         None, "Where the draft goes (a folder or s3://bucket/prefix). Empty: $FERRY_STORAGE_URL/etl-drafts/<run_id>."
     )
-    embed_one_rows: int = param(10_000, "embed_one a parent of at most this many rows.", minimum=0)
-    embed_one_churn: float = param(0.1, "... whose (updates + deletes) per row stay at most this.", minimum=0)
-    embed_many_max: int = param(1_000, "embed_many when a parent has at most this many children.", minimum=0)
-    embed_many_p99: int = param(100, "... and the 99th percentile of children per parent at most this.", minimum=0)
-    document_bytes: int = param(1 << 20, "Largest estimated document size to embed into.", minimum=1)
+    embed_one_rows: int = param(LIMITS.embed_one_rows, "embed_one a parent of at most this many rows.", minimum=0)
+    embed_one_churn: float = param(
+        LIMITS.embed_one_churn, "... whose (updates + deletes) per row stay at most this.", minimum=0
+    )
+    embed_many_max: int = param(
+        LIMITS.embed_many_max, "embed_many when a parent has at most this many children.", minimum=0
+    )
+    embed_many_p99: int = param(
+        LIMITS.embed_many_p99, "... and the 99th percentile of children per parent at most this.", minimum=0
+    )
+    document_bytes: int = param(LIMITS.document_bytes, "Largest estimated document size to embed into.", minimum=1)
 
 
 class RollbackRequest(Request):

@@ -33,21 +33,12 @@ from typing import Any
 
 from psycopg import sql
 
+from ferry.etl.limits import DEFAULT as DEFAULT_LIMITS
+from ferry.etl.limits import Limits
+
 #: names YAML would read as something other than a string
 _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
 _UPDATED = re.compile(r"^(updated|modified|last_modified|last_updated|changed)(_at|_on|_time|_ts)?$", re.I)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The thresholds of the suggestions (each overridable on the command line and in the DAG's params)."""
-
-    embed_one_rows: int = 10_000  # a parent with at most this many rows may be copied into its children
-    embed_one_churn: float = 0.10  # ... and (updates + deletes) / rows since the statistics reset at most this
-    embed_many_max: int = 1_000  # children per parent (measured maximum) to embed as an array
-    embed_many_p99: int = 100  # ... and their 99th percentile
-    document_bytes: int = 1 << 20  # estimated largest document (MongoDB's limit is 16 MiB)
-    exact_below: int = 1_000_000  # fan-out over every child row below this many rows, else a sample
 
 
 # --------------------------------------------------------------------------- BSON per PostgreSQL type
@@ -140,7 +131,7 @@ WHERE n.nspname = %s AND c.relkind IN ('r', 'p')
 """
 
 
-def survey(conn, schema: str = "public", tables: list[str] | None = None, limits: Limits = Limits()) -> dict:
+def survey(conn, schema: str = "public", tables: list[str] | None = None, limits: Limits = DEFAULT_LIMITS) -> dict:
     """What the draft is based on: ``{"schema", "tables": {name: Table}, "missing": [asked, not found]}``."""
     from ferry.etl.schema import snapshot
 
@@ -311,7 +302,8 @@ def _embed_children(p: _Plan, pointed: set[str]) -> None:
                 f"{_kib(lim.document_bytes)})",
                 what,
             ]
-            others = [o["ref_table"] for j, o in enumerate(fks) if j != i and not join]
+            # a join table's other key is the array's content, not another parent
+            others = [] if join else [o["ref_table"] for j, o in enumerate(fks) if j != i]
             if others:
                 why.append(f"it also points at {', '.join(others)}: embedded under the first bounded parent")
             p.size[parent] = grown
@@ -413,7 +405,7 @@ def _collection(p: _Plan, t: Table, cyclic: set[tuple[str, str]], pointed_by: di
     return coll
 
 
-def plan(surveyed: dict, limits: Limits = Limits()) -> tuple[list[Suggestion], list[str]]:
+def plan(surveyed: dict, limits: Limits = DEFAULT_LIMITS) -> tuple[list[Suggestion], list[str]]:
     """The suggested collections (each with its relations) and what could not be mapped, with why."""
     tables = surveyed["tables"]
     if surveyed.get("missing"):
@@ -464,7 +456,7 @@ def _entry(s: Suggestion, indent: str) -> list[str]:
     return lines
 
 
-def render(surveyed: dict, limits: Limits = Limits(), today: dt.date | None = None) -> str:
+def render(surveyed: dict, limits: Limits = DEFAULT_LIMITS, today: dt.date | None = None) -> str:
     """The draft mapping (YAML with comments) for a ``survey``."""
     colls, unmapped = plan(surveyed, limits)
     lim = limits
@@ -493,7 +485,7 @@ def render(surveyed: dict, limits: Limits = Limits(), today: dt.date | None = No
     return "\n".join(lines) + "\n"
 
 
-def draft(conn, schema: str = "public", tables: list[str] | None = None, limits: Limits = Limits()) -> str:
+def draft(conn, schema: str = "public", tables: list[str] | None = None, limits: Limits = DEFAULT_LIMITS) -> str:
     """Survey ``schema`` on ``conn`` (psycopg) and return the draft mapping."""
     return render(survey(conn, schema, tables, limits), limits)
 
