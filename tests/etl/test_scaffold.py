@@ -127,6 +127,9 @@ def test_draft_decides_each_shape_and_says_why(shop, tmp_path):
         "reference:customer_id",
     ]
     assert "per orders row max 3, p99 3 over 12 parents" in text
+    # a child keyed (order_id, seq) is ordered by its key within the parent (found by the property tests: without
+    # an order, rows came in another order when the sample check read them again, and the check failed)
+    assert _rels(m, "orders")["embed_many:shipments"]["order_by"] == "seq"
     assert list(_rels(m, "visits")) == ["reference:customer_id", "embed_one:customers"]
     assert "not embedded in customers: max 8, p99 8 over 2 parents" in text
     # a foreign-key cycle: references only, both ways

@@ -72,8 +72,10 @@ def children(conn, schema: str, coll: dict, rows: list[dict]) -> dict[str, Any]:
         if rel["kind"] == "embed_many":
             fk, cols = foreign_key(rel), keys.columns(coll)
             pred, args = keys.among(fk, [keys.of_row(r, cols) for r in rows], schema, coll["table"], cols)
-            order = [*fk, rel.get("order_by") or fk[0]]
-            q = sql.SQL("SELECT {} FROM {}.{} WHERE {} ORDER BY {}").format(
+            order = [*fk, *([rel["order_by"]] if rel.get("order_by") else [])]
+            # ctid last: rows that order_by leaves tied (or no order_by) come in one order on every read, so a
+            # rebuilt document equals the stored one
+            q = sql.SQL("SELECT {} FROM {}.{} WHERE {} ORDER BY {}, ctid").format(
                 _cols(rel, fk),
                 sql.Identifier(schema),
                 sql.Identifier(rel["table"]),

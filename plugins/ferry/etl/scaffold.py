@@ -286,7 +286,8 @@ def _embed_children(p: _Plan, pointed: set[str]) -> None:
                 )
                 continue
             body = {"kind": "embed_many", "table": n, "foreign_key": col, "as": n}
-            order = fks[1]["columns"][0] if join else (t.primary_key[0] if len(t.primary_key) == 1 else None)
+            rest = [c for c in t.primary_key if c != col]  # the key within one parent
+            order = fks[1]["columns"][0] if join else (rest[0] if len(rest) == 1 else None)
             if order:
                 body["order_by"] = order
             what = (
