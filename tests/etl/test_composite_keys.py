@@ -6,10 +6,13 @@ time naming the mapping line. Real PostgreSQL and the wire server."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from ferry import hashing
-from ferry.etl import contract, jsonschema, mapping
+from ferry.etl import contract, jsonschema, mapping, scaffold
 from ferry.etl.schema import snapshot
 from tests.etl.conftest import run_etl
 
@@ -137,17 +140,73 @@ def test_keys_that_cannot_work_are_refused_at_plan_time(shop, edit, message):
         mapping.resolve(m, snapshot(conn))
 
 
-def test_a_reference_to_a_composite_key_collection_is_refused(shop):
-    conn, _ = shop
-    text = (
-        MAPPING
-        + """
-  - name: lines
-    table: order_lines
-    id: [region, order_no, line_no]
-    relations:
-      - {kind: reference, column: order_no, collection: orders}
+SHIPMENTS = """
+CREATE TABLE shipments (id int PRIMARY KEY, region text, order_no int, carrier text);
+INSERT INTO shipments VALUES (1, 'eu', 5, 'ups'), (2, 'us', 7, 'dhl'), (3, 'eu', 999, 'lost'), (4, NULL, 5, 'x');
 """
+REFERENCE = """
+  - name: shipments
+    table: shipments
+    id: id
+    relations:
+      - {kind: reference, column: [region, order_no], collection: orders, as: order}
+"""
+
+
+def test_a_reference_of_several_columns_holds_the_referenced_id(shop, mongo_local, mongo_db_name, tmp_path):
+    conn, path = shop
+    conn.execute(SHIPMENTS)
+    conn.commit()
+    Path(path).write_text(MAPPING + REFERENCE)
+    db = mongo_db_name
+    out = run_etl(conn, mongo_local, db, tmp_path, mapping=path)
+    assert out["load"]["collections"]["shipments"]["missing"] == {"order": 1}  # eu/999: no such order
+    ships = {d["_id"]: d.get("order") for d in mongo_local[db].shipments.find()}
+    assert ships == {1: {"region": "eu", "order_no": 5}, 2: {"region": "us", "order_no": 7}, 3: None, 4: None}
+    assert mongo_local[db].orders.find_one({"_id": ships[1]})["total"] is not None  # it is the order's _id
+    conn.execute("UPDATE shipments SET order_no = 6 WHERE id = 1")
+    conn.commit()
+    run_etl(conn, mongo_local, db, tmp_path, mapping=path, strategy="incremental")  # validate: none dangling
+    assert mongo_local[db].shipments.find_one({"_id": 1})["order"] == {"region": "eu", "order_no": 6}
+    snap = snapshot(conn)
+    schema = jsonschema.collection_schema(mapping.resolve(mapping.load(path), snap)["collections"][1], snap, "double")
+    assert schema["properties"]["order"]["required"] == ["region", "order_no"]
+
+
+def test_references_that_cannot_work_are_refused(shop):
+    conn, _ = shop
+    conn.execute(SHIPMENTS)
+    conn.commit()
+    for column, says in (("order_no", "column order_no has 1 column(s); the key of orders (region, order_no) has 2"),
+                         ("[region, order_no, carrier]", "has 3 column(s)")):  # fmt: skip
+        text = MAPPING + REFERENCE.replace("[region, order_no]", column)
+        with pytest.raises(mapping.MappingError, match=r"shipments\.order: .*" + re.escape(says)):
+            mapping.resolve(mapping.parse(text, "orders.yaml"), snapshot(conn))
+    with pytest.raises(mapping.MappingError, match="a reference of several columns needs 'as'"):
+        mapping.parse(MAPPING + REFERENCE.replace(", as: order", ""), "orders.yaml")
+
+
+def test_the_scaffold_drafts_composite_keys_and_references_and_the_draft_loads(
+    shop, mongo_local, mongo_db_name, tmp_path
+):
+    conn, _ = shop
+    ddl = SHIPMENTS.replace(", (3, 'eu', 999, 'lost')", "").replace(
+        "carrier text)", "carrier text, FOREIGN KEY (order_no, region) REFERENCES orders (order_no, region))"
     )
-    with pytest.raises(mapping.MappingError, match=r"lines\.order_no: collection 'orders' has the composite key"):
-        mapping.resolve(mapping.parse(text, "orders.yaml"), snapshot(conn))
+    conn.execute(ddl)
+    conn.commit()
+    text = scaffold.draft(conn)
+    m = mapping.parse(text, "draft.yaml")
+    colls = {c["name"]: c for c in m["collections"]}
+    assert colls["orders"]["id"] == ["region", "order_no"]
+    assert colls["order_lines"]["id"] == ["region", "order_no", "line_no"]  # a composite foreign key: a collection
+    (ref,) = colls["shipments"]["relations"]
+    assert (ref["column"], ref["collection"], ref["as"]) == (["region", "order_no"], "orders", "orders")  # key order
+    assert "reference (region, order_no) -> orders._id, a sub-document {region, order_no}" in text
+    path = tmp_path / "draft.yaml"
+    path.write_text(text)
+    run_etl(conn, mongo_local, mongo_db_name, tmp_path, mapping=str(path))
+    ship = mongo_local[mongo_db_name].shipments.find_one({"_id": 1})
+    assert ship["orders"] == {"region": "eu", "order_no": 5}
+    line = mongo_local[mongo_db_name].order_lines.find_one({"_id": {"region": "eu", "order_no": 5, "line_no": 2}})
+    assert line["orders"] == {"region": "eu", "order_no": 5} and line["sku"] == "sku-5-2"

@@ -34,7 +34,7 @@ def root_columns(coll: dict) -> list[str]:
     extra = keys.columns(coll)
     for rel in coll["relations"]:
         if rel["kind"] == "reference":
-            extra.append(rel["column"])
+            extra += [rel["column"]] if isinstance(rel["column"], str) else rel["column"]
         elif rel["kind"] == "embed_one":
             extra.append(rel["local_key"])
     return extra
@@ -93,11 +93,7 @@ def children(conn, schema: str, coll: dict, rows: list[dict]) -> dict[str, Any]:
             with conn.cursor(row_factory=dict_row) as cur:
                 out[rel["as"]] = {r[pk]: r for r in cur.execute(q, (wanted,)).fetchall()}
         elif rel.get("ref_table"):  # reference: which of the referenced keys exist (missing ones are reported)
-            wanted = list({r[rel["column"]] for r in rows if r[rel["column"]] is not None})
-            q = sql.SQL("SELECT {c} FROM {s}.{t} WHERE {c} = ANY(%s)").format(
-                c=sql.Identifier(rel["ref_key"]), s=sql.Identifier(schema), t=sql.Identifier(rel["ref_table"])
-            )
-            out[rel["as"]] = {r[0] for r in conn.execute(q, (wanted,)).fetchall()} if wanted else set()
+            out[rel["as"]] = _existing(conn, schema, rel, rows)
     return out
 
 
@@ -105,6 +101,21 @@ def foreign_key(rel: dict) -> list[str]:
     """An embed_many's foreign key columns (several when the parent's key is composite)."""
     fk = rel["foreign_key"]
     return [fk] if isinstance(fk, str) else list(fk)
+
+
+def _existing(conn, schema: str, rel: dict, rows: list[dict]) -> set:
+    """Which of the keys ``rows`` reference (``rel``) exist in the referenced table (a tuple per composite key;
+    a key with a NULL part references nothing)."""
+    mine, theirs = [rel["column"]] if isinstance(rel["column"], str) else rel["column"], [rel["ref_key"]]
+    theirs = theirs if isinstance(rel["ref_key"], str) else list(rel["ref_key"])
+    wanted = [k for k in {keys.of_row(r, mine) for r in rows} if not keys.has_null(k)]
+    if not wanted:
+        return set()
+    pred, args = keys.among(theirs, wanted, schema, rel["ref_table"])
+    q = sql.SQL("SELECT {} FROM {}.{} WHERE {}").format(
+        keys.idents(theirs), sql.Identifier(schema), sql.Identifier(rel["ref_table"]), pred
+    )
+    return {r[0] if len(theirs) == 1 else tuple(r) for r in conn.execute(q, args).fetchall()}
 
 
 def fetch_ids(conn, schema: str, coll: dict, ids: list) -> tuple[list[dict], dict[str, dict]]:

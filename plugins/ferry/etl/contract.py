@@ -87,10 +87,18 @@ def _part_fields(part: dict, table: dict, numeric: str) -> list[Field]:
 def _relation_field(rel: dict, coll: dict, tables: dict, numeric: str) -> Field:
     owner = type_name(coll["name"], rel["as"])
     if rel["kind"] == "reference":
-        col = tables[coll["table"]]["columns"][rel["column"]]
-        kinds = tuple(bson_type(col["type"], "auto", numeric) or ["string"])
         omit = rel.get("on_missing") == "omit"
-        return Field(rel["as"], kinds, True, not omit, f"reference to {rel['collection']}._id", ref=rel["collection"])
+        desc = f"reference to {rel['collection']}._id"
+        columns = tables[coll["table"]]["columns"]
+        if not isinstance(rel["column"], str):  # a composite key: {its key columns} as the referenced _id
+            names = list(rel.get("ref_key") or rel["column"])
+            parts = tuple(
+                Field(n, tuple(bson_type(columns[c]["type"], "auto", numeric) or ["string"]), False, True, c)
+                for n, c in zip(names, rel["column"], strict=True)
+            )
+            return Field(rel["as"], ("object",), True, not omit, desc, shape=Shape(owner, parts), ref=rel["collection"])
+        kinds = tuple(bson_type(columns[rel["column"]]["type"], "auto", numeric) or ["string"])
+        return Field(rel["as"], kinds, True, not omit, desc, ref=rel["collection"])
     sub = Shape(owner, tuple(_part_fields(rel, tables[rel["table"]], numeric)))
     if rel["kind"] == "embed_many":
         return Field(rel["as"], ("array",), False, True, f"{rel['table']} rows, one per child", shape=sub, many=True)

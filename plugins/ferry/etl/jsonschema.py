@@ -78,7 +78,19 @@ def collection_schema(coll: dict, snapshot: dict, numeric: str) -> dict:
     }
     schema = _object(coll, t, numeric, extra, ["_id"])
     for rel in coll["relations"]:
-        if rel["kind"] == "reference":
+        if rel["kind"] == "reference" and not isinstance(rel["column"], str):  # a composite key's sub-document
+            names = list(rel.get("ref_key") or rel["column"])
+            props = {
+                n: {"bsonType": bson_type(t["columns"][c]["type"], "auto", numeric) or ["string"]}
+                for n, c in zip(names, rel["column"], strict=True)
+            }
+            schema["properties"][rel["as"]] = {
+                "bsonType": ["object", "null"],
+                "required": names,
+                "properties": props,
+                "description": f"reference to {rel['collection']}._id",
+            }
+        elif rel["kind"] == "reference":
             c = t["columns"][rel["column"]]
             schema["properties"][rel["as"]] = {
                 "bsonType": (bson_type(c["type"], "auto", numeric) or ["string"]) + ["null"],

@@ -82,6 +82,11 @@ def of_row(row: dict, cols: list[str]) -> Any:
     return row[cols[0]] if len(cols) == 1 else tuple(row[c] for c in cols)
 
 
+def has_null(key: Any) -> bool:
+    """A source key (``of_row``) with a NULL part (it references nothing)."""
+    return key is None or (isinstance(key, tuple) and any(v is None for v in key))
+
+
 def stored(value: Any) -> Any:
     """An ``_id`` as read back from MongoDB (a sub-document comes back a plain dict), comparable with
     ``transform.doc_id``."""

@@ -212,8 +212,8 @@ def _relation(doc: _Doc, r: Any, rp: tuple) -> dict:
     kind = str(r.get("kind"))
     _choice(doc, r.get("kind"), rp + ("kind",), KINDS)
     for req in _RELATION_NEEDS[kind]:
-        if req == "foreign_key" and isinstance(r.get(req), list):  # the parent's key is composite
-            _columns(doc, r[req], rp + (req,), "a column, or a list of columns matching the parent's key")
+        if req in ("foreign_key", "column") and isinstance(r.get(req), list):  # the other side's key is composite
+            _columns(doc, r[req], rp + (req,), "a column, or a list of columns matching the other side's key")
         elif not isinstance(r.get(req), str) or not r.get(req):
             raise doc.error(rp, f"{kind} needs '{req}' (a string)")
     rel: dict[str, Any] = {"kind": kind}
@@ -223,7 +223,10 @@ def _relation(doc: _Doc, r: Any, rp: tuple) -> dict:
     elif "on_missing" in r:
         raise doc.error(rp + ("on_missing",), "only embed_one and reference relations have on_missing")
     if kind == "reference":
-        rel.update(column=r["column"], collection=r["collection"], **{"as": r.get("as") or r["column"]})
+        col = r["column"][0] if isinstance(r["column"], list) and len(r["column"]) == 1 else r["column"]
+        if not isinstance(col, str) and not r.get("as"):
+            raise doc.error(rp, "a reference of several columns needs 'as' (the field that holds them)")
+        rel.update(column=col, collection=r["collection"], **{"as": r.get("as") or col})
         if "watermark" in r:
             raise doc.error(rp + ("watermark",), "a reference reads no table: no watermark")
     else:
@@ -344,9 +347,10 @@ def resolve(m: dict, snapshot: dict) -> dict:
             _unique_key(tables[table], table, keys.columns(coll), line, where)
             for rel in coll["relations"]:
                 if rel["kind"] == "reference":
-                    _need(cols, rel["column"], rel["line"], f"{coll['name']}.{rel['as']}", "column")
-                    _simple_target(by_name[rel["collection"]], rel, f"{coll['name']}.{rel['as']}")
-                    skip.add(rel["column"])
+                    for c in ref_columns(rel):
+                        _need(cols, c, rel["line"], f"{coll['name']}.{rel['as']}", "column")
+                        skip.add(c)
+                    _reference_target(by_name[rel["collection"]], rel, f"{coll['name']}.{rel['as']}")
                 elif rel["kind"] == "embed_one":
                     _need(cols, rel["local_key"], rel["line"], f"{coll['name']}.{rel['as']}", "local_key")
         elif part["kind"] == "embed_many":
@@ -400,13 +404,18 @@ def embed_key(info: dict, rel: dict, where: str) -> str:
     return pk[0]
 
 
-def _simple_target(target: dict, rel: dict, where: str) -> None:
-    """A reference names one column: the collection it points at has a one-column key."""
-    if keys.composite(target):
+def ref_columns(rel: dict) -> list[str]:
+    """A reference's columns: one, or a composite key's in the order of the referenced collection's key."""
+    return [rel["column"]] if isinstance(rel["column"], str) else list(rel["column"])
+
+
+def _reference_target(target: dict, rel: dict, where: str) -> None:
+    """A reference names as many columns as the collection it points at has key columns."""
+    if len(ref_columns(rel)) != len(keys.columns(target)):
         raise MappingError(
-            f"mapping line {rel['line']}: {where}: collection {target['name']!r} has the composite key "
-            f"{keys.label(target['id'])}: a reference names one column, so it cannot point there. Embed those "
-            "rows (embed_many), or give the table a one-column unique key and use it as the id"
+            f"mapping line {rel['line']}: {where}: column {keys.label(rel['column'])} has "
+            f"{len(ref_columns(rel))} column(s); the key of {target['name']} {keys.label(target['id'])} has "
+            f"{len(keys.columns(target))}: list the columns in the order of that key"
         )
 
 
@@ -555,7 +564,7 @@ def read_columns(eff: dict) -> dict[str, set]:
         if part is coll:
             for rel in coll["relations"]:
                 if rel["kind"] != "embed_many":
-                    cols.add(rel["column"] if rel["kind"] == "reference" else rel["local_key"])
+                    cols.update(ref_columns(rel) if rel["kind"] == "reference" else [rel["local_key"]])
         elif part["kind"] == "embed_many" and part.get("order_by"):
             cols.add(part["order_by"])
         if part.get("watermark") not in (None, WATERMARK_XMIN, WATERMARK_NONE):

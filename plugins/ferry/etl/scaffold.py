@@ -336,9 +336,7 @@ def _relations(p: _Plan, t: Table, cyclic: set[tuple[str, str]]) -> list[Suggest
     for fk in t.foreign_keys:
         cols, ref = fk["columns"], fk["ref_table"]
         if len(cols) > 1:
-            p.notes.setdefault(t.name, []).append(
-                f"foreign key ({', '.join(cols)}) -> {ref}: not mapped (a reference is one column): decide"
-            )
+            out += _composite_reference(p, t, fk, used)
             continue
         col = cols[0]
         if ref not in p.tables or ref in p.embedded or not isinstance(p.keys[ref][0], str):
@@ -357,6 +355,28 @@ def _relations(p: _Plan, t: Table, cyclic: set[tuple[str, str]]) -> list[Suggest
             else:
                 why.append(one)
     return out
+
+
+def _composite_reference(p: _Plan, t: Table, fk: dict, used: set[str]) -> list[Suggestion]:
+    """A foreign key of several columns to a collection with that composite key: a reference whose field is a
+    sub-document equal to the referenced ``_id`` (else a note: decide)."""
+    cols, ref = fk["columns"], fk["ref_table"]
+    key = p.keys[ref][0] if ref in p.tables and ref not in p.embedded else None
+    if not isinstance(key, list) or sorted(fk["ref_columns"]) != sorted(key):
+        p.notes.setdefault(t.name, []).append(
+            f"foreign key ({', '.join(cols)}) -> {ref}: not mapped ({ref} is not a collection keyed by "
+            f"({', '.join(fk['ref_columns'])})): decide"
+        )
+        return []
+    mine = [cols[fk["ref_columns"].index(k)] for k in key]  # in the order of the referenced key
+    name = ref if ref not in used else f"{ref}_ref"
+    used.add(name)
+    why = [f"reference ({', '.join(mine)}) -> {ref}._id, a sub-document {_braces(key)} (validate checks every one)"]
+    return [Suggestion({"kind": "reference", "column": mine, "collection": ref, "as": name}, why)]
+
+
+def _braces(cols: list[str]) -> str:
+    return "{" + ", ".join(cols) + "}"
 
 
 def _embed_one(p: _Plan, t: Table, col: str, ref: str, used: set[str]) -> Suggestion | str:

@@ -123,7 +123,7 @@ def document(row: dict, coll: dict, related: dict[str, Any], numeric: str, omit:
         if omit and rel["as"] in omit:
             continue
         if rel["kind"] == "reference":
-            doc[rel["as"]] = None if rel["as"] in related else convert(row[rel["column"]], "auto", numeric)
+            doc[rel["as"]] = None if rel["as"] in related else reference(row, rel, numeric)
         else:
             doc[rel["as"]] = related.get(rel["as"])
     doc[HASH_FIELD] = doc_hash(doc)
@@ -136,6 +136,17 @@ def doc_id(value: Any, cols: list[str], numeric: str) -> Any:
     if len(cols) == 1:
         return convert(value, "auto", numeric)
     return keys.Key((c, convert(v, "auto", numeric)) for c, v in zip(cols, value, strict=True))
+
+
+def reference(row: dict, rel: dict, numeric: str) -> Any:
+    """A reference field: the referenced document's ``_id`` (a sub-document named by that collection's key
+    columns for a composite key; ``None`` when a part is NULL)."""
+    if isinstance(rel["column"], str):
+        return convert(row[rel["column"]], "auto", numeric)
+    key = keys.of_row(row, rel["column"])
+    if keys.has_null(key):
+        return None
+    return doc_id(key, list(rel.get("ref_key") or rel["column"]), numeric)
 
 
 def doc_hash(doc: dict) -> str:
@@ -200,8 +211,8 @@ def build_batch(
                         _missing(rel, coll, key, missing, problems)
                         omit += [rel["as"]] if rel.get("on_missing") == "omit" else []
                 elif rel["as"] in children:  # reference, checked against the referenced table
-                    key = row[rel["column"]]
-                    if key is not None and key not in children[rel["as"]]:
+                    key = keys.of_row(row, [rel["column"]] if isinstance(rel["column"], str) else rel["column"])
+                    if not keys.has_null(key) and key not in children[rel["as"]]:
                         _missing(rel, coll, key, missing, problems)
                         omit += [rel["as"]] if rel.get("on_missing") == "omit" else []
                         related[rel["as"]] = None
