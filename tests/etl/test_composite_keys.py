@@ -6,10 +6,12 @@ time naming the mapping line. Real PostgreSQL and the wire server."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
 import pytest
+from bson.decimal128 import Decimal128
 
 from ferry import hashing
 from ferry.etl import contract, jsonschema, mapping, scaffold
@@ -210,3 +212,27 @@ def test_the_scaffold_drafts_composite_keys_and_references_and_the_draft_loads(
     assert ship["orders"] == {"region": "eu", "order_no": 5}
     line = mongo_local[mongo_db_name].order_lines.find_one({"_id": {"region": "eu", "order_no": 5, "line_no": 2}})
     assert line["orders"] == {"region": "eu", "order_no": 5} and line["sku"] == "sku-5-2"
+
+
+def test_embed_one_of_a_composite_key_parent(shop, mongo_local, mongo_db_name, tmp_path):
+    conn, path = shop
+    conn.execute(SHIPMENTS)
+    conn.commit()
+    embed = REFERENCE.replace(
+        "as: order}", "as: order}\n      - {kind: embed_one, table: orders, local_key: [region, order_no], as: o}"
+    )
+    Path(path).write_text(MAPPING + embed)
+    db = mongo_db_name
+    run_etl(conn, mongo_local, db, tmp_path, mapping=path)
+    ships = {d["_id"]: d["o"] for d in mongo_local[db].shipments.find()}
+    order = {"region": "eu", "order_no": 5, "placed": dt.datetime(2026, 1, 6), "total": Decimal128("7.50")}
+    assert ships[1] == order  # the order row eu/5
+    assert ships[3] is None and ships[4] is None  # no order eu/999; a NULL region joins nothing
+    conn.execute("UPDATE orders SET total = 1 WHERE region = 'eu' AND order_no = 5")
+    conn.commit()
+    out = run_etl(conn, mongo_local, db, tmp_path, mapping=path, strategy="incremental")
+    assert out["load"]["collections"]["shipments"]["read"] == 1  # the shipment whose embedded order changed
+    assert mongo_local[db].shipments.find_one({"_id": 1})["o"]["total"] == Decimal128("1.00")
+    bad = MAPPING + embed.replace("local_key: [region, order_no]", "local_key: order_no")
+    with pytest.raises(mapping.MappingError, match=r"shipments\.o: local_key order_no cannot join table 'orders'"):
+        mapping.resolve(mapping.parse(bad, "orders.yaml"), snapshot(conn))

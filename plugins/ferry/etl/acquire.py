@@ -36,7 +36,7 @@ def root_columns(coll: dict) -> list[str]:
         if rel["kind"] == "reference":
             extra += [rel["column"]] if isinstance(rel["column"], str) else rel["column"]
         elif rel["kind"] == "embed_one":
-            extra.append(rel["local_key"])
+            extra += [rel["local_key"]] if isinstance(rel["local_key"], str) else rel["local_key"]
     return extra
 
 
@@ -85,22 +85,36 @@ def children(conn, schema: str, coll: dict, rows: list[dict]) -> dict[str, Any]:
             with conn.cursor(row_factory=dict_row) as cur:
                 out[rel["as"]] = group(cur.execute(q, args).fetchall(), fk)
         elif rel["kind"] == "embed_one":
-            wanted = list({r[rel["local_key"]] for r in rows if r[rel["local_key"]] is not None})
-            pk = rel["pk"]
-            q = sql.SQL("SELECT {} FROM {}.{} WHERE {} = ANY(%s)").format(
-                _cols(rel, [pk]), sql.Identifier(schema), sql.Identifier(rel["table"]), sql.Identifier(pk)
-            )
-            with conn.cursor(row_factory=dict_row) as cur:
-                out[rel["as"]] = {r[pk]: r for r in cur.execute(q, (wanted,)).fetchall()}
+            out[rel["as"]] = _parents(conn, schema, rel, rows)
         elif rel.get("ref_table"):  # reference: which of the referenced keys exist (missing ones are reported)
             out[rel["as"]] = _existing(conn, schema, rel, rows)
     return out
+
+
+def _embed_one_keys(rel: dict) -> tuple[list[str], list[str]]:
+    """(the root's local key columns, the parent's key columns) of an embed_one."""
+    lk, pk = rel["local_key"], rel["pk"]
+    return ([lk] if isinstance(lk, str) else list(lk)), ([pk] if isinstance(pk, str) else list(pk))
 
 
 def foreign_key(rel: dict) -> list[str]:
     """An embed_many's foreign key columns (several when the parent's key is composite)."""
     fk = rel["foreign_key"]
     return [fk] if isinstance(fk, str) else list(fk)
+
+
+def _parents(conn, schema: str, rel: dict, rows: list[dict]) -> dict:
+    """The parent rows an embed_one copies, by key (a tuple per composite key; a key with a NULL part
+    joins nothing)."""
+    lk = [rel["local_key"]] if isinstance(rel["local_key"], str) else rel["local_key"]
+    pk = [rel["pk"]] if isinstance(rel["pk"], str) else rel["pk"]
+    wanted = [k for k in {keys.of_row(r, lk) for r in rows} if not keys.has_null(k)]
+    pred, args = keys.among(pk, wanted, schema, rel["table"])
+    q = sql.SQL("SELECT {} FROM {}.{} WHERE {}").format(
+        _cols(rel, pk), sql.Identifier(schema), sql.Identifier(rel["table"]), pred
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        return {keys.of_row(r, pk): r for r in cur.execute(q, args).fetchall()}
 
 
 def _existing(conn, schema: str, rel: dict, rows: list[dict]) -> set:
@@ -337,9 +351,7 @@ def changed_batches(
         p, a = _changed_sql("c", m["watermark"], m["value"])
         # embed_many: the root's id among the changed children's foreign keys; embed_one: the root's local key
         # among the changed parents' keys
-        mine, theirs = (
-            (keys.columns(coll), foreign_key(rel)) if rel["kind"] == "embed_many" else ([rel["local_key"]], [rel["pk"]])
-        )
+        mine, theirs = (keys.columns(coll), foreign_key(rel)) if rel["kind"] == "embed_many" else _embed_one_keys(rel)
         preds.append(
             sql.SQL("{} IN (SELECT {} FROM {}.{} c WHERE {})").format(
                 keys.row_expr(mine, "t"),

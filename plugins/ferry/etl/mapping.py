@@ -212,7 +212,9 @@ def _relation(doc: _Doc, r: Any, rp: tuple) -> dict:
     kind = str(r.get("kind"))
     _choice(doc, r.get("kind"), rp + ("kind",), KINDS)
     for req in _RELATION_NEEDS[kind]:
-        if req in ("foreign_key", "column") and isinstance(r.get(req), list):  # the other side's key is composite
+        if req in ("foreign_key", "column", "local_key") and isinstance(
+            r.get(req), list
+        ):  # the other side's key is composite
             _columns(doc, r[req], rp + (req,), "a column, or a list of columns matching the other side's key")
         elif not isinstance(r.get(req), str) or not r.get(req):
             raise doc.error(rp, f"{kind} needs '{req}' (a string)")
@@ -236,7 +238,8 @@ def _relation(doc: _Doc, r: Any, rp: tuple) -> dict:
             rel["foreign_key"] = fk[0] if isinstance(fk, list) and len(fk) == 1 else fk
             rel["order_by"] = r.get("order_by")
         else:
-            rel["local_key"] = r["local_key"]
+            lk = r["local_key"]
+            rel["local_key"] = lk[0] if isinstance(lk, list) and len(lk) == 1 else lk
     rel["line"] = doc.lines.get(rp, 1)
     return rel
 
@@ -352,7 +355,8 @@ def resolve(m: dict, snapshot: dict) -> dict:
                         skip.add(c)
                     _reference_target(by_name[rel["collection"]], rel, f"{coll['name']}.{rel['as']}")
                 elif rel["kind"] == "embed_one":
-                    _need(cols, rel["local_key"], rel["line"], f"{coll['name']}.{rel['as']}", "local_key")
+                    for c in local_key(rel):
+                        _need(cols, c, rel["line"], f"{coll['name']}.{rel['as']}", "local_key")
         elif part["kind"] == "embed_many":
             fk = [part["foreign_key"]] if isinstance(part["foreign_key"], str) else part["foreign_key"]
             for c in fk:
@@ -392,16 +396,22 @@ def _unique_key(info: dict, table: str, cols: list[str], line: int, where: str) 
     )
 
 
-def embed_key(info: dict, rel: dict, where: str) -> str:
-    """The column an embed_one joins on: its table's one-column primary key (else MappingError)."""
+def local_key(rel: dict) -> list[str]:
+    """An embed_one's local key columns (several, in the parent's key order, for a composite key)."""
+    return [rel["local_key"]] if isinstance(rel["local_key"], str) else list(rel["local_key"])
+
+
+def embed_key(info: dict, rel: dict, where: str) -> str | list[str]:
+    """What an embed_one joins on: its table's primary key, as many columns as ``local_key`` names (else
+    MappingError)."""
     pk = list(info.get("primary_key") or [])
-    if len(pk) != 1:
+    if not pk or len(pk) != len(local_key(rel)):
         has = f"its primary key is {keys.label(pk)}" if pk else "it has no primary key"
         raise MappingError(
-            f"mapping line {rel.get('line', 1)}: {where}: table {rel['table']!r} needs a one-column primary key to "
-            f"embed ({has}): reference it instead, or embed its rows the other way (embed_many)"
+            f"mapping line {rel.get('line', 1)}: {where}: local_key {keys.label(rel['local_key'])} cannot join "
+            f"table {rel['table']!r} ({has}): name its primary key's columns in order, or reference it instead"
         )
-    return pk[0]
+    return pk[0] if len(pk) == 1 else pk
 
 
 def ref_columns(rel: dict) -> list[str]:
@@ -564,7 +574,7 @@ def read_columns(eff: dict) -> dict[str, set]:
         if part is coll:
             for rel in coll["relations"]:
                 if rel["kind"] != "embed_many":
-                    cols.update(ref_columns(rel) if rel["kind"] == "reference" else [rel["local_key"]])
+                    cols.update(ref_columns(rel) if rel["kind"] == "reference" else local_key(rel))
         elif part["kind"] == "embed_many" and part.get("order_by"):
             cols.add(part["order_by"])
         if part.get("watermark") not in (None, WATERMARK_XMIN, WATERMARK_NONE):

@@ -204,10 +204,12 @@ def build_batch(
                         project(r, rel, numeric) for r in children[rel["as"]].get(keys.of_row(row, cols), [])
                     ]
                 elif rel["kind"] == "embed_one":
-                    key = row[rel["local_key"]]
-                    parent = children[rel["as"]].get(key) if key is not None else None
+                    key = keys.of_row(
+                        row, [rel["local_key"]] if isinstance(rel["local_key"], str) else rel["local_key"]
+                    )
+                    parent = children[rel["as"]].get(key) if not keys.has_null(key) else None
                     related[rel["as"]] = project(parent, rel, numeric) if parent is not None else None
-                    if key is not None and parent is None:
+                    if not keys.has_null(key) and parent is None:
                         _missing(rel, coll, key, missing, problems)
                         omit += [rel["as"]] if rel.get("on_missing") == "omit" else []
                 elif rel["as"] in children:  # reference, checked against the referenced table
