@@ -20,7 +20,7 @@ from airflow.sdk import AssetAlias, dag, task
 from ferry import settings
 from ferry.dagdefaults import default_args
 from ferry.etl.policy import OPTIONS as REVIEW_OPTIONS
-from ferry.etl.request import EtlRequest, RollbackRequest, ScaffoldRequest
+from ferry.etl.request import EtlRequest, PreviewRequest, RollbackRequest, ScaffoldRequest
 from ferry.operators.schema_change import SchemaChangeDetectOperator, SchemaReviewOperator
 
 LONG = {"execution_timeout": timedelta(hours=6)}
@@ -126,3 +126,25 @@ def production_etl_scaffold():
 
 
 production_etl_scaffold()
+
+
+@dag(
+    dag_id="production_etl_preview",
+    schedule=None,
+    catchup=False,
+    tags=["ferry", "etl", "dry-run"],
+    default_args=default_args(retries=0),
+    doc_md="### Dry run of a production_etl mapping\n\nResolves `mapping` against the source's schema and builds "
+    "the documents the load would write (every row, or the first `rows` of each collection): a table per "
+    "collection (rows, documents, rows it would quarantine with why, missing relation targets, document sizes "
+    "against the 16 MiB limit) and a sample document, in the log and the XCom. **Nothing is written**: no "
+    'target, no bookkeeping, no backup, no S3. See `docs/etl.md` ("Your own database").',
+    params=PreviewRequest.params(),
+)
+def production_etl_preview():
+    from ferry.etl import runs
+
+    task(runs.preview)()
+
+
+production_etl_preview()

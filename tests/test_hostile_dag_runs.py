@@ -65,6 +65,7 @@ CASES = [
         ("mongo_db", "backup_url"),
     ),
     Case("production_etl_scaffold", {"output_url": f"s3://{FOREIGN}/drafts"}, ("output_url",)),
+    Case("production_etl_preview", {"mapping": UP + "etc/passwd"}, ("mapping",)),
     Case(
         "prod_promotion",
         {"mode": "execute", "confirm": "admin", "source_db": PROMO_DB, "target_db": "admin", "report_url": "/etc"},
@@ -374,7 +375,7 @@ def test_every_dag_with_params_is_covered():
     bag = dagtest.dagbag()
     with_params = {d for d, dag in bag.dags.items() if dag.params}
     assert sorted(c.dag_id for c in CASES) == sorted(with_params)
-    assert len(CASES) <= 15  # one run per DAG: the suite's time budget
+    assert len(CASES) <= 16  # one run per DAG: the suite's time budget
 
 
 @pytest.mark.parametrize("case", _params("named"))

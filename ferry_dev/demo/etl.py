@@ -1,4 +1,5 @@
-"""Demo step: production_etl_scaffold drafts a mapping for the demo ad-campaign schema, production_etl loads it
+"""Demo step: production_etl_scaffold drafts a mapping for the demo ad-campaign schema, production_etl_preview
+dry-runs the demo mapping (nothing written), production_etl loads it
 (full load, then a safe schema change + incremental load), then production_etl_rollback lists the versioned
 backups."""
 
@@ -28,6 +29,10 @@ def run(ctx) -> list[dict]:
     with ctx.stack.mongo_client("local") as client:
         for name in (DB, meta_db(DB)):
             client.drop_database(name)
+        before = sorted(client.list_database_names())
+        dr = ctx.run_dag("production_etl_preview", {"mapping": "include/etl/demo_mapping.yaml"})
+        tried = dagtest.xcom(dr, "preview")["collections"]
+        assert sorted(client.list_database_names()) == before, "the dry run wrote a database"
     conf = {
         "mongo_db": DB,
         "bucket": ctx.bucket,
@@ -58,6 +63,13 @@ def run(ctx) -> list[dict]:
         {
             "dag": "production_etl_scaffold",
             "result": f"drafted {', '.join(drafted['collections'])}: " + "; ".join(kinds),
+        },
+        {
+            "dag": "production_etl_preview",
+            "result": "dry run (nothing written): "
+            + ", ".join(
+                f"{c['collection']} {c['documents']} documents, largest {c['largest_bytes']:,} B" for c in tried
+            ),
         },
         {
             "dag": "production_etl",

@@ -19,6 +19,7 @@ def test_demo_step(airflow_conns, stack, pg_database, mongo_local, s3_bucket, tm
         rows = step.run(ctx)
         assert [r["dag"] for r in rows] == [
             "production_etl_scaffold",
+            "production_etl_preview",
             "production_etl",
             "production_etl",
             "production_etl_rollback",
@@ -27,6 +28,7 @@ def test_demo_step(airflow_conns, stack, pg_database, mongo_local, s3_bucket, tm
             "drafted accounts, campaigns: embed_many campaign_tags; embed_many line_items; embed_one accounts; "
             "reference account_id"
         )
+        assert rows.pop(0)["result"].startswith("dry run (nothing written): accounts 100 documents, largest ")
         assert "100 account + 300 campaign documents" in rows[0]["result"]
         assert (
             "(1 safe, 0 breaking) -> apply_safe (add field performance_score); incremental wrote 300 campaigns, 0 accounts"

@@ -131,6 +131,23 @@ class ScaffoldRequest(Request):
     document_bytes: int = param(LIMITS.document_bytes, "Largest estimated document size to embed into.", minimum=1)
 
 
+class PreviewRequest(Request):
+    """A ``production_etl_preview`` run's params: a dry run of a mapping, nothing written."""
+
+    mapping: BundlePath = param(
+        "include/etl/demo_mapping.yaml",
+        "Mapping file to try (inside include/ or FERRY_ALLOWED_DIRS), e.g. a draft of production_etl_scaffold.",
+    )
+    pg_conn_id: Text = param(
+        "ferry_pg_prod", "Airflow connection id of the PostgreSQL source.", pattern=r"^[A-Za-z0-9_.-]+$"
+    )
+    pg_schema: Text = param("public", "PostgreSQL schema (must match the mapping's source.schema).")
+    rows: int = param(
+        0, "Read only the first this many rows of each collection (in key order). 0: every row.", minimum=0
+    )
+    batch_size: int = param(1000, "Rows per batch.", minimum=1)
+
+
 class RollbackRequest(Request):
     """A ``production_etl_rollback`` run's params."""
 

@@ -20,7 +20,7 @@ from typing import Any
 from ferry import audit, conns, lineage, locks, report, storage
 from ferry.errors import FerryError, fails_fast
 from ferry.etl.names import RUNS, meta_db
-from ferry.etl.request import EtlRequest, RollbackRequest, ScaffoldRequest
+from ferry.etl.request import EtlRequest, PreviewRequest, RollbackRequest, ScaffoldRequest
 
 log = logging.getLogger("ferry.etl")
 
@@ -567,6 +567,24 @@ def scaffold(**ctx) -> dict:
     storage.put_text(url, text)
     log.info("draft mapping of %s (%s), stored at %s:\n%s", r.pg_conn_id, r.pg_schema, url, text)
     return {"url": url, "collections": [c["name"] for c in mapping.parse(text, url)["collections"]]}
+
+
+@fails_fast
+def preview(**ctx) -> dict:
+    """A dry run of ``mapping`` on ``pg_conn_id``: the documents the load would build, counted and sized, the
+    rows it would quarantine and a sample per collection, in the log and the XCom. Writes nothing."""
+    from ferry.etl import preview as pv
+
+    r = PreviewRequest.from_context(ctx)
+    with conns.pg_connect(r.pg_conn_id) as conn:
+        out = pv.preview(conn, r.mapping, r.pg_schema, rows=r.rows, batch_size=r.batch_size)
+    report.log_table(log, f"dry run of {r.mapping} on {r.pg_conn_id} (nothing written)", out["collections"])
+    for name, rejected in out["rejected"].items():
+        if rejected:
+            report.log_table(log, f"{name}: rows that would be quarantined (first {len(rejected)})", rejected)
+    for name, doc in out["samples"].items():
+        log.info("%s: a sample document\n%s", name, json.dumps(doc, indent=2, default=str)[:4000])
+    return out
 
 
 def list_versions(**ctx) -> list[dict]:
