@@ -5,7 +5,8 @@ Each example generates 2–5 tables (an integer, a text or a composite key; up t
 integers of each size, numeric, real/double with NaN and ±Infinity, text/varchar/char, uuid, bool, date,
 time, timestamp, timestamptz, interval, json, jsonb, bytea, arrays with NULL elements and two dimensions,
 inet, an enum, a domain, a range, money, with NULLs, unicode and extreme numbers; sometimes a generated
-column; a foreign key to an earlier table, sometimes a self-reference; sometimes a join table) with random
+column; a foreign key to an earlier table (two columns when that one's key is composite), sometimes a
+self-reference; sometimes a join table) with random
 rows, and asserts:
 - every source row of a collection is in the target exactly once, each field equal to the source value after
   the documented conversion (docs/etl.md), computed here independently of ``ferry.etl.transform``;
@@ -97,6 +98,8 @@ TYPES = {
     "int4range": st.tuples(st.integers(-99, 0), st.integers(1, 99)).map(lambda r: f"[{r[0]},{r[1]})"),
     "money": st.decimals(min_value=-(10**6), max_value=10**6, places=2, allow_nan=False).map(str),
 }
+#: a composite-key table's first key column, a function of its id (so a child can name its parent's key)
+PARTS = ("a", "b", "é")
 #: the user-defined types among TYPES, created with every schema
 TYPE_DDL = "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); CREATE DOMAIN posint AS integer CHECK (VALUE >= 0)"
 
@@ -109,7 +112,7 @@ def schemas(draw) -> list[dict]:
     for i in range(draw(st.integers(2, 5))):
         cols = draw(st.lists(st.sampled_from(sorted(TYPES)), min_size=1, max_size=5))
         key = draw(st.sampled_from(["bigint", "text", "composite"]))
-        parents = [j for j in range(i) if out[j]["key"] != "composite"]  # a one-column foreign key
+        parents = list(range(i))  # a composite-key parent: a foreign key of two columns
         out.append(
             {
                 "name": f"t{i}",
@@ -147,8 +150,12 @@ def _ddl(tables: list[dict]) -> str:
         if t["generated"]:
             cols.append("g_len integer GENERATED ALWAYS AS (octet_length(id::text)) STORED")
         if t["parent"] is not None:
-            p = tables[t["parent"]]
-            cols.append(f"parent_id {p['key']} {'NOT NULL ' if t['required'] else ''}REFERENCES {p['name']}")
+            p, null = tables[t["parent"]], "NOT NULL " if t["required"] else ""
+            if p["key"] == "composite":
+                cols += [f"parent_part text {null}", f"parent_id bigint {null}"]
+                cols.append(f"FOREIGN KEY (parent_part, parent_id) REFERENCES {p['name']} (part, id)")
+            else:
+                cols.append(f"parent_id {p['key']} {null}REFERENCES {p['name']}")
         if t["self"]:
             cols.append(f"up_id {t['key']} REFERENCES {t['name']}")
         if t["key"] == "composite":
@@ -179,7 +186,7 @@ def _insert(conn, draw, tables: list[dict], t: dict, n: int, keys: dict[str, lis
             continue
         row = {"id": key} | {c: _value(draw, typ) for c, typ in t["cols"].items()}
         if t["key"] == "composite":
-            row["part"] = draw(st.sampled_from(["a", "b", "é"]))
+            row["part"] = PARTS[key % len(PARTS)]
         if t["parent"] is not None:
             parents = keys[tables[t["parent"]]["name"]]
             if t["required"] and not parents:
@@ -187,6 +194,9 @@ def _insert(conn, draw, tables: list[dict], t: dict, n: int, keys: dict[str, lis
             row["parent_id"] = draw(
                 st.sampled_from(parents) if t["required"] else st.none() | st.sampled_from(parents or [None])
             )
+            if tables[t["parent"]]["key"] == "composite":
+                pid = row["parent_id"]
+                row["parent_part"] = None if pid is None else PARTS[pid % len(PARTS)]
         if t["self"]:
             row["up_id"] = draw(st.none() | st.sampled_from(keys[t["name"]] or [None]))
         conn.execute(
@@ -293,7 +303,12 @@ def _assert_loaded(conn, db, eff: dict) -> None:
 
 
 def _assert_relation(conn, rel: dict, row: dict, doc: dict, ids: dict, id_col: str) -> None:
-    if rel["kind"] == "reference":
+    if rel["kind"] == "reference" and isinstance(rel["column"], list):  # the referenced _id, a sub-document
+        values = [row[c] for c in rel["column"]]
+        want = None if None in values else dict(zip(rel["ref_key"], values, strict=True))
+        assert doc.get(rel["as"]) == want, rel
+        assert want is None or keys.Key(want.items()) in ids[rel["collection"]], rel
+    elif rel["kind"] == "reference":
         assert doc.get(rel["as"]) == row[rel["column"]]
         assert row[rel["column"]] is None or row[rel["column"]] in ids[rel["collection"]], rel
     elif rel["kind"] == "embed_one":
@@ -328,6 +343,8 @@ def test_random_schemas_load_as_drafted_and_incremental_equals_a_fresh_full_load
             event(kind)
     if any(isinstance(c["id"], list) for c in m["collections"]):
         event("composite key")
+    if any(isinstance(r.get("column"), list) for c in m["collections"] for r in c["relations"]):
+        event("reference of a composite key")
     db = f"props_{uuid.uuid4().hex[:8]}"
     try:
         run_etl(conn, mongo_local, db, tmp, mapping=str(path), batch_size=3)
