@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from ferry_dev.deployment import ApiError
 from tests.conftest import unique
 from tests.helpers import REVIEW_ALTER
 
@@ -68,7 +69,7 @@ def etl_target(stack):
                 local.drop_database(db)
 
 
-def test_etl_schema_review_apply_all_then_abort(api, approver, stack, etl_target):
+def test_etl_schema_review_apply_all_then_abort(deployment, api, approver, stack, etl_target):
     from ferry import hashing
     from ferry_dev import etl_demodata as demodata
     from tests.deployment.conftest import PG_DB
@@ -88,11 +89,15 @@ def test_etl_schema_review_apply_all_then_abort(api, approver, stack, etl_target
     with stack.pg.connect(pg_db) as conn:  # a breaking change: a mapped column disappears
         conn.execute("ALTER TABLE campaigns RENAME COLUMN budget TO budget_eur")
     try:
-        run_id = api.trigger("production_etl", conf)
+        operator = deployment.client("operator")
+        run_id = operator.trigger("production_etl", conf)
         detail = api.wait_hitl("production_etl", run_id, "review_schema_changes")
         assert detail["options"] == ["Apply all", "Skip schema updates", "Abort", "Review each change"]
         assert "budget" in detail["body"] and "breaking" in detail["body"].lower()
         assert [u["id"] for u in detail["assigned_users"]] == ["approver"]  # FERRY_APPROVERS, four eyes
+        for who in (operator, api):  # the triggering user, and an admin not named in FERRY_APPROVERS: Airflow's 403
+            with pytest.raises(ApiError, match="-> 403.*is not a respondent"):
+                who.respond("production_etl", run_id, "review_schema_changes", ["Apply all"])
         approver.respond("production_etl", run_id, "review_schema_changes", ["Apply all"])
         assert api.wait_run("production_etl", run_id) == "success", api.failure_logs("production_etl", run_id)
         with stack.mongo_client("local") as local:

@@ -1,7 +1,8 @@
 """Who may do what on the real deployment (ferry_dev.deployment.USERS, FERRY_APPROVERS=approver): the viewer
 cannot trigger; the operator triggers a promotion and cannot approve it, nor can an admin who is not an
 approver (Airflow answers 403 itself); the approver approves, the write happens, the audit names both. The
-same for the promotion's rollback: rejected (kept in the record, nothing undone), then approved."""
+same for the promotion's rollback: rejected (kept in the record, nothing undone), then approved; and for the
+dataset catalog promotion (test_human_in_the_loop.py shows it for the ETL schema review)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,31 @@ def test_viewer_operator_and_approver(deployment, api, approver, stack, promo_db
             assert rec["status"] == "rolled_back" and companies == 1
             by = rec["rollback_by"]
             assert (by["run_id"], by["triggered_by"], by["approved_by"]) == (rb_id, "operator", "approver")
+
+
+def test_catalog_promotion_needs_an_approver_who_did_not_trigger_it(deployment, api, approver, stack, s3):
+    from tests.catalog.test_promote import seed_catalog
+
+    operator = deployment.client("operator")
+    db, bucket = unique("roles_cat"), unique("ferry-roles").replace("_", "-")
+    s3.create_bucket(Bucket=bucket)
+    with stack.mongo_client("local") as local, stack.mongo_client("prod") as prod:
+        seed_catalog(local[db], s3, bucket)
+        try:
+            conf = {"source_db": db, "target_db": db, "dry_run": False, "require_approval": True}
+            api.unpause("dataset_promotion")
+            run_id = operator.trigger("dataset_promotion", conf)
+            detail = api.wait_hitl("dataset_promotion", run_id, "approve")
+            assert [u["id"] for u in detail["assigned_users"]] == ["approver"]
+            for who in (operator, api):
+                with pytest.raises(ApiError, match="-> 403.*is not a respondent"):
+                    who.respond("dataset_promotion", run_id, "approve", ["Approve"])
+            assert "_ferry_catalog_runs" not in prod[db].list_collection_names()  # nothing written while it waits
+            approver.respond("dataset_promotion", run_id, "approve", ["Approve"])
+            assert api.wait_run("dataset_promotion", run_id) == "success", api.failure_logs("dataset_promotion", run_id)
+            rec = prod[db]["_ferry_catalog_runs"].find_one({"_id": run_id})
+            assert (rec["outcome"], rec["who"], rec["approved_by"]) == ("success", "operator", "approver")
+            assert prod[db].datasets.count_documents({}) == 2
+        finally:
+            local.drop_database(db)
+            prod.drop_database(db)
