@@ -11,6 +11,8 @@ campaign in 10 has no account: a nullable relation), then prints one figure per 
   validate, publish, finish) against the same raw figure; target ≥ 70%;
 - a no-change incremental run and a 1%-changed one (1% of the rows of every table updated), as a share of
   the full load's time; targets ≤ 5% and ≤ 10%;
+- validate's checks (``ferry.etl.checks.measure`` on the full load, no Great Expectations) against one bare
+  ``$group`` pass over each collection (the least a check reading what was loaded costs);
 - row-at-a-time: one query per child table per row and ``insert_one`` per document (the original scripts'
   pattern), timed on a sample and compared as documents/s;
 - peak RSS of a full load at rows/10 and rows (each in a fresh subprocess, ``VmHWM``); target flat.
@@ -74,6 +76,22 @@ def child(pg_uri: str, mongo_uri: str, target: str, batch: int) -> None:
     print(json.dumps({"maxrss_kib": _peak_rss_kib()}))
 
 
+def _validate_seconds(conn, client, db: str, eff: dict) -> tuple[float, float, bool]:
+    """``validate``'s checks on ``db`` as a full load's staging gets them (``checks.measure``, sample 50, no Great
+    Expectations import), and their baseline: one bare ``$group`` pass (a count) over each collection, the
+    least a check that reads what was loaded can cost: ``(checks seconds, pass seconds, every check equal)``."""
+    from ferry.etl import checks
+
+    t = time.perf_counter()
+    rows = checks.measure(conn, client, db, eff, sample=50)
+    checks_s = time.perf_counter() - t
+    conn.commit()
+    t = time.perf_counter()
+    for coll in eff["collections"]:
+        list(client[db][coll["name"]].aggregate([{"$group": {"_id": None, "n": {"$sum": 1}}}]))
+    return checks_s, time.perf_counter() - t, all(r["expected"] == r["actual"] for r in rows)
+
+
 def _peak_rss_kib() -> int:
     """This process image's peak RSS. Not ``getrusage().ru_maxrss``: Linux carries the parent's high-water
     mark across ``execve``, so a child would report the benchmark parent's peak instead of its own."""
@@ -123,6 +141,7 @@ def main() -> None:
                 res = load.load(conn, client, "bench_ferry", eff, load.Options(batch_size=args.batch_size))
                 ferry_s = time.perf_counter() - t
                 docs_n = sum(c["documents"] for c in res["collections"].values())
+                checks_s, pass_s, checks_ok = _validate_seconds(conn, client, "bench_ferry", eff)
                 # prebuilt documents (not timed), then raw insert_many of them
                 raw_s = raw_insert_seconds(conn, client, eff, args.batch_size, "bench_raw")
                 # row at a time: one query per child table per root row, insert_one per document (sampled)
@@ -207,6 +226,11 @@ def main() -> None:
             print(
                 f"1%-changed incremental: {changed_s:.1f}s = {changed_s / ferry_s:.1%} of the full load "
                 f"(target <= 10%); (read, written, backed up) {cc}"
+            )
+            print(
+                f"validate checks (checks.measure on the full load, no GX): {checks_s:.1f}s "
+                f"({'all equal' if checks_ok else 'DIFFER'}); one bare $group pass per collection (same run): "
+                f"{pass_s:.1f}s; checks/pass = {checks_s / pass_s:.1f}x"
             )
             print(
                 f"row-at-a-time: {sample / row_s:.0f} documents/s ({sample} campaign documents, {row_s:.1f}s); "

@@ -5,6 +5,8 @@ expectation (the two columns are equal) runs over them, and a failure names ever
 production_etl runs it on the *staging* database of a full or dated-copy load, before anything is
 published (write-audit-publish): documents per collection, unique ``_id``, no null ``_id``, embedded
 row counts, dangling references and a sample of documents rebuilt from the source and compared by hash.
+A full check reads each collection once (``_scan``: one aggregation for every counter and the referenced
+values); unique ``_id`` is what the collection's ``_id`` index guarantees (``_id_unique``).
 """
 
 from __future__ import annotations
@@ -40,42 +42,118 @@ def measure(
 ) -> list[dict]:
     """Per collection: documents against source rows (less the quarantined), duplicate and null ``_id``,
     embedded children against the source, dangling references, and a sample rebuilt from the source.
-    ``changed`` (an incremental run): the checks that would read every document read only what the run
-    wrote (``_measure_changed``)."""
-    schema, numeric = eff["source"]["schema"], eff["defaults"]["numeric"]
+    A full check (``_measure_full``) reads each collection once; ``changed`` (an incremental run): the checks
+    that would read every document read only what the run wrote (``_measure_changed``)."""
     quarantined = quarantined or {}
     tdb = client[db]
     rows: list[dict] = []
     for coll in eff["collections"]:
-        name, target = coll["name"], tdb[coll["name"]]
+        name = coll["name"]
 
         def row(check: str, expected: int, actual: int, name: str = name) -> None:
             rows.append({"check": check, "collection": name, "expected": expected, "actual": actual})
 
         if changed is not None and changed.usable(name):
             _measure_changed(conn, tdb, coll, eff, quarantined.get(name, 0), sample, changed, row)
-            continue
-
-        src = acquire.count(conn, schema, coll["table"]) - quarantined.get(name, 0)
-        row("documents", src, target.count_documents(_LIVE))
-        dup = list(
-            target.aggregate(
-                [{"$group": {"_id": "$_id", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}}, {"$count": "ids"}]
-            )
-        )
-        row("duplicate _id", 0, dup[0]["ids"] if dup else 0)
-        row("null _id", 0, target.count_documents({"_id": None}))
-        for rel in coll["relations"]:
-            if rel["kind"] == "embed_many":
-                row(f"embedded {rel['as']}", *_embedded(conn, schema, coll, rel, target))
-            elif rel["kind"] == "reference":
-                row(f"dangling {rel['as']} -> {rel['collection']}", 0, _dangling(tdb, rel, target))
-        n, bad = _sample_mismatches(conn, schema, coll, target, numeric, sample)
-        row(f"sample checksum ({n} docs)", 0, bad)
+        else:
+            _measure_full(conn, tdb, coll, eff, quarantined.get(name, 0), sample, row)
     return rows
 
 
+def _measure_full(conn, tdb, coll: dict, eff: dict, quarantined: int, sample: int, row) -> None:
+    """A full or dated-copy load's checks, one aggregation over the collection (``_scan``: live documents,
+    embedded children per embed_many, the first reference's dangling values); duplicate ``_id`` from its
+    unique ``_id`` index (``_id_unique``; without one, a ``$group`` by ``_id``), null ``_id`` by a point
+    lookup on that index, a second or later reference by ``distinct``, and the sample rebuilt from the
+    source (a lookup of its ids)."""
+    schema, numeric, name = eff["source"]["schema"], eff["defaults"]["numeric"], coll["name"]
+    target = tdb[name]
+    src = acquire.count(conn, schema, coll["table"]) - quarantined
+    refs = [r for r in coll["relations"] if r["kind"] == "reference"]
+    scan = _scan(tdb, target, coll, refs[0] if refs else None)
+    row("documents", src, scan.live)
+    row("duplicate _id", 0, 0 if _id_unique(target) else _duplicates(target))
+    row("null _id", 0, target.count_documents({"_id": None}))
+    for rel in coll["relations"]:
+        if rel["kind"] == "embed_many":
+            row(f"embedded {rel['as']}", _embedded_source(conn, schema, coll, rel), scan.embedded[rel["as"]])
+        elif rel["kind"] == "reference":
+            dangling = scan.dangling if rel is refs[0] else _dangling(tdb, rel, target)
+            row(f"dangling {rel['as']} -> {rel['collection']}", 0, dangling)
+    n, bad = _sample_mismatches(conn, schema, coll, target, numeric, sample)
+    row(f"sample checksum ({n} docs)", 0, bad)
+
+
 _LIVE = {DELETED_FIELD: {"$ne": True}}
+
+
+@dataclass
+class _Scanned:
+    """What one pass over a collection counted: live documents, embedded children of live documents per
+    embed_many (``as``), and the referenced values of the scanned reference without a live document."""
+
+    live: int = 0
+    embedded: dict[str, int] = field(default_factory=dict)
+    dangling: int = 0
+
+
+def _scan(tdb, target, coll: dict, ref: dict | None) -> _Scanned:
+    """One aggregation over every document of ``target``, instead of a count, a ``$size`` sum per embed_many
+    and a ``distinct``: documents are grouped by their deleted flag and ``ref``'s value (the first reference),
+    then by that value alone, so each distinct referenced value comes once, in cursor batches, with the counts
+    of its documents; the client adds the counts up and looks the values up ``LOOKUP_CHUNK`` at a time
+    (``_missing``). The server holds one group per distinct value, as ``distinct`` does, without its 16 MB
+    reply; the client holds one chunk. Live is the query ``{_ferry_deleted: {$ne: true}}``, decided here."""
+    embeds = [r["as"] for r in coll["relations"] if r["kind"] == "embed_many"]
+    sizes = {f"e{i}": {"$sum": {"$size": {"$ifNull": [f"${a}", []]}}} for i, a in enumerate(embeds)}
+    key = {"d": f"${DELETED_FIELD}"} | ({"r": f"${ref['as']}"} if ref else {})
+    pipeline = [
+        {"$group": {"_id": key, "n": {"$sum": 1}, **sizes}},
+        {"$group": {"_id": "$_id.r", "parts": {"$push": "$$ROOT"}}},
+    ]
+    out = _Scanned(embedded=dict.fromkeys(embeds, 0))
+    pending: list = []
+    for group in target.aggregate(pipeline):
+        for part in group["parts"]:
+            if not _deleted(part["_id"].get("d")):
+                out.live += part["n"]
+                for i, a in enumerate(embeds):
+                    out.embedded[a] += part[f"e{i}"]
+        if ref and group["_id"] is not None:
+            pending.append(group["_id"])
+            if len(pending) == acquire.LOOKUP_CHUNK:
+                out.dangling, pending = out.dangling + _missing(tdb, ref["collection"], pending), []
+    if ref and pending:
+        out.dangling += _missing(tdb, ref["collection"], pending)
+    return out
+
+
+def _deleted(flag) -> bool:
+    """Whether a document whose ``_ferry_deleted`` is ``flag`` fails ``{_ferry_deleted: {$ne: true}}`` (it is
+    ``true``, or an array holding ``true``)."""
+    return flag is True or (isinstance(flag, list) and any(v is True for v in flag))
+
+
+def _id_unique(target) -> bool:
+    """Whether MongoDB guarantees that ``target``'s ``_id``s are unique: it lists its ``_id`` index (``_id_``,
+    key ``{_id: 1}``; mongod lists it without ``unique``: it is unique by definition) or another unique index
+    on ``_id`` alone, neither partial nor marked ``unique: false``."""
+    for name, spec in target.index_information().items():
+        if [tuple(k) for k in spec.get("key", [])] != [("_id", 1)] or "partialFilterExpression" in spec:
+            continue
+        if spec.get("unique", name == "_id_"):
+            return True
+    return False
+
+
+def _duplicates(target) -> int:
+    """``_id``s held by more than one document (one more pass; only when no index makes them unique)."""
+    dup = list(
+        target.aggregate(
+            [{"$group": {"_id": "$_id", "n": {"$sum": 1}}}, {"$match": {"n": {"$gt": 1}}}, {"$count": "ids"}]
+        )
+    )
+    return dup[0]["ids"] if dup else 0
 
 
 @dataclass
@@ -129,7 +207,7 @@ def _measure_changed(conn, tdb, coll: dict, eff: dict, quarantined: int, sample:
         m, b, stored = _rebuilt_mismatches(conn, schema, coll, target, numeric, ids)
         n, bad = n + m, bad + b
         for r in refs:
-            values[r["as"]].update(d.get(r["as"]) for d in stored.values() if d.get(r["as"]) is not None)
+            values[r["as"]].update(keymod.stored(d[r["as"]]) for d in stored.values() if d.get(r["as"]) is not None)
     row(f"written documents rebuilt ({n} docs)", 0, bad)
     for r in refs:
         full = r["collection"] in changed.deleted
@@ -141,8 +219,8 @@ def _measure_changed(conn, tdb, coll: dict, eff: dict, quarantined: int, sample:
     row(f"sample checksum ({m} docs)", 0, b)
 
 
-def _embedded(conn, schema: str, coll: dict, rel: dict, target) -> tuple[int, int]:
-    """Children rows of live parents in the source, and embedded children in the target."""
+def _embedded_source(conn, schema: str, coll: dict, rel: dict) -> int:
+    """Children rows of live parents in the source (their target side: ``_scan``)."""
     q = sql.SQL("SELECT count(*) FROM {s}.{c} WHERE {fk} IN (SELECT {id} FROM {s}.{p})").format(
         s=sql.Identifier(schema),
         c=sql.Identifier(rel["table"]),
@@ -150,9 +228,7 @@ def _embedded(conn, schema: str, coll: dict, rel: dict, target) -> tuple[int, in
         id=keymod.idents(keymod.columns(coll)),
         p=sql.Identifier(coll["table"]),
     )
-    size = {"$sum": {"$size": {"$ifNull": [f"${rel['as']}", []]}}}
-    agg = list(target.aggregate([{"$match": _LIVE}, {"$group": {"_id": None, "n": size}}]))
-    return conn.execute(q).fetchone()[0], agg[0]["n"] if agg else 0
+    return conn.execute(q).fetchone()[0]
 
 
 def _dangling(tdb, rel: dict, target) -> int:
