@@ -63,9 +63,11 @@ def _s3(s3):
                     yield f"s3://{bucket}/{obj['Key']}", s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
 
 
-def _promote_to_the_atmosphere(api, stack, s3, tmp_path) -> None:
-    """A dataset promotion to a real local PDS whose account password is ``SECRETS["atproto password"]``: the
-    connections are added through the REST API (the deployment reads them from its metadata DB)."""
+def _promote_to_the_atmosphere(deployment, api, stack, s3, tmp_path) -> str:
+    """A dataset promotion to a real local PDS; returns the account password the run used. When the session's
+    PDS was up before the deployment started, the workers have its ``ferry_atproto`` in their environment (it
+    wins over the metadata DB): that account is used. Else a new account whose password is
+    ``SECRETS["atproto password"]``, with the connections added through the REST API."""
     import uuid
 
     from atdata.local import Index
@@ -77,25 +79,31 @@ def _promote_to_the_atmosphere(api, stack, s3, tmp_path) -> None:
     from tests.catalog.test_atmosphere import seed_index
 
     pds, redis_url = stack.start_pds(), stack.start_redis()
-    handle, password = f"s{uuid.uuid4().hex[:10]}.test", SECRETS["atproto password"]
-    Client(base_url=pds["pds_url"]).com.atproto.server.create_account(
-        {"handle": handle, "email": f"{handle}@ferry.test", "password": password}
-    )
+    preset = deployment.env.get("AIRFLOW_CONN_FERRY_ATPROTO")
+    if preset:
+        handle, password = json.loads(preset)["login"], json.loads(preset)["password"]
+    else:
+        handle, password = f"s{uuid.uuid4().hex[:10]}.test", SECRETS["atproto password"]
+        Client(base_url=pds["pds_url"]).com.atproto.server.create_account(
+            {"handle": handle, "email": f"{handle}@ferry.test", "password": password}
+        )
     Redis.from_url(redis_url).flushdb()  # atdata's keys are fixed
     bucket = f"ferry-secrets-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     seed_index(Index(redis=Redis.from_url(redis_url), atmosphere=None), stack, bucket, tmp_path, names=("feat-s",))
     index = json.loads(atdata_index_conn_json(redis_url))
-    for body in (
-        {"connection_id": "ferry_atproto", "conn_type": "http", "host": pds["pds_url"], "login": handle,
-         "password": password},
-        {"connection_id": "ferry_atdata_index", **index, "extra": json.dumps(index["extra"])},
-    ):  # fmt: skip
-        api.request("POST", "/api/v2/connections", body)
+    for conn_id, body in (
+        ("ferry_atproto", {"conn_type": "http", "host": pds["pds_url"], "login": handle, "password": password}),
+        ("ferry_atdata_index", {**index, "extra": json.dumps(index["extra"])}),
+    ):
+        if f"AIRFLOW_CONN_{conn_id.upper()}" not in deployment.env:
+            api.request("POST", "/api/v2/connections", {"connection_id": conn_id, **body})
+    before = len(list_records(login(pds["pds_url"], handle, password), ENTRY_COLLECTION))
     db = f"ferry_secrets_{uuid.uuid4().hex[:8]}"
     run_id, state = run_dag(api, "dataset_promotion", {"target": "atmosphere", "target_db": db, "dry_run": False})
     assert state == "success", api.failure_logs("dataset_promotion", run_id)
-    assert len(list_records(login(pds["pds_url"], handle, password), ENTRY_COLLECTION)) == 1  # it did publish
+    assert len(list_records(login(pds["pds_url"], handle, password), ENTRY_COLLECTION)) == before + 1  # published
+    return password
 
 
 def test_no_secret_in_any_log_xcom_audit_record_or_artifact(
@@ -113,7 +121,7 @@ def test_no_secret_in_any_log_xcom_audit_record_or_artifact(
             break
         time.sleep(1)
     assert len(webhook_server.payloads) > alerts, "the failure alert (the webhook URL) was not sent"
-    _promote_to_the_atmosphere(api, stack, s3, tmp_path)  # the PDS account's password
+    secrets = {**SECRETS, "atproto password": _promote_to_the_atmosphere(deployment, api, stack, s3, tmp_path)}
 
     places = [
         *_files(deployment.root),
@@ -122,6 +130,6 @@ def test_no_secret_in_any_log_xcom_audit_record_or_artifact(
         *_s3(s3),
     ]
     assert len(places) > 30 and any(p.startswith("airflow/logs/") for p, _ in places)  # task logs were read
-    hits = [(name, where) for where, data in places for name, secret in SECRETS.items() if secret.encode() in data]
+    hits = [(name, where) for where, data in places for name, secret in secrets.items() if secret.encode() in data]
     assert hits == [], f"secrets found: {hits[:20]}"
-    print(f"\nsecrets: {len(SECRETS)} secrets, {len(places)} logs/XComs/records/objects, 0 hits")
+    print(f"\nsecrets: {len(secrets)} secrets, {len(places)} logs/XComs/records/objects, 0 hits")
