@@ -51,7 +51,7 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sales_api_server():
     api = SalesApi()
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
@@ -60,14 +60,16 @@ def sales_api_server():
     api.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def webhook_server():
     hook = Webhook()
     yield hook
     hook.close()
 
 
-@pytest.fixture(scope="session")
+# package scope: the deployment (its scheduler runs the hourly health check, the nightly sync...) stops when the
+# deployment tests end, so it writes nothing into the shared stack while later modules compare digests of it
+@pytest.fixture(scope="package")
 def deployment(stack, tmp_path_factory, sales_api_server, webhook_server):
     from ferry_dev import etl_demodata as demodata
 
@@ -105,12 +107,12 @@ def deployment(stack, tmp_path_factory, sales_api_server, webhook_server):
         stack.pg.drop_database(PG_DB)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(deployment):
     return deployment.client("admin")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def approver(deployment):
     return deployment.client("approver")
 
@@ -120,3 +122,14 @@ def run_dag(api, dag_id: str, conf: dict | None = None, timeout: float = 420) ->
     api.unpause(dag_id)
     run_id = api.trigger(dag_id, conf)
     return run_id, api.wait_run(dag_id, run_id, timeout)
+
+
+def assert_promoted_by_operator_approved_by_approver(api, stack, promo_db: str, run_id: str) -> None:
+    """The seeded promotion (``ferry_dev.demo.promotion``) ran to success once approved: prod holds the 3
+    companies and the audit names the operator who triggered it and the approver."""
+    assert api.wait_run("prod_promotion", run_id) == "success", api.failure_logs("prod_promotion", run_id)
+    with stack.mongo_client("prod") as prod:
+        assert prod[promo_db].companies.count_documents({}) == 3
+        rec = prod[promo_db]["_ferry_promotions"].find_one({"_id": run_id})
+    assert rec["status"] == "succeeded"
+    assert (rec["who"], rec["triggered_by"], rec["approved_by"]) == ("operator", "operator", "approver")
