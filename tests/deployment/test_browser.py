@@ -14,7 +14,7 @@ import pytest
 
 from ferry_dev.devstack import REPO_ROOT
 from tests.conftest import unique
-from tests.deployment.conftest import DAG_IDS, PG_DB
+from tests.deployment.conftest import DAG_IDS, PG_DB, assert_promoted_by_operator_approved_by_approver
 
 pytestmark = [pytest.mark.deployment, pytest.mark.integration, pytest.mark.browser]
 
@@ -287,9 +287,4 @@ def test_roles_in_the_browser_viewer_operator_approver(login, deployment, api, s
     approver.get_by_text(re.compile(r"Response received at .* from approver")).first.wait_for()
     expect(approver.get_by_role("button", name="Approve", exact=True)).to_be_disabled()
     _shot(approver, "roles-approver-approved")
-    assert api.wait_run("prod_promotion", run_id) == "success", api.failure_logs("prod_promotion", run_id)
-    with stack.mongo_client("prod") as prod:
-        assert prod[promo_db].companies.count_documents({}) == 3
-        rec = prod[promo_db]["_ferry_promotions"].find_one({"_id": run_id})
-    assert rec["status"] == "succeeded"
-    assert (rec["who"], rec["triggered_by"], rec["approved_by"]) == ("operator", "operator", "approver")
+    assert_promoted_by_operator_approved_by_approver(api, stack, promo_db, run_id)

@@ -10,6 +10,7 @@ import pytest
 
 from ferry_dev.deployment import ApiError
 from tests.conftest import unique
+from tests.deployment.conftest import assert_promoted_by_operator_approved_by_approver
 
 pytestmark = [pytest.mark.deployment, pytest.mark.integration]
 
@@ -45,12 +46,7 @@ def test_viewer_operator_and_approver(deployment, api, approver, stack, promo_db
         assert prod[promo_db].companies.count_documents({}) == 1  # nothing written while it waits
 
     approver.respond("prod_promotion", run_id, "approve", ["Approve"])
-    assert api.wait_run("prod_promotion", run_id) == "success", api.failure_logs("prod_promotion", run_id)
-    with stack.mongo_client("prod") as prod:
-        assert prod[promo_db].companies.count_documents({}) == 3
-        rec = prod[promo_db]["_ferry_promotions"].find_one({"_id": run_id})
-    assert rec["status"] == "succeeded"
-    assert (rec["who"], rec["triggered_by"], rec["approved_by"]) == ("operator", "operator", "approver")
+    assert_promoted_by_operator_approved_by_approver(api, stack, promo_db, run_id)
 
     # its rollback, asked for by the operator: rejected first (nothing undone), then approved
     undo = {"promotion_id": run_id, "target_db": promo_db, "confirm": promo_db, "require_approval": True}

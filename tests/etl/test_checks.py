@@ -10,6 +10,7 @@ import pytest
 from ferry.etl import checks, load, pipeline
 from ferry.etl.names import meta_db
 from tests.etl.conftest import MAPPING, detect
+from tests.etl.test_composite_keys import MAPPING as COMPOSITE  # orders keyed (region, order_no) with their lines
 
 pytestmark = pytest.mark.integration
 
@@ -168,17 +169,6 @@ class _Indexes:
 )
 def test_id_unique_reads_the_listed_indexes(info, unique):
     assert checks._id_unique(_Indexes(info)) is unique
-
-
-COMPOSITE = """
-version: 1
-collections:
-  - name: orders
-    table: orders
-    id: [region, order_no]
-    relations:
-      - {kind: embed_many, table: order_lines, foreign_key: [region, order_no], order_by: line_no, as: lines}
-"""
 
 
 def test_a_composite_key_collection_is_read_once_and_a_lost_line_is_caught(

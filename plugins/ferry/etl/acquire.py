@@ -34,9 +34,9 @@ def root_columns(coll: dict) -> list[str]:
     extra = keys.columns(coll)
     for rel in coll["relations"]:
         if rel["kind"] == "reference":
-            extra += [rel["column"]] if isinstance(rel["column"], str) else rel["column"]
+            extra += keys.names(rel["column"])
         elif rel["kind"] == "embed_one":
-            extra += [rel["local_key"]] if isinstance(rel["local_key"], str) else rel["local_key"]
+            extra += keys.names(rel["local_key"])
     return extra
 
 
@@ -93,21 +93,18 @@ def children(conn, schema: str, coll: dict, rows: list[dict]) -> dict[str, Any]:
 
 def _embed_one_keys(rel: dict) -> tuple[list[str], list[str]]:
     """(the root's local key columns, the parent's key columns) of an embed_one."""
-    lk, pk = rel["local_key"], rel["pk"]
-    return ([lk] if isinstance(lk, str) else list(lk)), ([pk] if isinstance(pk, str) else list(pk))
+    return keys.names(rel["local_key"]), keys.names(rel["pk"])
 
 
 def foreign_key(rel: dict) -> list[str]:
     """An embed_many's foreign key columns (several when the parent's key is composite)."""
-    fk = rel["foreign_key"]
-    return [fk] if isinstance(fk, str) else list(fk)
+    return keys.names(rel["foreign_key"])
 
 
 def _parents(conn, schema: str, rel: dict, rows: list[dict]) -> dict:
     """The parent rows an embed_one copies, by key (a tuple per composite key; a key with a NULL part
     joins nothing)."""
-    lk = [rel["local_key"]] if isinstance(rel["local_key"], str) else rel["local_key"]
-    pk = [rel["pk"]] if isinstance(rel["pk"], str) else rel["pk"]
+    lk, pk = _embed_one_keys(rel)
     wanted = [k for k in {keys.of_row(r, lk) for r in rows} if not keys.has_null(k)]
     pred, args = keys.among(pk, wanted, schema, rel["table"])
     q = sql.SQL("SELECT {} FROM {}.{} WHERE {}").format(
@@ -120,8 +117,7 @@ def _parents(conn, schema: str, rel: dict, rows: list[dict]) -> dict:
 def _existing(conn, schema: str, rel: dict, rows: list[dict]) -> set:
     """Which of the keys ``rows`` reference (``rel``) exist in the referenced table (a tuple per composite key;
     a key with a NULL part references nothing)."""
-    mine, theirs = [rel["column"]] if isinstance(rel["column"], str) else rel["column"], [rel["ref_key"]]
-    theirs = theirs if isinstance(rel["ref_key"], str) else list(rel["ref_key"])
+    mine, theirs = keys.names(rel["column"]), keys.names(rel["ref_key"])
     wanted = [k for k in {keys.of_row(r, mine) for r in rows} if not keys.has_null(k)]
     if not wanted:
         return set()
@@ -149,8 +145,8 @@ def fetch_ids(conn, schema: str, coll: dict, ids: list) -> tuple[list[dict], dic
 
 
 def add_join_keys(eff: dict, snapshot: dict) -> dict:
-    """embed_one relations join on the parent table's one-column primary key (``mapping.embed_key``);
-    references are checked against the referenced collection's table and id column."""
+    """embed_one relations join on the parent table's primary key (``mapping.embed_key``: its column, or
+    columns); references are checked against the referenced collection's table and id column(s)."""
     roots = {c["name"]: c for c in eff["collections"]}
     for coll in eff["collections"]:
         for rel in coll["relations"]:
@@ -291,7 +287,7 @@ def _key_hash_sql(expr: sql.Composable) -> sql.Composable:
 def fingerprint(conn, schema: str, table: str, column: str | list[str]) -> list[int]:
     """``[count, sum of key_hash]`` over ``column`` (or the columns of a composite key, hashed as
     ``keys.Key.__str__`` reads) of ``table`` (one aggregate, computed by the server)."""
-    cols = [column] if isinstance(column, str) else column
+    cols = keys.names(column)
     q = sql.SQL("SELECT count(*), coalesce(sum({h}), 0) FROM {s}.{t} WHERE {nn}").format(
         nn=keys.not_null_sql(cols),
         h=_key_hash_sql(keys.text_sql(cols)),
@@ -383,7 +379,7 @@ def changed_batches(
 
 def sorted_keys(conn, schema: str, table: str, column: str | list[str], itersize: int = 10000) -> Iterator:
     """Every key of ``table``, in order (a server-side cursor; keys only; a tuple per composite key)."""
-    cols = [column] if isinstance(column, str) else column
+    cols = keys.names(column)
     q = sql.SQL("SELECT {c} FROM {s}.{t} ORDER BY {c}").format(
         c=keys.idents(cols), s=sql.Identifier(schema), t=sql.Identifier(table)
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg import sql
 
-#: separates a composite key's values in its hash text (``key_text``, ``fingerprint_sql``)
+#: separates a composite key's values in its hash text (``Key.__str__``, ``text_sql``)
 SEP = "\x1f"
 
 
@@ -30,20 +30,22 @@ class Key(dict):
     def __eq__(self, other) -> bool:
         return isinstance(other, dict) and list(self.items()) == list(other.items())
 
-    def __ne__(self, other) -> bool:
-        return not self == other
-
     def __lt__(self, other) -> bool:
         return self._t() < Key(other)._t()
 
-    def __str__(self) -> str:  # the text ``fingerprint_sql`` hashes
+    def __str__(self) -> str:  # the text ``text_sql`` computes in PostgreSQL
         return SEP.join(str(v) for v in self.values())
+
+
+def names(spec: str | list[str]) -> list[str]:
+    """A mapping's one column or list of columns (``id``, ``foreign_key``, ``local_key``, a reference's
+    ``column``) as a list."""
+    return [spec] if isinstance(spec, str) else list(spec)
 
 
 def columns(coll: dict) -> list[str]:
     """The key columns of a collection (``id``), in key order."""
-    spec = coll["id"]
-    return [spec] if isinstance(spec, str) else list(spec)
+    return names(coll["id"])
 
 
 def composite(coll: dict) -> bool:
@@ -123,8 +125,7 @@ def text_sql(cols: list[str], alias: str | None = None) -> sql.Composable:
     """The text a key is hashed by: ``col::text``, or the columns' texts joined by ``SEP`` (``Key.__str__``)."""
     if len(cols) == 1:
         return sql.SQL("({})::text").format(idents(cols, alias))
-    parts = sql.SQL(", ").join(sql.SQL("({})::text").format(sql.Identifier(alias, c) if alias else sql.Identifier(c))
-                               for c in cols)  # fmt: skip
+    parts = sql.SQL(", ").join(sql.SQL("({})::text").format(idents([c], alias)) for c in cols)
     return sql.SQL("concat_ws(chr(31), {})").format(parts)
 
 

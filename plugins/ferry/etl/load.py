@@ -393,10 +393,8 @@ def _key_ranges(conn, schema: str, coll: dict, prev: dict | None) -> tuple[list[
     smallest and largest key (``span``); the previous run's bounds are kept while no range has grown past
     twice its size. Other keys: one fingerprint, no ranges."""
     table, col = coll["table"], coll["id"]
-    if keymod.composite(coll):
+    if keymod.composite(coll) or acquire.key_type(conn, schema, table, col) not in acquire.INT_KEYS:
         return acquire.fingerprint(conn, schema, table, keymod.columns(coll)), None, None
-    if acquire.key_type(conn, schema, table, col) not in acquire.INT_KEYS:
-        return acquire.fingerprint(conn, schema, table, col), None, None
     old = (prev or {}).get("ranges") or {}
     compare = acquire.range_fingerprints(conn, schema, table, col, old["bounds"]) if old.get("bounds") else None
     rows = sum(n for n, _ in compare) if compare else acquire.count(conn, schema, table)

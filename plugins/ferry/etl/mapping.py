@@ -179,7 +179,7 @@ def _collection(doc: _Doc, c: Any, p: tuple, names: dict[str, int]) -> dict:
     coll = {
         "name": c["name"],
         "table": c["table"],
-        "id": c["id"] if isinstance(c["id"], str) or len(c["id"]) > 1 else c["id"][0],
+        "id": _one(c["id"]),
         **_fields(doc, c, p),
         "watermark": _watermark(doc, c, p),
         "relations": [],
@@ -225,7 +225,7 @@ def _relation(doc: _Doc, r: Any, rp: tuple) -> dict:
     elif "on_missing" in r:
         raise doc.error(rp + ("on_missing",), "only embed_one and reference relations have on_missing")
     if kind == "reference":
-        col = r["column"][0] if isinstance(r["column"], list) and len(r["column"]) == 1 else r["column"]
+        col = _one(r["column"])
         if not isinstance(col, str) and not r.get("as"):
             raise doc.error(rp, "a reference of several columns needs 'as' (the field that holds them)")
         rel.update(column=col, collection=r["collection"], **{"as": r.get("as") or col})
@@ -234,14 +234,18 @@ def _relation(doc: _Doc, r: Any, rp: tuple) -> dict:
     else:
         rel.update(table=r["table"], **{"as": r["as"]}, **_fields(doc, r, rp), watermark=_watermark(doc, r, rp))
         if kind == "embed_many":
-            fk = r["foreign_key"]
-            rel["foreign_key"] = fk[0] if isinstance(fk, list) and len(fk) == 1 else fk
+            rel["foreign_key"] = _one(r["foreign_key"])
             rel["order_by"] = r.get("order_by")
         else:
-            lk = r["local_key"]
-            rel["local_key"] = lk[0] if isinstance(lk, list) and len(lk) == 1 else lk
+            rel["local_key"] = _one(r["local_key"])
     rel["line"] = doc.lines.get(rp, 1)
     return rel
+
+
+def _one(spec: str | list[str]) -> str | list[str]:
+    """A list of one column as that column: one spelling for a one-column key, so the mapping hash and the
+    stored state stay as they were."""
+    return spec[0] if isinstance(spec, list) and len(spec) == 1 else spec
 
 
 def _columns(doc: _Doc, value: Any, path: tuple, what: str) -> None:
@@ -358,7 +362,7 @@ def resolve(m: dict, snapshot: dict) -> dict:
                     for c in local_key(rel):
                         _need(cols, c, rel["line"], f"{coll['name']}.{rel['as']}", "local_key")
         elif part["kind"] == "embed_many":
-            fk = [part["foreign_key"]] if isinstance(part["foreign_key"], str) else part["foreign_key"]
+            fk = keys.names(part["foreign_key"])
             for c in fk:
                 _need(cols, c, line, where, "foreign_key")
                 skip.add(c)
@@ -398,7 +402,7 @@ def _unique_key(info: dict, table: str, cols: list[str], line: int, where: str) 
 
 def local_key(rel: dict) -> list[str]:
     """An embed_one's local key columns (several, in the parent's key order, for a composite key)."""
-    return [rel["local_key"]] if isinstance(rel["local_key"], str) else list(rel["local_key"])
+    return keys.names(rel["local_key"])
 
 
 def embed_key(info: dict, rel: dict, where: str) -> str | list[str]:
@@ -416,7 +420,7 @@ def embed_key(info: dict, rel: dict, where: str) -> str | list[str]:
 
 def ref_columns(rel: dict) -> list[str]:
     """A reference's columns: one, or a composite key's in the order of the referenced collection's key."""
-    return [rel["column"]] if isinstance(rel["column"], str) else list(rel["column"])
+    return keys.names(rel["column"])
 
 
 def _reference_target(target: dict, rel: dict, where: str) -> None:
@@ -533,10 +537,7 @@ def _key_columns(coll: dict, part: dict) -> set:
     """The columns a part reads as keys, not as fields: the id (root) or the foreign key (embed_many)."""
     if part is coll:
         return set(keys.columns(coll))
-    fk = part.get("foreign_key")
-    if fk is None:
-        return set()
-    return {fk} if isinstance(fk, str) else set(fk)
+    return set(keys.names(part["foreign_key"])) if part.get("foreign_key") else set()
 
 
 def check_columns(eff: dict, snapshot: dict) -> None:

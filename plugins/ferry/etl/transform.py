@@ -146,7 +146,7 @@ def reference(row: dict, rel: dict, numeric: str) -> Any:
     key = keys.of_row(row, rel["column"])
     if keys.has_null(key):
         return None
-    return doc_id(key, list(rel.get("ref_key") or rel["column"]), numeric)
+    return doc_id(key, keys.names(rel.get("ref_key") or rel["column"]), numeric)
 
 
 def doc_hash(doc: dict) -> str:
@@ -204,16 +204,14 @@ def build_batch(
                         project(r, rel, numeric) for r in children[rel["as"]].get(keys.of_row(row, cols), [])
                     ]
                 elif rel["kind"] == "embed_one":
-                    key = keys.of_row(
-                        row, [rel["local_key"]] if isinstance(rel["local_key"], str) else rel["local_key"]
-                    )
+                    key = keys.of_row(row, keys.names(rel["local_key"]))
                     parent = children[rel["as"]].get(key) if not keys.has_null(key) else None
                     related[rel["as"]] = project(parent, rel, numeric) if parent is not None else None
                     if not keys.has_null(key) and parent is None:
                         _missing(rel, coll, key, missing, problems)
                         omit += [rel["as"]] if rel.get("on_missing") == "omit" else []
                 elif rel["as"] in children:  # reference, checked against the referenced table
-                    key = keys.of_row(row, [rel["column"]] if isinstance(rel["column"], str) else rel["column"])
+                    key = keys.of_row(row, keys.names(rel["column"]))
                     if not keys.has_null(key) and key not in children[rel["as"]]:
                         _missing(rel, coll, key, missing, problems)
                         omit += [rel["as"]] if rel.get("on_missing") == "omit" else []
@@ -234,7 +232,7 @@ def _key_text(row: dict, cols: list[str]) -> str:
 
 def group(rows: Iterable[dict], key: str | list[str]) -> dict[Any, list[dict]]:
     """Rows by the value of ``key`` (the tuple of the values of several columns)."""
-    cols = [key] if isinstance(key, str) else key
+    cols = keys.names(key)
     out: dict[Any, list[dict]] = {}
     for r in rows:
         out.setdefault(keys.of_row(r, cols), []).append(r)

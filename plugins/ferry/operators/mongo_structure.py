@@ -47,11 +47,11 @@ class MongoStructureOperator(BaseOperator):
         from ferry.request import check_database
 
         run = audit.Run(dag_id=self.dag_id, run_id=str(context["run_id"]), who=audit.who(context))
-        for name in as_list(self.source_databases, "source_databases"):  # refused before any connection opens
+        databases = as_list(self.source_databases, "source_databases")
+        for name in databases:  # refused before any connection opens
             check_database("source_databases", str(name), "DevCloneRequest")
             check_database("target_suffix", f"{name}{self.target_suffix}", "DevCloneRequest")
         with conns.mongo_client(self.source_conn_id) as source, conns.mongo_client(self.target_conn_id) as target:
-            databases = as_list(self.source_databases, "source_databases")
             return fails_fast(entry)(
                 source, target, databases, *args, run=run, logger=self.log, context=context, **kwargs
             )
