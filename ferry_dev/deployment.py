@@ -183,6 +183,7 @@ class Deployment:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
             "AIRFLOW__OPENLINEAGE__NAMESPACE": "ferry",
+            "AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD": "True",
             "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
                 {"type": "file", "log_file_path": str(home / "openlineage.jsonl"), "append": True}
             ),

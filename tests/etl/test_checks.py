@@ -194,3 +194,36 @@ def test_a_composite_key_collection_is_read_once_and_a_lost_line_is_caught(
     assert [(r["check"], r["expected"], r["actual"]) for r in rows if r["expected"] != r["actual"]] == [
         ("embedded lines", 40, 39)
     ]
+
+
+def test_a_run_that_wrote_nothing_compares_without_the_suite_and_still_fails(
+    demo_pg, mongo_local, mongo_db_name, monkeypatch
+):
+    """An incremental run that read no changed row (``Changed.quiet``): the same rows, compared without
+    Great Expectations (never imported), and a difference still fails naming the check."""
+    from ferry import validation
+
+    monkeypatch.setattr(validation, "validate", lambda *a, **k: pytest.fail("the GX suite ran"))
+    eff, staging = _stage(demo_pg.conn, mongo_local, mongo_db_name)
+    quiet = checks.Changed(lambda name: [], quiet=True)
+    assert checks.run(demo_pg.conn, mongo_local, staging, eff, sample=5, changed=quiet)
+    _dangling(mongo_local[staging])
+    with pytest.raises(checks.TargetDiffers, match=r"dangling accountId -> accounts"):
+        checks.run(
+            demo_pg.conn, mongo_local, staging, eff, sample=0, changed=checks.Changed(lambda n: [], {"accounts"}, True)
+        )
+
+
+@pytest.mark.parametrize(
+    ("counts", "quiet"),
+    [
+        ({"read": 0, "written": 0, "deleted": 0}, True),
+        ({"read": 3, "written": 0, "deleted": 0}, False),
+        ({"read": 0, "written": 0, "deleted": 1}, False),
+        ({"read": 0, "written": 0, "quarantined": 1}, False),
+    ],
+)
+def test_only_an_incremental_run_that_read_nothing_skips_the_suite(counts, quiet):
+    loaded = {"strategy": "incremental", "backup_version": "v1", "collections": {"a": counts, "b": {"read": 0}}}
+    assert load.changed(None, loaded).quiet is quiet
+    assert load.changed(None, {**loaded, "strategy": "full"}) is None  # full: every check, with the suite

@@ -336,7 +336,9 @@ def changed(meta_db, loaded: dict, *, s3=None):
     if loaded.get("strategy") != "incremental" or not version:
         return None
     deleted = {n for n, c in loaded["collections"].items() if c.get("deleted") or c.get("flagged")}
-    return checks.Changed(lambda name: backup.changed_ids(meta_db, version, name, s3=s3), deleted)
+    keys = ("read", "written", "deleted", "flagged", "quarantined")
+    quiet = not any(c.get(k) for c in loaded["collections"].values() for k in keys)
+    return checks.Changed(lambda name: backup.changed_ids(meta_db, version, name, s3=s3), deleted, quiet)
 
 
 def _account(res: Written, counts: dict, new_keys: _Added) -> None:
