@@ -281,15 +281,7 @@ def _rebuilt_mismatches(conn, schema: str, coll: dict, target, numeric: str, ids
 
 
 def run(
-    conn,
-    client,
-    db: str,
-    eff: dict,
-    *,
-    quarantined=None,
-    sample: int = 50,
-    logger=log,
-    changed: Changed | None = None,
+    conn, client, db: str, eff: dict, *, quarantined=None, sample: int = 50, logger=log, changed: Changed | None = None
 ) -> list[dict]:
     """Measure, validate with GX (an incremental run that read no changed row, ``changed.quiet``, compares the
     same rows without it: its import alone costs ~5 s), raise ``TargetDiffers`` naming the differing checks."""
@@ -297,22 +289,23 @@ def run(
 
     suite = not (changed is not None and changed.quiet)
     rows = measure(conn, client, db, eff, quarantined=quarantined, sample=sample, changed=changed)
+    res = _suite(rows) if suite else None
     for r in rows:
         r["ok"] = r["expected"] == r["actual"]
-    bad = [r for r in rows if not r["ok"]]
-    if suite:
-        import pandas as pd
-
-        from ferry.validation import validate
-
-        res = validate(
-            pd.DataFrame([{k: r[k] for k in r if k != "ok"} for r in rows]),
-            [("ExpectColumnPairValuesToBeEqual", {"column_A": "expected", "column_B": "actual"})],
-            name="production_etl",
-        )
-        if not res.success:
-            bad = [rows[i] for idx in res.failed_indexes.values() for i in idx] or bad
     logger.info("source vs target (%s)%s\n%s", db, "" if suite else ", nothing written: no GX suite", table(rows))
+    bad = [r for r in rows if not r["ok"]]
+    if res is not None and not res.success:
+        bad = [rows[i] for idx in res.failed_indexes.values() for i in idx] or bad
     if bad:
         raise TargetDiffers(f"{db} differs from the source:\n{table(bad)}")
     return rows
+
+
+def _suite(rows: list[dict]):
+    """Great Expectations' check that every row's ``expected`` equals its ``actual``."""
+    import pandas as pd
+
+    from ferry.validation import validate
+
+    pair = ("ExpectColumnPairValuesToBeEqual", {"column_A": "expected", "column_B": "actual"})
+    return validate(pd.DataFrame(rows), [pair], name="production_etl")
